@@ -1,0 +1,32 @@
+# connctl — the two set-up commands are `make demo` and `make test` (see README.md).
+SHELL := /bin/bash
+CARGO ?= cargo
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: test demo lint build bench soak man schema fmt
+
+## test: formatting, lints, and the whole test suite (what CI runs)
+test: lint
+	INSTA_UPDATE=no $(CARGO) test --workspace --all-targets --locked
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+build:
+	$(CARGO) build --workspace --locked
+
+## demo: start the bundled emulator and walk through validate → plan → apply → plan → drift
+demo: build
+	./scripts/demo.sh
+
+## schema: regenerate docs/connctl.schema.json from the types
+schema: build
+	$(CARGO) run -q -p connctl -- schema > docs/connctl.schema.json
+
+## man: generate the man pages into target/man
+man: build
+	$(CARGO) run -q -p connctl -- man --out target/man
+
+fmt:
+	$(CARGO) fmt --all
