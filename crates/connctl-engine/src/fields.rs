@@ -1,0 +1,291 @@
+//! Connections as flat field maps: `warehouse`, `auth.password`, `audit.enabled`, …
+//!
+//! The planner compares desired, last-applied and live connections field by field in this one
+//! vocabulary (the YAML's own paths), so every difference can be named, classified and shown.
+//! Secret fields hold salted fingerprints, never values.
+
+use std::collections::BTreeMap;
+
+use connctl_immuta::{LiveConnection, LiveIntegration, LiveObject};
+use connctl_spec::{
+    Connection, DatabricksAuth, OAuthCredential, Platform, SecretError, SecretRef, SnowflakeAuth, Toggle,
+};
+use serde_json::{Value, json};
+
+/// Field path → value. Secret fields hold `sha256:…` fingerprints.
+pub type FieldMap = BTreeMap<String, Value>;
+
+/// What changing a field takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FieldClass {
+    /// Recorded only by connctl (`protect`): no remote call.
+    Local,
+    /// Registration settings and options: `PUT /data/settings/{key}`.
+    Settings,
+    /// The connection object: `PUT /data/connection/{key}`.
+    Connection,
+    /// The integration config: edit script → execute → `PUT /integrations/{id}`.
+    Integration,
+    /// Identifies the remote objects (technology, host, database, catalog): replace.
+    Identity,
+}
+
+/// The class of a field path.
+pub fn class_of(path: &str) -> FieldClass {
+    let head = path.split('.').next().unwrap_or(path);
+    match head {
+        "technology" | "host" | "database" | "workspaceUrl" | "catalog" => FieldClass::Identity,
+        "port" | "warehouse" | "role" | "httpPath" | "auth" => FieldClass::Connection,
+        "settings" | "options" => FieldClass::Settings,
+        "protect" => FieldClass::Local,
+        _ => FieldClass::Integration,
+    }
+}
+
+/// Whether a path holds a secret (compared by fingerprint, shown as `(sensitive)`).
+pub fn is_secret(path: &str) -> bool {
+    matches!(
+        path,
+        "auth.password" | "auth.privateKey" | "auth.privateKeyPassword" | "auth.clientSecret" | "auth.token"
+    )
+}
+
+/// A secret that did not resolve while fingerprinting.
+#[derive(Debug, thiserror::Error)]
+#[error("connection `{key}`: {field}: {source}")]
+pub struct UnresolvedSecret {
+    pub key: String,
+    pub field: String,
+    pub source: SecretError,
+}
+
+/// The desired field map of a connection; `fingerprint` turns each secret reference into a
+/// salted fingerprint (resolving it).
+pub fn desired(
+    conn: &Connection,
+    fingerprint: &dyn Fn(&SecretRef) -> Result<String, SecretError>,
+) -> Result<FieldMap, UnresolvedSecret> {
+    let mut m = FieldMap::new();
+    let secret = |m: &mut FieldMap, path: &str, r: &SecretRef| -> Result<(), UnresolvedSecret> {
+        let fp = fingerprint(r).map_err(|source| UnresolvedSecret {
+            key: conn.key.clone(),
+            field: path.to_owned(),
+            source,
+        })?;
+        m.insert(path.to_owned(), json!(fp));
+        Ok(())
+    };
+    m.insert("technology".into(), json!(conn.technology().as_str()));
+    m.insert("protect".into(), json!(conn.protect));
+    m.insert("settings.isActive".into(), json!(conn.settings.is_active));
+    if let Some(v) = conn.settings.activate_new_children {
+        m.insert("settings.activateNewChildren".into(), json!(v));
+    }
+    m.insert(
+        "options.forceRecursiveCrawl".into(),
+        json!(conn.options.force_recursive_crawl),
+    );
+    let toggle = |t: Option<Toggle>| json!(t.is_some_and(|t| t.enabled));
+    match &conn.platform {
+        Platform::Snowflake(sf) => {
+            m.insert("host".into(), json!(sf.host));
+            m.insert("port".into(), json!(sf.port));
+            m.insert("warehouse".into(), json!(sf.warehouse));
+            m.insert("database".into(), json!(sf.database));
+            m.insert("role".into(), json!(sf.role));
+            m.insert("auth.type".into(), json!(sf.auth.authentication_type()));
+            match &sf.auth {
+                SnowflakeAuth::UserPassword { username, password } => {
+                    m.insert("auth.username".into(), json!(username));
+                    secret(&mut m, "auth.password", password)?;
+                }
+                SnowflakeAuth::KeyPair {
+                    username,
+                    private_key,
+                    private_key_password,
+                } => {
+                    m.insert("auth.username".into(), json!(username));
+                    secret(&mut m, "auth.privateKey", private_key)?;
+                    if let Some(p) = private_key_password {
+                        secret(&mut m, "auth.privateKeyPassword", p)?;
+                    }
+                }
+                SnowflakeAuth::OAuthClientCredentials {
+                    provider,
+                    client_id,
+                    authority_url,
+                    resource,
+                    ..
+                } => {
+                    m.insert("auth.provider".into(), json!(provider));
+                    m.insert("auth.clientId".into(), json!(client_id));
+                    m.insert("auth.authorityUrl".into(), json!(authority_url));
+                    if let Some(r) = resource {
+                        m.insert("auth.resource".into(), json!(r));
+                    }
+                    match sf.auth.oauth_credential() {
+                        Some(OAuthCredential::ClientSecret(s)) => secret(&mut m, "auth.clientSecret", s)?,
+                        Some(OAuthCredential::Certificate {
+                            thumbprint,
+                            private_key,
+                        }) => {
+                            m.insert("auth.publicCertificateThumbprint".into(), json!(thumbprint));
+                            secret(&mut m, "auth.privateKey", private_key)?;
+                        }
+                        None => {}
+                    }
+                }
+            }
+            m.insert("audit.enabled".into(), toggle(sf.audit));
+            m.insert("workspaces.enabled".into(), toggle(sf.workspaces));
+            m.insert("impersonation.enabled".into(), toggle(sf.impersonation));
+            m.insert("lineage.enabled".into(), toggle(sf.lineage));
+            if let Some(p) = &sf.user_role_pattern {
+                m.insert("userRolePattern.exclude".into(), json!(p.exclude));
+            }
+        }
+        Platform::Databricks(db) => {
+            m.insert("workspaceUrl".into(), json!(db.workspace_url));
+            m.insert("port".into(), json!(db.port));
+            m.insert("httpPath".into(), json!(db.http_path));
+            m.insert("catalog".into(), json!(db.catalog));
+            m.insert("auth.type".into(), json!(db.auth.authentication_type()));
+            match &db.auth {
+                DatabricksAuth::Token { token } => secret(&mut m, "auth.token", token)?,
+                DatabricksAuth::OAuthM2M {
+                    client_id,
+                    client_secret,
+                    authority_url,
+                    scope,
+                } => {
+                    m.insert("auth.clientId".into(), json!(client_id));
+                    m.insert("auth.authorityUrl".into(), json!(authority_url));
+                    m.insert("auth.scope".into(), json!(scope.as_deref().unwrap_or("all-apis")));
+                    secret(&mut m, "auth.clientSecret", client_secret)?;
+                }
+            }
+            m.insert("audit.enabled".into(), toggle(db.audit));
+            if let Some(ids) = &db.workspace_ids {
+                m.insert("workspaceIds".into(), json!(ids));
+            }
+            if let Some(v) = db.enable_native_query_parsing {
+                m.insert("enableNativeQueryParsing".into(), json!(v));
+            }
+            if let Some(p) = &db.group_pattern {
+                m.insert("groupPattern.deny".into(), json!(p.deny));
+            }
+            if let Some(j) = &db.job_config {
+                if let Some(p) = &j.workspace_directory_path {
+                    m.insert("jobConfig.workspaceDirectoryPath".into(), json!(p));
+                }
+                if let Some(c) = &j.job_cluster_id {
+                    m.insert("jobConfig.jobClusterId".into(), json!(c));
+                }
+            }
+        }
+    }
+    Ok(m)
+}
+
+/// What Immuta shows of a connection, in the same vocabulary. Only non-secret fields that
+/// Immuta returns appear; a field missing here is unknown, not different.
+pub fn live(
+    connection: &LiveConnection,
+    integration: Option<&LiveIntegration>,
+    object: Option<&LiveObject>,
+) -> FieldMap {
+    let mut m = FieldMap::new();
+    let c = &connection.connection;
+    let technology = c
+        .get("technology")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let databricks = technology == "Databricks";
+    if !technology.is_empty() {
+        m.insert("technology".into(), json!(technology));
+    }
+    let mut copy = |from: Option<&Value>, to: &str| {
+        if let Some(v) = from.filter(|v| !v.is_null()) {
+            m.insert(to.to_owned(), v.clone());
+        }
+    };
+    copy(
+        c.get("hostname"),
+        if databricks { "workspaceUrl" } else { "host" },
+    );
+    copy(c.get("port"), "port");
+    copy(c.get("warehouse"), "warehouse");
+    copy(c.get("role"), "role");
+    copy(c.get("httpPath"), "httpPath");
+    copy(c.get("authenticationType"), "auth.type");
+    copy(c.get("username"), "auth.username");
+    if let Some(oauth) = c.get("oAuthClientConfig") {
+        copy(oauth.get("clientId"), "auth.clientId");
+        copy(oauth.get("authorityUrl"), "auth.authorityUrl");
+        copy(
+            oauth.get("publicCertificateThumbprint"),
+            "auth.publicCertificateThumbprint",
+        );
+        copy(oauth.get("resource"), "auth.resource");
+        if databricks {
+            copy(oauth.get("scope"), "auth.scope");
+        }
+    }
+    if let Some(i) = integration {
+        let cfg = &i.config;
+        copy(cfg.get("database"), "database");
+        copy(cfg.get("catalog"), "catalog");
+        for toggle in ["audit", "workspaces", "impersonation", "lineage"] {
+            copy(
+                cfg.get(toggle).and_then(|t| t.get("enabled")),
+                &format!("{toggle}.enabled"),
+            );
+        }
+        let pattern = cfg.get("userRolePattern").or(i.user_role_pattern.as_ref());
+        copy(pattern.and_then(|p| p.get("exclude")), "userRolePattern.exclude");
+        copy(cfg.get("workspaceIds"), "workspaceIds");
+        copy(cfg.get("enableNativeQueryParsing"), "enableNativeQueryParsing");
+        copy(
+            cfg.get("groupPattern").and_then(|p| p.get("deny")),
+            "groupPattern.deny",
+        );
+        if let Some(job) = cfg.get("jobConfig") {
+            copy(
+                job.get("workspaceDirectoryPath"),
+                "jobConfig.workspaceDirectoryPath",
+            );
+            copy(job.get("jobClusterId"), "jobConfig.jobClusterId");
+        }
+    }
+    if let Some(o) = object {
+        copy(o.setting("isActive"), "settings.isActive");
+        copy(o.setting("activateNewChildren"), "settings.activateNewChildren");
+    }
+    m
+}
+
+/// The fingerprint of a field map (for saved plans: "the spec this plan was made from").
+pub fn digest(map: &FieldMap) -> String {
+    use sha2::{Digest, Sha256};
+    let text = serde_json::to_string(map).unwrap_or_default();
+    format!("sha256:{}", hex::encode(Sha256::digest(text.as_bytes())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes() {
+        assert_eq!(class_of("host"), FieldClass::Identity);
+        assert_eq!(class_of("auth.password"), FieldClass::Connection);
+        assert_eq!(class_of("audit.enabled"), FieldClass::Integration);
+        assert_eq!(class_of("userRolePattern.exclude"), FieldClass::Integration);
+        assert_eq!(class_of("settings.isActive"), FieldClass::Settings);
+        assert_eq!(class_of("protect"), FieldClass::Local);
+        assert!(is_secret("auth.token"));
+        assert!(!is_secret("auth.username"));
+    }
+}

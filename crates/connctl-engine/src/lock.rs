@@ -1,0 +1,108 @@
+//! The writer's lock on the state: an OS file lock on `state.lock` beside the state file.
+//!
+//! The OS drops the lock when the process dies, so no stale lock survives a crash. The lock
+//! file records who holds it (pid, host, command, start time) so a second writer can say so.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+/// Held for the lifetime of a writing command; dropping it releases the lock.
+#[derive(Debug)]
+pub struct StateLock {
+    _file: File,
+    pub path: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error(
+        "the state is locked by another connctl run: {holder}\n  = help: wait for it to finish; the lock is released automatically when that process exits ({path})"
+    )]
+    Held { path: PathBuf, holder: String },
+    #[error("cannot lock {path}: {reason}")]
+    Io { path: PathBuf, reason: String },
+}
+
+impl StateLock {
+    /// Takes the lock next to `state_path`, failing at once if another process holds it.
+    pub fn acquire(state_path: &Path, command: &str) -> Result<StateLock, LockError> {
+        let path = lock_path(state_path);
+        let io = |e: std::io::Error| LockError::Io {
+            path: path.clone(),
+            reason: e.to_string(),
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut file = options.open(&path).map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                let holder = describe_holder(&holder);
+                return Err(LockError::Held { path, holder });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+        }
+        let info = serde_json::json!({
+            "pid": std::process::id(),
+            "host": hostname::get().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
+            "command": command,
+            "startedAt": crate::state::now(),
+        });
+        file.set_len(0).map_err(io)?;
+        file.seek(SeekFrom::Start(0)).map_err(io)?;
+        file.write_all(format!("{info}\n").as_bytes()).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        Ok(StateLock { _file: file, path })
+    }
+}
+
+/// `state.json` → `state.lock` in the same folder.
+pub fn lock_path(state_path: &Path) -> PathBuf {
+    state_path.with_extension("lock")
+}
+
+fn describe_holder(text: &str) -> String {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(text.trim()) else {
+        return "unknown holder".into();
+    };
+    let field = |k: &str| {
+        v.get(k)
+            .map(|x| x.as_str().map(str::to_owned).unwrap_or_else(|| x.to_string()))
+    };
+    format!(
+        "pid {} on {}, `{}`, started {}",
+        field("pid").unwrap_or_else(|| "?".into()),
+        field("host").unwrap_or_else(|| "?".into()),
+        field("command").unwrap_or_else(|| "?".into()),
+        field("startedAt").unwrap_or_else(|| "?".into()),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_lock_fails_naming_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state.json");
+        let first = StateLock::acquire(&state, "connctl apply").unwrap();
+        let err = StateLock::acquire(&state, "connctl apply").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains(&format!("pid {}", std::process::id())), "{msg}");
+        assert!(msg.contains("`connctl apply`"), "{msg}");
+        drop(first);
+        StateLock::acquire(&state, "connctl apply").unwrap();
+    }
+}

@@ -1,0 +1,364 @@
+//! The state file: what connctl last applied, and the journal of every step it took.
+//!
+//! `.connctl/state.json` is pretty JSON, versioned, with a `serial` that grows on every write
+//! and a `lineage` id fixed at creation. It never holds a secret (only salted fingerprints),
+//! a script (only its sha256) or an API key. Writes are atomic: a temp file in the same
+//! folder, fsync, rename, fsync the folder — so a crash leaves either the old or the new file.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::fields::FieldMap;
+
+/// The state format this build reads and writes.
+pub const STATE_VERSION: u32 = 1;
+
+/// Journal entries kept per connection; older ones are dropped.
+const JOURNAL_LIMIT: usize = 64;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct State {
+    pub version: u32,
+    /// Grows by one on every write.
+    pub serial: u64,
+    /// Identifies this state's history; a saved plan from another lineage is refused.
+    pub lineage: String,
+    /// Salt of the secret fingerprints. Not a secret itself; it stops rainbow tables.
+    pub salt: String,
+    #[serde(default)]
+    pub connections: BTreeMap<String, ConnectionState>,
+}
+
+/// Everything connctl knows about one connection.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionState {
+    pub technology: String,
+    /// The step reached by the last operation.
+    pub step: Step,
+    /// Deletion is refused while true, even after the entry leaves the YAML.
+    #[serde(default)]
+    pub protect: bool,
+    /// The spec last applied in full (secrets as fingerprints); `None` before the first
+    /// registration completes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied: Option<FieldMap>,
+    /// The operation in flight, if a run stopped part-way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<Pending>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integration_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bulk_ids: Vec<BulkRecord>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scripts: Vec<ScriptRecord>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub journal: Vec<JournalEntry>,
+}
+
+/// Where a connection stands.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Step {
+    /// Nothing done yet.
+    #[default]
+    New,
+    /// A script was obtained; it has not run.
+    Scripted,
+    /// The manual executor saved the script; a person must run it.
+    AwaitingExecution,
+    /// The script ran.
+    Executed,
+    /// The dry run passed.
+    Tested,
+    /// Registration was sent; its outcome is being confirmed.
+    Registering,
+    /// In Immuta, matching `applied`.
+    Registered,
+    /// Deregistration started.
+    Deleting,
+}
+
+impl Step {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::New => "new",
+            Step::Scripted => "scripted",
+            Step::AwaitingExecution => "awaiting-execution",
+            Step::Executed => "executed",
+            Step::Tested => "tested",
+            Step::Registering => "registering",
+            Step::Registered => "registered",
+            Step::Deleting => "deleting",
+        }
+    }
+}
+
+/// An operation that has started and not finished.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Pending {
+    /// `create`, `rescript`, `delete`, …
+    pub operation: String,
+    /// The spec being applied (secrets as fingerprints).
+    pub target: FieldMap,
+    /// sha256 of the script of this operation, once obtained.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script_sha256: Option<String>,
+}
+
+/// A `bulkId` Immuta returned, with what produced it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BulkRecord {
+    pub bulk_id: String,
+    /// `register`, `update`, `settings`, `crawl`.
+    pub origin: String,
+    pub at: String,
+    /// The job state last seen, if followed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_state: Option<String>,
+}
+
+/// The sha256 of a script executed (never the script: it can hold passwords).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ScriptRecord {
+    pub purpose: String,
+    pub sha256: String,
+    pub at: String,
+}
+
+/// One line of the journal: an intent written before a remote call, or its outcome after.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct JournalEntry {
+    pub at: String,
+    pub step: String,
+    /// `intent`, `done` or `failed`.
+    pub phase: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// Why a state file could not be used. Each names the file and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot read state file {path}: {reason}")]
+    Read { path: PathBuf, reason: String },
+    #[error(
+        "state file {path} is corrupt: {reason}\n  = help: restore it from a backup or version control; connctl will not overwrite it"
+    )]
+    Corrupt { path: PathBuf, reason: String },
+    #[error(
+        "state file {path} has version {found}, newer than this connctl understands ({STATE_VERSION})\n  = help: upgrade connctl; the file was left untouched"
+    )]
+    TooNew { path: PathBuf, found: u64 },
+    #[error("cannot write state file {path}: {reason}")]
+    Write { path: PathBuf, reason: String },
+}
+
+impl ConnectionState {
+    pub fn new(technology: &str) -> ConnectionState {
+        ConnectionState {
+            technology: technology.to_owned(),
+            ..ConnectionState::default()
+        }
+    }
+
+    /// Appends to the journal, keeping the last [`JOURNAL_LIMIT`] entries.
+    pub fn journal(&mut self, step: &str, phase: &str, detail: Option<String>) {
+        self.journal.push(JournalEntry {
+            at: now(),
+            step: step.to_owned(),
+            phase: phase.to_owned(),
+            detail,
+        });
+        if self.journal.len() > JOURNAL_LIMIT {
+            let excess = self.journal.len() - JOURNAL_LIMIT;
+            self.journal.drain(..excess);
+        }
+    }
+
+    pub fn record_bulk(&mut self, bulk_id: String, origin: &str) {
+        if !self.bulk_ids.iter().any(|b| b.bulk_id == bulk_id) {
+            self.bulk_ids.push(BulkRecord {
+                bulk_id,
+                origin: origin.to_owned(),
+                at: now(),
+                job_state: None,
+            });
+        }
+    }
+
+    pub fn last_bulk(&self) -> Option<&BulkRecord> {
+        self.bulk_ids.last()
+    }
+}
+
+impl State {
+    /// A fresh, empty state with a new lineage and salt.
+    pub fn new() -> State {
+        State {
+            version: STATE_VERSION,
+            serial: 0,
+            lineage: uuid::Uuid::new_v4().to_string(),
+            salt: hex::encode(rand::random::<[u8; 16]>()),
+            connections: BTreeMap::new(),
+        }
+    }
+
+    /// Reads the state at `path`; a missing file is an empty state. A corrupt or newer file
+    /// is an error, never replaced.
+    pub fn load(path: &Path) -> Result<State, StateError> {
+        let text = match fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(State::new()),
+            Err(e) => {
+                return Err(StateError::Read {
+                    path: path.into(),
+                    reason: e.to_string(),
+                });
+            }
+        };
+        let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| StateError::Corrupt {
+            path: path.into(),
+            reason: e.to_string(),
+        })?;
+        let version = value.get("version").and_then(serde_json::Value::as_u64);
+        match version {
+            Some(v) if v > u64::from(STATE_VERSION) => {
+                return Err(StateError::TooNew {
+                    path: path.into(),
+                    found: v,
+                });
+            }
+            Some(_) => {}
+            None => {
+                return Err(StateError::Corrupt {
+                    path: path.into(),
+                    reason: "no \"version\" field".into(),
+                });
+            }
+        }
+        serde_json::from_value(value).map_err(|e| StateError::Corrupt {
+            path: path.into(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Bumps the serial and writes atomically with mode 0600.
+    pub fn save(&mut self, path: &Path) -> Result<(), StateError> {
+        self.serial += 1;
+        let mut text = serde_json::to_string_pretty(self).map_err(|e| StateError::Write {
+            path: path.into(),
+            reason: e.to_string(),
+        })?;
+        text.push('\n');
+        write_atomic(path, text.as_bytes()).map_err(|e| StateError::Write {
+            path: path.into(),
+            reason: e.to_string(),
+        })
+    }
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State::new()
+    }
+}
+
+/// Writes `bytes` to `path` so that a crash leaves the old or the new content, never a mix.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    fs::create_dir_all(&dir)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "state".into());
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    {
+        let mut file = private_file(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+    }
+    fs::rename(&tmp, path)?;
+    // fsync the folder so the rename itself survives a power cut.
+    File::open(&dir)?.sync_all()?;
+    Ok(())
+}
+
+/// Creates (truncating) a file readable only by its owner.
+pub fn private_file(path: &Path) -> std::io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)
+}
+
+/// Now, as RFC 3339 UTC.
+pub fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roundtrip_bumps_serial_and_keeps_lineage() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".connctl/state.json");
+        let mut s = State::load(&path).unwrap();
+        assert_eq!(s.serial, 0);
+        s.connections
+            .insert("a".into(), ConnectionState::new("Snowflake"));
+        s.save(&path).unwrap();
+        let back = State::load(&path).unwrap();
+        assert_eq!(back.serial, 1);
+        assert_eq!(back.lineage, s.lineage);
+        assert_eq!(back.connections.len(), 1);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn newer_and_corrupt_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        fs::write(&path, r#"{"version": 99, "serial": 1}"#).unwrap();
+        assert!(matches!(
+            State::load(&path),
+            Err(StateError::TooNew { found: 99, .. })
+        ));
+        fs::write(&path, "{not json").unwrap();
+        assert!(matches!(State::load(&path), Err(StateError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn journal_is_bounded() {
+        let mut c = ConnectionState::new("Snowflake");
+        for i in 0..200 {
+            c.journal("script", "intent", Some(i.to_string()));
+        }
+        assert_eq!(c.journal.len(), JOURNAL_LIMIT);
+        assert_eq!(c.journal.last().unwrap().detail.as_deref(), Some("199"));
+    }
+}
