@@ -1,8 +1,26 @@
 //! connctl-spec: the desired state. Reads connection YAML files, validates them strictly with
 //! `file:line:col` diagnostics, and holds secret *references* (never values).
+//!
+//! Entry points: [`load`] (files and directories → [`Desired`] or a [`Report`] of every
+//! problem), [`check_secrets`] (does every reference resolve?) and [`json_schema`].
 
+mod check;
+pub mod diagnostic;
+mod load;
+mod merge;
 pub mod model;
+mod schema;
 pub mod secret;
+mod secrets;
+pub mod suggest;
+mod validate;
+mod yaml;
 
+pub use check::RESERVED_KEYS;
+pub use diagnostic::{Diagnostic, Report, Severity};
+pub use load::{load, load_with_warnings};
+pub use merge::{DEFAULT_FORCE_RECURSIVE_CRAWL, DEFAULT_IS_ACTIVE, DEFAULT_PORT};
 pub use model::*;
+pub use schema::{json_schema, json_schema_text};
 pub use secret::{Secret, SecretError, SecretRef};
+pub use secrets::check_secrets;

@@ -21,6 +21,7 @@ pub const SPEC_VERSION: u32 = 1;
 #[schemars(title = "connctl connections file")]
 pub struct SpecFile {
     /// Spec format version. Must be `1`.
+    #[schemars(range(min = 1, max = 1))]
     pub version: u32,
     /// Values merged under every connection of this file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -54,13 +55,15 @@ pub enum ConnectionSpec {
     Databricks(DatabricksSpec),
 }
 
-/// Fields every connection has, whatever its technology.
+/// A Snowflake connection as written.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Common {
-    /// The Immuta `connectionKey`: letters, digits, `-` and `_`; no `.`; not a reserved word.
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SnowflakeSpec {
+    /// The Immuta `connectionKey`: letters, digits, `-` and `_`; no `.`; not a reserved word
+    /// (data, connection, object, crawl, search, settings, metadata, permission, sync, bulk, upgrade).
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_-]+$"))]
     pub key: String,
-    /// Refuse to delete this connection, even after it leaves the YAML.
+    /// Refuse to delete this connection, even after it leaves the YAML. Default `false`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protect: Option<bool>,
     /// How the setup script is executed; overrides `connctl.toml`.
@@ -72,18 +75,11 @@ pub struct Common {
     /// Top-level `options` of `POST /data/connection`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub options: Option<OptionsSpec>,
-}
-
-/// A Snowflake connection as written.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct SnowflakeSpec {
-    #[serde(flatten)]
-    pub common: Common,
     /// Snowflake account URL (`config.host`, `connection.hostname`).
     pub host: String,
     /// Port (`connection.port`, `nativeIntegration.config.port`). Default 443.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub port: Option<u16>,
     /// Warehouse the Immuta system user runs queries in.
     pub warehouse: String,
@@ -143,7 +139,10 @@ pub enum SnowflakeAuth {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OAuthCredential<'a> {
     ClientSecret(&'a SecretRef),
-    Certificate { thumbprint: &'a str, private_key: &'a SecretRef },
+    Certificate {
+        thumbprint: &'a str,
+        private_key: &'a SecretRef,
+    },
 }
 
 impl SnowflakeAuth {
@@ -170,7 +169,10 @@ impl SnowflakeAuth {
                 public_certificate_thumbprint: Some(thumbprint),
                 private_key: Some(private_key),
                 ..
-            } => Some(OAuthCredential::Certificate { thumbprint, private_key }),
+            } => Some(OAuthCredential::Certificate {
+                thumbprint,
+                private_key,
+            }),
             _ => None,
         }
     }
@@ -180,16 +182,32 @@ impl SnowflakeAuth {
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct DatabricksSpec {
-    #[serde(flatten)]
-    pub common: Common,
+    /// The Immuta `connectionKey`: letters, digits, `-` and `_`; no `.`; not a reserved word
+    /// (data, connection, object, crawl, search, settings, metadata, permission, sync, bulk, upgrade).
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_-]+$"))]
+    pub key: String,
+    /// Refuse to delete this connection, even after it leaves the YAML. Default `false`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protect: Option<bool>,
+    /// How the setup script is executed; overrides `connctl.toml`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executor: Option<ExecutorKind>,
+    /// Top-level `settings` of `POST /data/connection`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<SettingsSpec>,
+    /// Top-level `options` of `POST /data/connection`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub options: Option<OptionsSpec>,
     /// Workspace URL (`config.workspaceUrl`, `connection.hostname`, `nativeIntegration.config.host`).
     pub workspace_url: String,
     /// HTTP path of the SQL warehouse or cluster, e.g. `/sql/1.0/warehouses/abc123`.
     pub http_path: String,
-    /// Port. Default 443.
+    /// Port (`connection.port`, `nativeIntegration.config.port`). Default 443.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub port: Option<u16>,
     /// The catalog the setup script creates: letters, digits, underscores; not starting with a digit.
+    #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$"))]
     pub catalog: String,
     /// How Immuta authenticates to Databricks.
     pub auth: DatabricksAuth,
@@ -423,13 +441,21 @@ impl Connection {
         match &self.platform {
             Platform::Snowflake(sf) => match &sf.auth {
                 SnowflakeAuth::UserPassword { password, .. } => refs.push(("auth.password", password)),
-                SnowflakeAuth::KeyPair { private_key, private_key_password, .. } => {
+                SnowflakeAuth::KeyPair {
+                    private_key,
+                    private_key_password,
+                    ..
+                } => {
                     refs.push(("auth.privateKey", private_key));
                     if let Some(p) = private_key_password {
                         refs.push(("auth.privateKeyPassword", p));
                     }
                 }
-                SnowflakeAuth::OAuthClientCredentials { client_secret, private_key, .. } => {
+                SnowflakeAuth::OAuthClientCredentials {
+                    client_secret,
+                    private_key,
+                    ..
+                } => {
                     if let Some(s) = client_secret {
                         refs.push(("auth.clientSecret", s));
                     }
@@ -440,7 +466,9 @@ impl Connection {
             },
             Platform::Databricks(db) => match &db.auth {
                 DatabricksAuth::Token { token } => refs.push(("auth.token", token)),
-                DatabricksAuth::OAuthM2M { client_secret, .. } => refs.push(("auth.clientSecret", client_secret)),
+                DatabricksAuth::OAuthM2M { client_secret, .. } => {
+                    refs.push(("auth.clientSecret", client_secret))
+                }
             },
         }
         refs

@@ -67,7 +67,11 @@ impl SecretRef {
                     path: path.clone(),
                     reason: e.kind().to_string(),
                 })?;
-                let value = if text.contains("-----BEGIN") { text } else { text.trim_end_matches(['\r', '\n']).to_owned() };
+                let value = if text.contains("-----BEGIN") {
+                    text
+                } else {
+                    text.trim_end_matches(['\r', '\n']).to_owned()
+                };
                 if value.trim().is_empty() {
                     return Err(SecretError::FileEmpty(path.clone()));
                 }

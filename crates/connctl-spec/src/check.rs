@@ -1,0 +1,385 @@
+//! Field-level checks over the span-carrying YAML tree: shapes of mappings (unknown, missing
+//! fields), scalar types, and the small value rules (keys, catalog names, ports, secrets).
+//!
+//! Each check reports into a [`Sink`] and carries on, so one run shows every problem.
+
+use crate::diagnostic::{Diagnostic, Severity, Sink, redact};
+use crate::suggest::{did_you_mean, one_of};
+use crate::yaml::{Node, Pos, Value};
+
+/// Words Immuta reserves as the first segment of an object path; a connection key may not be one.
+pub const RESERVED_KEYS: &[&str] = &[
+    "data",
+    "connection",
+    "object",
+    "crawl",
+    "search",
+    "settings",
+    "metadata",
+    "permission",
+    "sync",
+    "bulk",
+    "upgrade",
+];
+
+/// The executors a spec may name.
+pub const EXECUTORS: &[&str] = &["manual", "command", "snowflake", "databricks"];
+
+/// What a field must hold.
+#[derive(Clone, Copy)]
+pub(crate) enum Ty {
+    /// A non-empty string.
+    Str,
+    Bool,
+    Port,
+    /// A list of non-empty strings.
+    StrList,
+    /// `{ enabled: bool }`.
+    Toggle,
+    /// `{ env: NAME }` or `{ file: PATH }`.
+    Secret,
+    Executor,
+    ConnectionKey,
+    Catalog,
+    /// A nested mapping with its own checker.
+    Nested(fn(&mut Sink<'_>, &Node, &Node, &str)),
+    /// Checked by the caller (e.g. a tag such as `technology` or `auth.type`).
+    Skip,
+}
+
+/// One field of a mapping.
+pub(crate) struct Field {
+    pub name: &'static str,
+    pub required: bool,
+    pub ty: Ty,
+}
+
+pub(crate) const fn req(name: &'static str, ty: Ty) -> Field {
+    Field {
+        name,
+        required: true,
+        ty,
+    }
+}
+
+pub(crate) const fn opt(name: &'static str, ty: Ty) -> Field {
+    Field {
+        name,
+        required: false,
+        ty,
+    }
+}
+
+/// `auth.password` from `auth` and `password`.
+pub(crate) fn join(path: &str, name: &str) -> String {
+    if path.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{path}.{name}")
+    }
+}
+
+impl Sink<'_> {
+    pub(crate) fn error(&mut self, pos: Pos, message: impl Into<String>, help: Option<String>) {
+        let mut d = self.at(Severity::Error, pos.line, pos.column, pos.len);
+        d.message = message.into();
+        d.help = help;
+        self.push(d);
+    }
+
+    pub(crate) fn warning(&mut self, pos: Pos, message: impl Into<String>, help: Option<String>) {
+        let mut d = self.at(Severity::Warning, pos.line, pos.column, pos.len);
+        d.message = message.into();
+        d.help = help;
+        self.push(d);
+    }
+
+    /// An error whose underlined text is masked in the snippet (it may be a secret).
+    pub(crate) fn secret_error(&mut self, pos: Pos, message: impl Into<String>, help: Option<String>) {
+        let mut d = self.at(Severity::Error, pos.line, pos.column, pos.len);
+        d.message = message.into();
+        d.help = help;
+        self.push(redact(d));
+    }
+
+    pub(crate) fn error_count(&self) -> usize {
+        self.diagnostics
+            .iter()
+            .filter(|d: &&Diagnostic| d.severity == Severity::Error)
+            .count()
+    }
+
+    /// "`path` must be X, found Y" at the value.
+    pub(crate) fn wrong_type(&mut self, node: &Node, path: &str, expected: &str) {
+        let help = match &node.value {
+            Value::Int(_) | Value::Float(_) | Value::Bool(_) if expected == "a string" => {
+                Some(format!("quote it to make it a string: \"{}\"", node.key_text()))
+            }
+            Value::Str(s)
+                if expected == "a boolean" && ["true", "false"].contains(&s.to_lowercase().as_str()) =>
+            {
+                Some(format!("write `{}` without quotes", s.to_lowercase()))
+            }
+            Value::Str(s) if expected.starts_with("an integer") && s.trim().parse::<i64>().is_ok() => {
+                Some(format!("write `{}` without quotes", s.trim()))
+            }
+            _ => None,
+        };
+        self.error(
+            node.pos,
+            format!("`{path}` must be {expected}, found {}", node.value.kind()),
+            help,
+        );
+    }
+}
+
+/// Checks a mapping against its fields: reports non-string keys, unknown fields (with a
+/// suggestion, or `foreign`'s note on where the field belongs) and missing required fields
+/// (at `anchor`, the key that introduced the mapping), then checks each known field's value.
+pub(crate) fn check_fields(
+    sink: &mut Sink<'_>,
+    node: &Node,
+    anchor: Pos,
+    path: &str,
+    what: &str,
+    fields: &[Field],
+    foreign: &dyn Fn(&str) -> Option<String>,
+) {
+    let Some(entries) = node.as_map() else {
+        let what_path = if path.is_empty() {
+            what.to_owned()
+        } else {
+            format!("`{path}`")
+        };
+        sink.error(
+            node.pos,
+            format!("{what_path} must be a mapping, found {}", node.value.kind()),
+            None,
+        );
+        return;
+    };
+    let names: Vec<&str> = fields.iter().map(|f| f.name).collect();
+    for (key, value) in entries {
+        let Some(name) = key.as_str() else {
+            sink.error(
+                key.pos,
+                format!("field names must be strings, found {}", key.value.kind()),
+                None,
+            );
+            continue;
+        };
+        match fields.iter().find(|f| f.name == name) {
+            Some(field) => check_value(sink, key, value, &join(path, name), field),
+            None => {
+                let help = foreign(name)
+                    .or_else(|| did_you_mean(name, &names).map(|s| format!("did you mean `{s}`?")))
+                    .or_else(|| (names.len() <= 8).then(|| format!("expected {}", one_of(&names))));
+                sink.error(key.pos, format!("unknown field `{name}` in {what}"), help);
+            }
+        }
+    }
+    for field in fields.iter().filter(|f| f.required) {
+        if node.get(field.name).is_none() {
+            sink.error(
+                anchor,
+                format!("missing field `{}` in {what}", join(path, field.name)),
+                None,
+            );
+        }
+    }
+}
+
+/// Checks one value against its type. A `null` stands for "absent" in optional fields.
+fn check_value(sink: &mut Sink<'_>, key: &Node, value: &Node, path: &str, field: &Field) {
+    if value.value == Value::Null && !field.required && !matches!(field.ty, Ty::Secret) {
+        return;
+    }
+    match field.ty {
+        Ty::Str => {
+            non_empty_str(sink, value, path);
+        }
+        Ty::Bool => {
+            if !matches!(value.value, Value::Bool(_)) {
+                sink.wrong_type(value, path, "a boolean");
+            }
+        }
+        Ty::Port => port(sink, value, path),
+        Ty::StrList => match &value.value {
+            Value::Seq(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    non_empty_str(sink, item, &format!("{path}[{i}]"));
+                }
+            }
+            _ => sink.wrong_type(value, path, "a list of strings"),
+        },
+        Ty::Toggle => {
+            let fields = [req("enabled", Ty::Bool)];
+            check_fields(sink, value, key.pos, path, &format!("`{path}`"), &fields, &|_| {
+                None
+            });
+        }
+        Ty::Secret => secret(sink, key, value, path, field.required),
+        Ty::Executor => one_of_values(sink, value, path, "executor", EXECUTORS),
+        Ty::ConnectionKey => connection_key(sink, value),
+        Ty::Catalog => catalog(sink, value),
+        Ty::Nested(check) => check(sink, key, value, path),
+        Ty::Skip => {}
+    }
+}
+
+/// A non-empty string, or an error.
+pub(crate) fn non_empty_str<'n>(sink: &mut Sink<'_>, node: &'n Node, path: &str) -> Option<&'n str> {
+    match &node.value {
+        Value::Str(s) if s.trim().is_empty() => {
+            sink.error(node.pos, format!("`{path}` must not be empty"), None);
+            None
+        }
+        Value::Str(s) => Some(s),
+        _ => {
+            sink.wrong_type(node, path, "a string");
+            None
+        }
+    }
+}
+
+/// A string from a fixed set, with a suggestion when it is a near miss.
+pub(crate) fn one_of_values(sink: &mut Sink<'_>, node: &Node, path: &str, noun: &str, allowed: &[&str]) {
+    let Some(value) = non_empty_str(sink, node, path) else {
+        return;
+    };
+    if !allowed.contains(&value) {
+        let help = match did_you_mean(value, allowed) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None => format!("expected {}", one_of(allowed)),
+        };
+        sink.error(node.pos, format!("unknown {noun} `{value}`"), Some(help));
+    }
+}
+
+fn port(sink: &mut Sink<'_>, node: &Node, path: &str) {
+    match node.value {
+        Value::Int(p) if (1..=65535).contains(&p) => {}
+        Value::Int(p) => sink.error(
+            node.pos,
+            format!("`{path}` {p} is out of range"),
+            Some("a port is from 1 to 65535".into()),
+        ),
+        _ => sink.wrong_type(node, path, "an integer from 1 to 65535"),
+    }
+}
+
+/// The Immuta `connectionKey` rules.
+fn connection_key(sink: &mut Sink<'_>, node: &Node) {
+    let Some(key) = non_empty_str(sink, node, "key") else {
+        return;
+    };
+    if key.contains('.') {
+        sink.error(
+            node.pos,
+            format!("connection key `{key}` contains `.`"),
+            Some("Immuta uses `.` to separate object path segments; use `-` or `_` instead".into()),
+        );
+    } else if let Some(bad) = key
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+    {
+        sink.error(
+            node.pos,
+            format!("connection key `{key}` contains `{bad}`"),
+            Some("a connection key may hold only letters, digits, `-` and `_`".into()),
+        );
+    } else if let Some(word) = RESERVED_KEYS.iter().find(|w| w.eq_ignore_ascii_case(key)) {
+        sink.error(
+            node.pos,
+            format!("connection key `{key}` is a reserved word"),
+            Some(format!(
+                "Immuta reserves `{word}`; pick a more specific key, such as `{key}-prod`"
+            )),
+        );
+    }
+}
+
+/// Databricks catalog names: letters, digits, underscores; not starting with a digit.
+fn catalog(sink: &mut Sink<'_>, node: &Node) {
+    let Some(name) = non_empty_str(sink, node, "catalog") else {
+        return;
+    };
+    let starts_with_digit = name.starts_with(|c: char| c.is_ascii_digit());
+    let bad = name.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '_'));
+    if starts_with_digit || bad.is_some() {
+        let reason = match bad {
+            Some(c) => format!("contains `{c}`"),
+            None => "starts with a digit".to_owned(),
+        };
+        sink.error(
+            node.pos,
+            format!("invalid catalog name `{name}`: it {reason}"),
+            Some("a catalog name may only contain letters, digits and underscores, and cannot start with a digit".into()),
+        );
+    }
+}
+
+const SECRET_HELP: &str = "use `{ env: NAME }` or `{ file: PATH }`";
+
+/// A secret reference: a mapping with exactly one of `env` and `file`. A literal is an error
+/// that never repeats the literal (and masks it in the snippet).
+fn secret(sink: &mut Sink<'_>, key: &Node, node: &Node, path: &str, required: bool) {
+    match &node.value {
+        Value::Null if !required => {}
+        Value::Null => sink.error(
+            node.pos,
+            format!("`{path}` must be a secret reference, found nothing"),
+            Some(SECRET_HELP.into()),
+        ),
+        Value::Str(_) | Value::Int(_) | Value::Float(_) | Value::Bool(_) => sink.secret_error(
+            node.pos,
+            format!("`{path}` holds a literal value; a secret must be a reference, never the secret itself"),
+            Some(format!("{SECRET_HELP}, and take the value out of this file")),
+        ),
+        Value::Seq(_) => sink.error(
+            node.pos,
+            format!("`{path}` must be a secret reference, found a list"),
+            Some(SECRET_HELP.into()),
+        ),
+        Value::Map(entries) => {
+            let fields = [opt("env", Ty::Skip), opt("file", Ty::Skip)];
+            let what = format!("secret reference `{path}`");
+            check_fields(sink, node, key.pos, path, &what, &fields, &|_| None);
+            let env = node.get("env");
+            let file = node.get("file");
+            match (env, file) {
+                (Some(_), Some(_)) => {
+                    let second = entries
+                        .iter()
+                        .filter(|(k, _)| matches!(k.as_str(), Some("env" | "file")))
+                        .nth(1)
+                        .map_or(node.pos, |(k, _)| k.pos);
+                    sink.error(
+                        second,
+                        format!("secret reference `{path}` has both `env` and `file`"),
+                        Some("give exactly one of them".into()),
+                    );
+                }
+                (None, None) => sink.error(
+                    key.pos,
+                    format!("secret reference `{path}` needs `env` or `file`"),
+                    Some(SECRET_HELP.into()),
+                ),
+                (Some(env), None) => {
+                    if let Some(name) = non_empty_str(sink, env, &join(path, "env"))
+                        && (name.contains('=') || name.contains('\0') || name.trim() != name)
+                    {
+                        sink.error(
+                            env.pos,
+                            format!("`{}` is not a valid environment variable name", join(path, "env")),
+                            Some("a name may not contain `=`, NUL or surrounding spaces".into()),
+                        );
+                    }
+                }
+                (None, Some(file)) => {
+                    non_empty_str(sink, file, &join(path, "file"));
+                }
+            }
+        }
+    }
+}
