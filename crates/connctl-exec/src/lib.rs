@@ -1,2 +1,218 @@
-//! placeholder
+//! Executors for warehouse setup scripts.
+//!
+//! `connctl apply` gets a setup script from Immuta and has it executed in the warehouse before it
+//! registers the connection. This crate does the executing, and knows nothing of Immuta: it takes
+//! a script, a [`Target`] (where the connection lives) and an [`ExecutorConfig`] (how to run it)
+//! and either runs the script or saves it for a person to run:
+//!
+//! - [`ExecutorConfig::Manual`]: the script is saved with mode 0600 and the run waits for a
+//!   person ([`Outcome::AwaitingManual`]);
+//! - [`ExecutorConfig::Command`]: the script is piped to a command, whose exit status decides;
+//! - [`ExecutorConfig::Snowflake`]: the Snowflake SQL API v2 runs the whole script as one
+//!   multi-statement request, polled to its end;
+//! - [`ExecutorConfig::Databricks`]: the script is split into statements ([`split`]) and each is
+//!   run through the Statement Execution API, stopping at the first failure.
+//!
+//! Credentials are [`connctl_spec::SecretRef`]s resolved only when a script runs; they never
+//! appear in logs or errors, and neither does the text of a statement ([`ExecError`]).
+
+mod command;
+pub mod config;
+mod databricks;
+mod error;
+mod http;
+mod manual;
+mod snowflake;
 pub mod split;
+#[cfg(test)]
+mod testing;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use config::{DatabricksAuth, DatabricksExecConfig, ExecutorConfig, SnowflakeAuth, SnowflakeExecConfig};
+pub use error::ExecError;
+pub use http::Timing;
+
+/// Where the connection whose script runs lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A Snowflake account, by host (`acme-prod.snowflakecomputing.com`).
+    Snowflake {
+        /// The connection's host.
+        host: String,
+    },
+    /// A Databricks workspace.
+    Databricks {
+        /// The workspace host (`dbc-1234.cloud.databricks.com`).
+        workspace_url: String,
+        /// The SQL warehouse's HTTP path (`/sql/1.0/warehouses/abc123`).
+        http_path: String,
+    },
+}
+
+impl Target {
+    fn technology(&self) -> &'static str {
+        match self {
+            Target::Snowflake { .. } => "Snowflake",
+            Target::Databricks { .. } => "Databricks",
+        }
+    }
+
+    fn dialect(&self) -> split::SqlDialect {
+        match self {
+            Target::Snowflake { .. } => split::SqlDialect::Snowflake,
+            Target::Databricks { .. } => split::SqlDialect::Databricks,
+        }
+    }
+}
+
+/// What a script is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Purpose {
+    /// Sets the warehouse up for a new connection.
+    Create,
+    /// Changes the setup of an existing connection.
+    Edit,
+    /// Removes what the setup created.
+    Delete,
+}
+
+impl Purpose {
+    /// `create`, `edit` or `delete`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Create => "create",
+            Purpose::Edit => "edit",
+            Purpose::Delete => "delete",
+        }
+    }
+}
+
+/// One script to execute.
+#[derive(Debug, Clone)]
+pub struct ScriptRun<'a> {
+    /// The connection's key; names the saved script and is passed to commands.
+    pub connection_key: &'a str,
+    /// What the script is for.
+    pub purpose: Purpose,
+    /// The script (several `;`-separated statements).
+    pub sql: &'a str,
+    /// Where the connection lives.
+    pub target: Target,
+}
+
+/// How a run ended, when it did not fail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The script ran to its end.
+    Executed {
+        /// The number of statements it held (as split locally, or as the server reported).
+        statements: usize,
+    },
+    /// The script was saved for a person to run.
+    AwaitingManual {
+        /// The saved script (mode 0600).
+        path: PathBuf,
+    },
+}
+
+/// The default limit for a configured command.
+pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Runs scripts with one [`ExecutorConfig`]. Cheap to share: `execute` takes `&self`, and a
+/// Databricks OAuth token is cached across runs until shortly before it expires.
+#[derive(Debug)]
+pub struct Executor {
+    config: ExecutorConfig,
+    http: reqwest::Client,
+    scripts_dir: PathBuf,
+    timing: Timing,
+    command_timeout: Duration,
+    databricks_token: databricks::TokenCache,
+}
+
+impl Executor {
+    /// An executor for `config`; `scripts_dir` is where the manual executor saves scripts unless
+    /// the config names its own `dir`.
+    pub fn new(config: ExecutorConfig, http: reqwest::Client, scripts_dir: PathBuf) -> Executor {
+        Executor {
+            config,
+            http,
+            scripts_dir,
+            timing: Timing::default(),
+            command_timeout: DEFAULT_COMMAND_TIMEOUT,
+            databricks_token: databricks::TokenCache::default(),
+        }
+    }
+
+    /// Replaces the HTTP timings (request timeout, retries, polling).
+    pub fn with_timing(mut self, timing: Timing) -> Executor {
+        self.timing = timing;
+        self
+    }
+
+    /// Replaces the limit for a configured command (default 600 s).
+    pub fn with_command_timeout(mut self, timeout: Duration) -> Executor {
+        self.command_timeout = timeout;
+        self
+    }
+
+    /// The configuration this executor runs with.
+    pub fn config(&self) -> &ExecutorConfig {
+        &self.config
+    }
+
+    /// Executes (or, for the manual executor, saves) one script.
+    pub async fn execute(&self, run: &ScriptRun<'_>) -> Result<Outcome, ExecError> {
+        self.config.validate().map_err(ExecError::config)?;
+        tracing::debug!(
+            executor = self.config.kind(),
+            connection = run.connection_key,
+            purpose = run.purpose.as_str(),
+            "executing setup script"
+        );
+        match &self.config {
+            ExecutorConfig::Manual { dir } => {
+                let dir = dir.as_deref().unwrap_or(&self.scripts_dir);
+                manual::save(dir, run).map(|path| Outcome::AwaitingManual { path })
+            }
+            ExecutorConfig::Command { command } => {
+                command::run(command, run, self.command_timeout).await?;
+                let statements =
+                    split::split_statements(run.sql, run.target.dialect()).map_or(0, |s| s.len());
+                Ok(Outcome::Executed { statements })
+            }
+            ExecutorConfig::Snowflake(cfg) => match &run.target {
+                Target::Snowflake { host } => {
+                    snowflake::execute(&self.http, &self.timing, cfg, host, run.sql).await
+                }
+                other => Err(wrong_target("snowflake", other)),
+            },
+            ExecutorConfig::Databricks(cfg) => match &run.target {
+                Target::Databricks {
+                    workspace_url,
+                    http_path,
+                } => {
+                    let ctx = databricks::Context {
+                        http: &self.http,
+                        timing: &self.timing,
+                        cfg,
+                        cache: &self.databricks_token,
+                    };
+                    ctx.execute(workspace_url, http_path, run.sql).await
+                }
+                other => Err(wrong_target("databricks", other)),
+            },
+        }
+    }
+}
+
+fn wrong_target(kind: &str, target: &Target) -> ExecError {
+    ExecError::config(format!(
+        "the `{kind}` executor cannot run a script for a {} connection; set the executor for {} in \
+         connctl.toml",
+        target.technology(),
+        target.technology().to_lowercase()
+    ))
+}

@@ -77,7 +77,9 @@ impl<'a> Offsets<'a> {
         };
         let column = usize::try_from(loc.column).unwrap_or(usize::MAX).max(1) - 1;
         let rest = &self.text[start..];
-        rest.char_indices().nth(column).map_or(self.text.len(), |(i, _)| start + i)
+        rest.char_indices()
+            .nth(column)
+            .map_or(self.text.len(), |(i, _)| start + i)
     }
 
     /// The 1-based line of a byte offset.
@@ -173,7 +175,14 @@ pub fn split_statements(script: &str, dialect: SqlDialect) -> Result<Vec<Stateme
                 .to_owned(),
         });
     }
-    push_segment(&mut statements, script, &offsets, &tokens, seg_start, script.len());
+    push_segment(
+        &mut statements,
+        script,
+        &offsets,
+        &tokens,
+        seg_start,
+        script.len(),
+    );
     Ok(statements)
 }
 
@@ -208,15 +217,22 @@ fn push_segment<'a>(
         Token::Word(w) => w.value.to_uppercase(),
         other => other.to_string(),
     };
-    out.push(Statement { text, line: offsets.line_of(text_start), keyword });
+    out.push(Statement {
+        text,
+        line: offsets.line_of(text_start),
+        keyword,
+    });
 }
 
 fn tokenize(script: &str, dialect: SqlDialect) -> Result<Vec<TokenWithSpan>, SplitError> {
     fn run(d: &dyn Dialect, script: &str) -> Result<Vec<TokenWithSpan>, SplitError> {
-        Tokenizer::new(d, script).with_unescape(false).tokenize_with_location().map_err(|e| SplitError {
-            line: usize::try_from(e.location.line).unwrap_or(0).max(1),
-            message: format!("the SQL tokenizer stopped: {}", strip_location(&e.message)),
-        })
+        Tokenizer::new(d, script)
+            .with_unescape(false)
+            .tokenize_with_location()
+            .map_err(|e| SplitError {
+                line: usize::try_from(e.location.line).unwrap_or(0).max(1),
+                message: format!("the SQL tokenizer stopped: {}", strip_location(&e.message)),
+            })
     }
     match dialect {
         SqlDialect::Databricks => run(&DatabricksDialect {}, script),
@@ -234,7 +250,9 @@ fn strip_location(message: &str) -> String {
 /// The string literals of a statement (`'…'`, `"…"`, `$$…$$`), used to scrub server messages
 /// that echo the statement back.
 pub(crate) fn string_literals(sql: &str, dialect: SqlDialect) -> Vec<String> {
-    let Ok(tokens) = tokenize(sql, dialect) else { return Vec::new() };
+    let Ok(tokens) = tokenize(sql, dialect) else {
+        return Vec::new();
+    };
     tokens
         .into_iter()
         .filter_map(|t| match t.token {
@@ -257,7 +275,9 @@ pub(crate) fn string_literals(sql: &str, dialect: SqlDialect) -> Vec<String> {
 /// Whether the segment is only whitespace and comments.
 #[cfg(test)]
 fn only_trivia(tokens: &[TokenWithSpan]) -> bool {
-    tokens.iter().all(|t| is_trivia(&t.token) || t.token == Token::EOF)
+    tokens
+        .iter()
+        .all(|t| is_trivia(&t.token) || t.token == Token::EOF)
 }
 
 #[cfg(test)]
@@ -265,7 +285,11 @@ mod tests {
     use super::*;
 
     fn texts(script: &str, d: SqlDialect) -> Vec<&str> {
-        split_statements(script, d).expect("splits").into_iter().map(|s| s.text).collect()
+        split_statements(script, d)
+            .expect("splits")
+            .into_iter()
+            .map(|s| s.text)
+            .collect()
     }
 
     fn db(script: &str) -> Vec<&str> {
@@ -295,18 +319,27 @@ mod tests {
 
     #[test]
     fn single_quotes_with_doubled_quote() {
-        assert_eq!(db("SELECT 'it''s;ok'; SELECT 2"), ["SELECT 'it''s;ok'", "SELECT 2"]);
+        assert_eq!(
+            db("SELECT 'it''s;ok'; SELECT 2"),
+            ["SELECT 'it''s;ok'", "SELECT 2"]
+        );
         assert_eq!(sf("SELECT 'a;b'; SELECT 'c'"), ["SELECT 'a;b'", "SELECT 'c'"]);
     }
 
     #[test]
     fn backslash_escaped_quote_on_databricks() {
-        assert_eq!(db(r"SELECT 'it\'s;ok'; SELECT 2"), [r"SELECT 'it\'s;ok'", "SELECT 2"]);
+        assert_eq!(
+            db(r"SELECT 'it\'s;ok'; SELECT 2"),
+            [r"SELECT 'it\'s;ok'", "SELECT 2"]
+        );
     }
 
     #[test]
     fn double_quotes() {
-        assert_eq!(sf(r#"CREATE ROLE "u;v"; SELECT 1"#), [r#"CREATE ROLE "u;v""#, "SELECT 1"]);
+        assert_eq!(
+            sf(r#"CREATE ROLE "u;v"; SELECT 1"#),
+            [r#"CREATE ROLE "u;v""#, "SELECT 1"]
+        );
         assert_eq!(db(r#"SELECT "u;v"; SELECT 1"#), [r#"SELECT "u;v""#, "SELECT 1"]);
     }
 
@@ -322,7 +355,10 @@ mod tests {
     fn line_comments_with_semicolons() {
         assert_eq!(
             db("-- step 1; grant\nGRANT SELECT ON t TO x; -- done; really\nSELECT 1"),
-            ["-- step 1; grant\nGRANT SELECT ON t TO x", "-- done; really\nSELECT 1"]
+            [
+                "-- step 1; grant\nGRANT SELECT ON t TO x",
+                "-- done; really\nSELECT 1"
+            ]
         );
     }
 
@@ -349,7 +385,10 @@ mod tests {
         assert_eq!(got.len(), 2);
         assert!(got[0].ends_with("END;\n$$"));
         assert_eq!(got[1], "CALL p()");
-        assert_eq!(sf("EXECUTE IMMEDIATE $$ SELECT 1; SELECT 2; $$; SELECT 3").len(), 2);
+        assert_eq!(
+            sf("EXECUTE IMMEDIATE $$ SELECT 1; SELECT 2; $$; SELECT 3").len(),
+            2
+        );
     }
 
     #[test]
@@ -360,7 +399,8 @@ mod tests {
 
     #[test]
     fn databricks_python_udf_body() {
-        let script = "CREATE FUNCTION f(x INT) RETURNS INT LANGUAGE PYTHON AS $$\nreturn x; # ;\n$$;\nSELECT f(1)";
+        let script =
+            "CREATE FUNCTION f(x INT) RETURNS INT LANGUAGE PYTHON AS $$\nreturn x; # ;\n$$;\nSELECT f(1)";
         let got = db(script);
         assert_eq!(got.len(), 2, "{got:?}");
         assert!(got[0].ends_with("$$"));
@@ -385,13 +425,19 @@ mod tests {
 
     #[test]
     fn databricks_declare_variable_is_a_statement() {
-        assert_eq!(db("DECLARE VARIABLE v INT DEFAULT 1; SELECT v"), ["DECLARE VARIABLE v INT DEFAULT 1", "SELECT v"]);
+        assert_eq!(
+            db("DECLARE VARIABLE v INT DEFAULT 1; SELECT v"),
+            ["DECLARE VARIABLE v INT DEFAULT 1", "SELECT v"]
+        );
     }
 
     #[test]
     fn transactions_are_not_blocks() {
         assert_eq!(sf("BEGIN; SELECT 1; COMMIT;"), ["BEGIN", "SELECT 1", "COMMIT"]);
-        assert_eq!(sf("BEGIN TRANSACTION; SELECT 1; COMMIT"), ["BEGIN TRANSACTION", "SELECT 1", "COMMIT"]);
+        assert_eq!(
+            sf("BEGIN TRANSACTION; SELECT 1; COMMIT"),
+            ["BEGIN TRANSACTION", "SELECT 1", "COMMIT"]
+        );
     }
 
     #[test]
@@ -404,22 +450,27 @@ mod tests {
 
     #[test]
     fn unclosed_block_is_rejected_with_line() {
-        let err = split_statements("SELECT 1;\nBEGIN\n SELECT 2;\n", SqlDialect::Databricks).expect_err("unclosed");
+        let err =
+            split_statements("SELECT 1;\nBEGIN\n SELECT 2;\n", SqlDialect::Databricks).expect_err("unclosed");
         assert_eq!(err.line, 2);
         assert!(err.message.contains("BEGIN"));
     }
 
     #[test]
     fn tokenizer_error_reports_line_not_text() {
-        let err = split_statements("SELECT 1;\nSELECT 'secret-value", SqlDialect::Databricks).expect_err("unterminated");
+        let err = split_statements("SELECT 1;\nSELECT 'secret-value", SqlDialect::Databricks)
+            .expect_err("unterminated");
         assert_eq!(err.line, 2);
         assert!(!err.to_string().contains("secret-value"), "{err}");
     }
 
     #[test]
     fn keywords_and_lines() {
-        let s = split_statements("-- header\n\ngrant select on t to x;\n  CREATE USER u", SqlDialect::Snowflake)
-            .expect("splits");
+        let s = split_statements(
+            "-- header\n\ngrant select on t to x;\n  CREATE USER u",
+            SqlDialect::Snowflake,
+        )
+        .expect("splits");
         assert_eq!(s.len(), 2);
         assert_eq!(s[0].keyword, "GRANT");
         assert_eq!(s[0].line, 1, "the leading comment belongs to the statement");
@@ -429,7 +480,10 @@ mod tests {
 
     #[test]
     fn multibyte_text_keeps_offsets() {
-        assert_eq!(db("SELECT 'ünïcødé;…'; SELECT '日本;語'"), ["SELECT 'ünïcødé;…'", "SELECT '日本;語'"]);
+        assert_eq!(
+            db("SELECT 'ünïcødé;…'; SELECT '日本;語'"),
+            ["SELECT 'ünïcødé;…'", "SELECT '日本;語'"]
+        );
     }
 
     #[test]
@@ -442,7 +496,12 @@ mod tests {
         let script = include_str!("../tests/fixtures/databricks_setup.sql");
         let s = split_statements(script, SqlDialect::Databricks).expect("splits");
         let keywords: Vec<&str> = s.iter().map(|s| s.keyword.as_str()).collect();
-        assert_eq!(keywords, ["CREATE", "GRANT", "GRANT", "GRANT", "GRANT", "GRANT", "CREATE", "GRANT"]);
+        assert_eq!(
+            keywords,
+            [
+                "CREATE", "GRANT", "GRANT", "GRANT", "GRANT", "GRANT", "CREATE", "GRANT"
+            ]
+        );
         assert!(s.iter().all(|s| !s.text.ends_with(';')));
     }
 
@@ -450,14 +509,22 @@ mod tests {
     fn realistic_snowflake_script() {
         let script = include_str!("../tests/fixtures/snowflake_setup.sql");
         let s = split_statements(script, SqlDialect::Snowflake).expect("splits");
-        assert_eq!(s.len(), 11, "{:?}", s.iter().map(|s| &s.keyword).collect::<Vec<_>>());
+        assert_eq!(
+            s.len(),
+            11,
+            "{:?}",
+            s.iter().map(|s| &s.keyword).collect::<Vec<_>>()
+        );
         assert_eq!(s[0].keyword, "USE");
         assert!(s[7].text.ends_with("END;\n$$"), "the procedure body stays whole");
     }
 
     #[test]
     fn string_literals_are_found_for_scrubbing() {
-        let lits = string_literals("CREATE USER u PASSWORD = 'hunter22' COMMENT = \"x\"", SqlDialect::Snowflake);
+        let lits = string_literals(
+            "CREATE USER u PASSWORD = 'hunter22' COMMENT = \"x\"",
+            SqlDialect::Snowflake,
+        );
         assert!(lits.contains(&"hunter22".to_owned()));
     }
 
