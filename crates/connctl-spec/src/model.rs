@@ -61,7 +61,7 @@ pub enum ConnectionSpec {
 pub struct SnowflakeSpec {
     /// The Immuta `connectionKey`: letters, digits, `-` and `_`; no `.`; not a reserved word
     /// (data, connection, object, crawl, search, settings, metadata, permission, sync, bulk, upgrade).
-    #[schemars(regex(pattern = r"^[A-Za-z0-9_-]+$"))]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_-]+$"), transform = crate::schema::not_reserved)]
     pub key: String,
     /// Refuse to delete this connection, even after it leaves the YAML. Default `false`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -76,16 +76,20 @@ pub struct SnowflakeSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub options: Option<OptionsSpec>,
     /// Snowflake account URL (`config.host`, `connection.hostname`).
+    #[schemars(length(min = 1))]
     pub host: String,
     /// Port (`connection.port`, `nativeIntegration.config.port`). Default 443.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub port: Option<u16>,
     /// Warehouse the Immuta system user runs queries in.
+    #[schemars(length(min = 1))]
     pub warehouse: String,
     /// The new, empty database the setup script creates for Immuta.
+    #[schemars(length(min = 1))]
     pub database: String,
     /// Privileged role of the Immuta system account (`connection.role`).
+    #[schemars(length(min = 1))]
     pub role: String,
     /// How Immuta authenticates to Snowflake.
     pub auth: SnowflakeAuth,
@@ -111,6 +115,7 @@ pub enum SnowflakeAuth {
     /// Key pair: the system account's private key (PEM), optionally encrypted.
     #[serde(rename_all = "camelCase")]
     KeyPair {
+        #[schemars(length(min = 1))]
         username: String,
         private_key: SecretRef,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -119,10 +124,14 @@ pub enum SnowflakeAuth {
     /// Snowflake OAuth with client credentials: either `clientSecret`, or a certificate
     /// (`publicCertificateThumbprint` + `privateKey`). Exactly one of the two.
     #[serde(rename_all = "camelCase")]
+    #[schemars(transform = crate::schema::one_oauth_credential)]
     OAuthClientCredentials {
         /// Identity provider, such as Okta.
+        #[schemars(length(min = 1))]
         provider: String,
+        #[schemars(length(min = 1))]
         client_id: String,
+        #[schemars(length(min = 1))]
         authority_url: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         resource: Option<String>,
@@ -184,7 +193,7 @@ impl SnowflakeAuth {
 pub struct DatabricksSpec {
     /// The Immuta `connectionKey`: letters, digits, `-` and `_`; no `.`; not a reserved word
     /// (data, connection, object, crawl, search, settings, metadata, permission, sync, bulk, upgrade).
-    #[schemars(regex(pattern = r"^[A-Za-z0-9_-]+$"))]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_-]+$"), transform = crate::schema::not_reserved)]
     pub key: String,
     /// Refuse to delete this connection, even after it leaves the YAML. Default `false`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -199,8 +208,10 @@ pub struct DatabricksSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub options: Option<OptionsSpec>,
     /// Workspace URL (`config.workspaceUrl`, `connection.hostname`, `nativeIntegration.config.host`).
+    #[schemars(length(min = 1))]
     pub workspace_url: String,
     /// HTTP path of the SQL warehouse or cluster, e.g. `/sql/1.0/warehouses/abc123`.
+    #[schemars(length(min = 1))]
     pub http_path: String,
     /// Port (`connection.port`, `nativeIntegration.config.port`). Default 443.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -233,8 +244,10 @@ pub enum DatabricksAuth {
     /// OAuth machine-to-machine with the service principal's client id and secret.
     #[serde(rename = "oAuthM2M", rename_all = "camelCase")]
     OAuthM2M {
+        #[schemars(length(min = 1))]
         client_id: String,
         client_secret: SecretRef,
+        #[schemars(length(min = 1))]
         authority_url: String,
         /// Default `all-apis`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -275,6 +288,7 @@ pub struct UserRolePattern {
 #[serde(deny_unknown_fields)]
 pub struct GroupPattern {
     /// Members of this group are exempt from Immuta policies.
+    #[schemars(length(min = 1))]
     pub deny: String,
 }
 

@@ -17,9 +17,9 @@ use sha2::{Digest, Sha256};
 #[serde(rename_all = "lowercase", deny_unknown_fields)]
 pub enum SecretRef {
     /// The name of an environment variable holding the value.
-    Env(String),
+    Env(#[schemars(length(min = 1))] String),
     /// A file holding the value (a trailing newline is dropped, except for PEM keys it is kept).
-    File(PathBuf),
+    File(#[schemars(length(min = 1))] PathBuf),
 }
 
 impl fmt::Display for SecretRef {
