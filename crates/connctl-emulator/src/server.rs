@@ -1,0 +1,263 @@
+//! The axum router: shared state, the front middleware (request log, latency, rate limit,
+//! programmed and random faults) and the route table for Immuta, Snowflake, Databricks and the
+//! `/_emulator/` admin API.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post, put};
+use serde::Serialize;
+
+use crate::EmulatorConfig;
+use crate::error::envelope;
+use crate::faults::{self, InjectedFault, RateWindow};
+use crate::store::Store;
+use crate::{admin, auth, databricks, immuta, snowflake};
+
+/// Entries kept in the request log (oldest dropped first).
+const LOG_CAP: usize = 200_000;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LogEntry {
+    pub seq: u64,
+    pub method: String,
+    pub path: String,
+    pub query: Option<String>,
+    pub status: u16,
+    pub at_ms: u64,
+}
+
+pub struct AppState {
+    pub cfg: EmulatorConfig,
+    store: Mutex<Store>,
+    pub start: Instant,
+    pub seq: AtomicU64,
+    pub rate: Mutex<RateWindow>,
+    pub log: Mutex<VecDeque<LogEntry>>,
+    pub injected: Mutex<Vec<InjectedFault>>,
+    pub immuta_tokens: Mutex<HashSet<String>>,
+    pub warehouse_tokens: Mutex<HashSet<String>>,
+}
+
+pub type Shared = Arc<AppState>;
+
+/// Lock a mutex, ignoring poisoning (a panicked handler must not wedge the emulator).
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl AppState {
+    /// Read the store.
+    pub fn read<R>(&self, f: impl FnOnce(&mut Store) -> R) -> R {
+        f(&mut lock(&self.store))
+    }
+
+    /// Change the store and persist it when `--state-file` is set.
+    pub fn mutate<R>(&self, f: impl FnOnce(&mut Store) -> R) -> R {
+        let mut store = lock(&self.store);
+        let out = f(&mut store);
+        if let Some(path) = &self.cfg.state_file
+            && let Err(e) = store.save(path)
+        {
+            tracing::error!("cannot write state file {}: {e}", path.display());
+        }
+        out
+    }
+
+    pub fn step_ms(&self) -> u64 {
+        self.cfg.job_step_ms
+    }
+}
+
+pub fn router(cfg: EmulatorConfig) -> std::io::Result<Router> {
+    let store = match &cfg.state_file {
+        Some(p) => Store::load(p)?,
+        None => Store::default(),
+    };
+    let state: Shared = Arc::new(AppState {
+        cfg,
+        store: Mutex::new(store),
+        start: Instant::now(),
+        seq: AtomicU64::new(0),
+        rate: Mutex::new(RateWindow::default()),
+        log: Mutex::new(VecDeque::new()),
+        injected: Mutex::new(Vec::new()),
+        immuta_tokens: Mutex::new(HashSet::new()),
+        warehouse_tokens: Mutex::new(HashSet::new()),
+    });
+
+    let immuta_routes = Router::new()
+        .route("/integrations", get(immuta::integrations::list))
+        .route(
+            "/integrations/scripts/create",
+            post(immuta::integrations::script_create),
+        )
+        .route(
+            "/integrations/{id}",
+            get(immuta::integrations::get_one)
+                .put(immuta::integrations::put_one)
+                .delete(immuta::integrations::delete_one),
+        )
+        .route("/integrations/{id}/status", get(immuta::integrations::status))
+        .route(
+            "/integrations/{id}/scripts/edit",
+            post(immuta::integrations::script_edit),
+        )
+        .route(
+            "/integrations/{id}/scripts/delete",
+            post(immuta::integrations::script_delete),
+        )
+        .route("/data/connection/test", post(immuta::connections::test))
+        .route("/data/connection", post(immuta::connections::register))
+        .route(
+            "/data/connection/{key}",
+            get(immuta::connections::get_one).put(immuta::connections::put_one),
+        )
+        .route("/data/object/search", post(immuta::objects::search))
+        .route(
+            "/data/object/search/{*path}",
+            post(immuta::objects::search_children),
+        )
+        .route(
+            "/data/object/{*path}",
+            get(immuta::objects::get_one).delete(immuta::objects::delete_one),
+        )
+        .route("/data/settings/{*path}", put(immuta::objects::settings))
+        .route("/data/crawl/{*path}", post(immuta::objects::crawl))
+        .route("/jobs", get(immuta::jobs::by_bulk))
+        .route("/jobs/statuses", post(immuta::jobs::statuses))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::immuta_auth));
+
+    let admin_routes = Router::new()
+        .route("/_emulator/reset", post(admin::reset))
+        .route(
+            "/_emulator/requests",
+            get(admin::requests).delete(admin::clear_requests),
+        )
+        .route(
+            "/_emulator/connections/{key}",
+            patch(admin::patch_connection).delete(admin::delete_connection),
+        )
+        .route("/_emulator/integrations/{id}", patch(admin::patch_integration))
+        .route(
+            "/_emulator/faults",
+            post(admin::add_fault)
+                .get(admin::list_faults)
+                .delete(admin::clear_faults),
+        )
+        .route("/_emulator/state", get(admin::state))
+        .route("/_emulator/seed", post(admin::seed));
+
+    let app = Router::new()
+        .route("/bim/apikey/authenticate", post(auth::authenticate))
+        .route("/api/v2/statements", post(snowflake::submit))
+        .route("/api/v2/statements/{handle}", get(snowflake::status))
+        .route("/api/v2/statements/{handle}/cancel", post(snowflake::cancel))
+        .route("/api/2.0/sql/statements", post(databricks::submit))
+        .route("/api/2.0/sql/statements/{id}", get(databricks::status))
+        .route("/api/2.0/sql/statements/{id}/cancel", post(databricks::cancel))
+        .route("/oidc/v1/token", post(databricks::token))
+        .merge(immuta_routes)
+        .merge(admin_routes)
+        .fallback(fallback)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), front))
+        .with_state(state);
+    Ok(app)
+}
+
+async fn fallback(req: Request) -> Response {
+    envelope(
+        StatusCode::NOT_FOUND,
+        &format!("no route for {} {}", req.method(), req.uri().path()),
+    )
+}
+
+async fn method_not_allowed(req: Request) -> Response {
+    envelope(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &format!("method {} not allowed on {}", req.method(), req.uri().path()),
+    )
+}
+
+fn is_admin(path: &str) -> bool {
+    path == "/_emulator" || path.starts_with("/_emulator/")
+}
+
+/// Log every non-admin request and apply latency and faults before handing it on.
+async fn front(State(st): State<Shared>, req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_string();
+    if is_admin(&path) {
+        return next.run(req).await;
+    }
+    let method = req.method().to_string();
+    let query = req.uri().query().map(str::to_string);
+    let seq = st.seq.fetch_add(1, Ordering::SeqCst);
+    let cfg = &st.cfg;
+
+    let delay = cfg.latency_ms + faults::jitter(cfg.seed, seq, cfg.jitter_ms);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+
+    let response = 'resp: {
+        if let Some(limit) = cfg.rate_limit {
+            let admitted = lock(&st.rate).admit(limit, Instant::now());
+            if let Err(retry_after) = admitted {
+                let mut r = envelope(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    &format!("rate limit of {limit} requests per second exceeded"),
+                );
+                if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
+                    r.headers_mut().insert("retry-after", v);
+                }
+                break 'resp r;
+            }
+        }
+        let injected = faults::take_injected(&mut lock(&st.injected), &method, &path);
+        if let Some(f) = injected {
+            if let Some(d) = f.delay_ms {
+                tokio::time::sleep(Duration::from_millis(d)).await;
+            }
+            if let Some(code) = f.status {
+                let status = StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+                let mut r = envelope(status, &format!("injected fault for {method} {path}"));
+                if code == 429 {
+                    r.headers_mut()
+                        .insert("retry-after", HeaderValue::from_static("1"));
+                }
+                break 'resp r;
+            }
+        }
+        if faults::fault_decision(cfg.seed, seq, cfg.fail_rate) {
+            break 'resp envelope(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("injected fault (fail rate {}, request {seq})", cfg.fail_rate),
+            );
+        }
+        next.run(req).await
+    };
+
+    let entry = LogEntry {
+        seq,
+        method,
+        path,
+        query,
+        status: response.status().as_u16(),
+        at_ms: st.start.elapsed().as_millis() as u64,
+    };
+    let mut log = lock(&st.log);
+    if log.len() >= LOG_CAP {
+        log.pop_front();
+    }
+    log.push_back(entry);
+    drop(log);
+    response.into_response()
+}
