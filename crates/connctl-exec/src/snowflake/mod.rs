@@ -319,12 +319,14 @@ fn statement_failed(reply: &Reply, script: &Script<'_>) -> ExecError {
         .get("message")
         .and_then(Value::as_str)
         .unwrap_or("statement failed");
-    // In a multi-statement request the handles list the statements run so far; the last failed.
+    // In a multi-statement request the handles list the statements run so far, the last one
+    // failed; otherwise a `Statement N of M: …` prefix of the message names it.
     let number = v
         .get("statementHandles")
         .and_then(Value::as_array)
         .map(Vec::len)
         .filter(|n| *n > 0)
+        .or_else(|| number_in_message(raw))
         .or_else(|| (script.count() == Some(1)).then_some(1));
     let keyword = number.and_then(|n| script.keyword(n));
     let message = scrub(raw, &split::string_literals(script.sql, SqlDialect::Snowflake));
@@ -336,6 +338,14 @@ fn statement_failed(reply: &Reply, script: &Script<'_>) -> ExecError {
         code,
         message,
     }
+}
+
+/// `4` from a message starting `Statement 4 of 11: …`.
+fn number_in_message(message: &str) -> Option<usize> {
+    let rest = message.trim_start().strip_prefix("Statement ")?;
+    let (n, rest) = rest.split_once(' ')?;
+    rest.starts_with("of ").then_some(())?;
+    n.parse().ok().filter(|n| *n > 0)
 }
 
 fn request_failed(reply: &Reply, auth: &Auth, what: &str) -> ExecError {

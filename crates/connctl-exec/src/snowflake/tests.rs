@@ -293,3 +293,30 @@ async fn unreachable_server_is_reported() {
         .expect_err("fails");
     assert!(matches!(err, ExecError::Api { status: None, .. }), "{err:?}");
 }
+
+#[tokio::test]
+async fn statement_number_from_the_message() {
+    let mock = Mock::start(|_: &Recorded, _: &[Recorded]| {
+        Answer(
+            422,
+            vec![],
+            json!({"code": "001003", "sqlState": "42000",
+                "message": "Statement 3 of 3: SQL compilation error:\nsyntax error line 1 at position 0 unexpected 'GRANT'."}),
+        )
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let err = executor(config(mock.url(), oauth(&dir)))
+        .execute(&run(SCRIPT))
+        .await
+        .expect_err("fails");
+    assert_eq!(err.statement_number(), Some(3));
+    assert!(err.to_string().contains("statement 3 (GRANT)"), "{err}");
+}
+
+#[test]
+fn numbers_in_messages() {
+    assert_eq!(super::number_in_message("Statement 4 of 11: x"), Some(4));
+    assert_eq!(super::number_in_message("SQL compilation error"), None);
+    assert_eq!(super::number_in_message("Statement executed"), None);
+}
