@@ -159,6 +159,8 @@ pub(crate) fn check_fields(
         return;
     };
     let names: Vec<&str> = fields.iter().map(|f| f.name).collect();
+    // A misspelt required field is reported once, as unknown with a suggestion, not also as missing.
+    let mut suggested = Vec::new();
     for (key, value) in entries {
         let Some(name) = key.as_str() else {
             sink.error(
@@ -171,15 +173,17 @@ pub(crate) fn check_fields(
         match fields.iter().find(|f| f.name == name) {
             Some(field) => check_value(sink, key, value, &join(path, name), field),
             None => {
+                let suggestion = did_you_mean(name, &names);
+                suggested.extend(suggestion);
                 let help = foreign(name)
-                    .or_else(|| did_you_mean(name, &names).map(|s| format!("did you mean `{s}`?")))
+                    .or_else(|| suggestion.map(|s| format!("did you mean `{s}`?")))
                     .or_else(|| (names.len() <= 8).then(|| format!("expected {}", one_of(&names))));
                 sink.error(key.pos, format!("unknown field `{name}` in {what}"), help);
             }
         }
     }
     for field in fields.iter().filter(|f| f.required) {
-        if node.get(field.name).is_none() {
+        if node.get(field.name).is_none() && !suggested.contains(&field.name) {
             sink.error(
                 anchor,
                 format!("missing field `{}` in {what}", join(path, field.name)),
@@ -283,9 +287,14 @@ fn connection_key(sink: &mut Sink<'_>, node: &Node) {
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
     {
+        let bad = if bad.is_whitespace() {
+            "a space".to_owned()
+        } else {
+            format!("`{bad}`")
+        };
         sink.error(
             node.pos,
-            format!("connection key `{key}` contains `{bad}`"),
+            format!("connection key `{key}` contains {bad}"),
             Some("a connection key may hold only letters, digits, `-` and `_`".into()),
         );
     } else if let Some(word) = RESERVED_KEYS.iter().find(|w| w.eq_ignore_ascii_case(key)) {
@@ -360,6 +369,11 @@ fn secret(sink: &mut Sink<'_>, key: &Node, node: &Node, path: &str, required: bo
                         Some("give exactly one of them".into()),
                     );
                 }
+                // An unknown field was just reported; "needs env or file" would repeat it.
+                (None, None)
+                    if entries
+                        .iter()
+                        .any(|(k, _)| !matches!(k.as_str(), Some("env" | "file"))) => {}
                 (None, None) => sink.error(
                     key.pos,
                     format!("secret reference `{path}` needs `env` or `file`"),

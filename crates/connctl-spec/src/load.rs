@@ -69,19 +69,16 @@ fn load_file(sink: &mut Sink<'_>, source: &str, seen: &mut HashMap<String, Origi
     let Some(root) = parse(sink, source) else { return };
     let checked = check_file(sink, &root, source);
     let file = sink.file().to_path_buf();
+    if !checked.defaults_ok {
+        return;
+    }
     let defaults = match checked
         .defaults
         .map(|d| serde_json::from_value::<Defaults>(d.to_json()))
     {
-        None => Some(Defaults::default()),
-        Some(Ok(d)) => Some(d),
-        Some(Err(_)) => {
-            internal(sink, checked.defaults.map_or(root.pos, |d| d.pos));
-            None
-        }
-    };
-    let Some(defaults) = defaults.filter(|_| checked.defaults_ok) else {
-        return;
+        None => Defaults::default(),
+        Some(Ok(d)) => d,
+        Some(Err(_)) => return internal(sink, checked.defaults.map_or(root.pos, |d| d.pos)),
     };
     let base = file.parent().unwrap_or(Path::new("")).to_path_buf();
     for conn in checked.connections {
@@ -133,15 +130,16 @@ fn parse(sink: &mut Sink<'_>, source: &str) -> Option<Node> {
                     usize::try_from(l.column()).unwrap_or(1),
                 )
             });
-            let (message, help) = parse_message(&e);
-            sink.error(Pos { line, column, len: 1 }, message, help);
+            let (message, help, len) = parse_message(&e);
+            sink.error(Pos { line, column, len }, message, help);
             None
         }
     }
 }
 
-/// A friendlier wording of serde-saphyr's parse errors, without its location suffix.
-fn parse_message(e: &serde_saphyr::Error) -> (String, Option<String>) {
+/// A friendlier wording of serde-saphyr's parse errors (without its location suffix), a help
+/// line, and the underline width.
+fn parse_message(e: &serde_saphyr::Error) -> (String, Option<String>, usize) {
     let raw = e.to_string();
     let text = raw.rfind(" at line ").map_or(raw.as_str(), |i| &raw[..i]);
     if let serde_saphyr::Error::Budget {
@@ -149,25 +147,35 @@ fn parse_message(e: &serde_saphyr::Error) -> (String, Option<String>) {
         ..
     } = e
     {
+        let help = "a connctl file nests at most 6 levels; is this the right file?";
         return (
             format!("nesting deeper than {MAX_DEPTH} levels"),
-            Some("a connctl file nests at most 6 levels; is this the right file?".into()),
+            Some(help.into()),
+            1,
         );
     }
     if text.starts_with("multiple YAML documents") {
         return (
             "more than one YAML document in this file".into(),
             Some("put each document in its own file".into()),
+            1,
         );
     }
     if let Some(key) = text.strip_prefix("duplicate mapping key: ") {
-        let key = key.split(',').next().unwrap_or(key);
-        return (format!("field `{key}` appears twice in this mapping"), None);
+        let key = key.split(", set DuplicateKeyPolicy").next().unwrap_or(key);
+        return (
+            format!("field `{key}` appears twice in this mapping"),
+            None,
+            key.chars().count(),
+        );
     }
     if text.starts_with("recursion limit exceeded") {
-        return ("nesting too deep".into(), None);
+        return ("nesting too deep".into(), None, 1);
     }
-    (format!("invalid YAML: {text}"), None)
+    let help = text
+        .contains("tab")
+        .then(|| "YAML indents with spaces, never tabs".to_owned());
+    (format!("invalid YAML: {text}"), help, 1)
 }
 
 fn not_utf8(file: &Path, bytes: &[u8], valid_up_to: usize) -> Diagnostic {

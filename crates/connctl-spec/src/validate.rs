@@ -275,6 +275,7 @@ fn connection<'n>(sink: &mut Sink<'_>, item: &'n Node) -> Option<Checked<'n>> {
             .iter()
             .any(|f| f.name == name)
             .then(|| format!("`{name}` is a {other_name} field; this connection is {technology}"))
+            .or_else(|| misplaced(name))
     });
     if let Some(auth_node) = item.get("auth") {
         let auth_key = item.key_node("auth").map_or(item.pos, |k| k.pos);
@@ -434,11 +435,19 @@ fn oauth_credential(sink: &mut Sink<'_>, node: &Node, type_node: &Node) {
 }
 
 fn defaults(sink: &mut Sink<'_>, key: &Node, node: &Node, path: &str) {
-    check_fields(sink, node, key.pos, path, "`defaults`", DEFAULTS, &|name| {
-        ["port", "audit", "technology", "auth"]
-            .contains(&name)
-            .then(|| "`defaults` holds only `settings`, `options`, `protect` and `executor`".to_owned())
-    });
+    check_fields(sink, node, key.pos, path, "`defaults`", DEFAULTS, &misplaced);
+}
+
+/// A settings or options field written one level too high.
+fn misplaced(name: &str) -> Option<String> {
+    let parent = if SETTINGS.iter().any(|f| f.name == name) {
+        "settings"
+    } else if OPTIONS.iter().any(|f| f.name == name) {
+        "options"
+    } else {
+        return None;
+    };
+    Some(format!("`{name}` goes under `{parent}:`"))
 }
 
 fn settings(sink: &mut Sink<'_>, key: &Node, node: &Node, path: &str) {

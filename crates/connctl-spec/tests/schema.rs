@@ -74,10 +74,13 @@ fn the_schema_rejects_an_unknown_field() {
     assert!(!errors(&example).is_empty());
 }
 
+/// A named change that makes a valid file invalid.
+type Mutation = Box<dyn Fn(&mut serde_json::Value)>;
+
 #[test]
 fn the_schema_rejects_structural_mistakes_the_loader_rejects() {
     let base = yaml_to_json(&common::repo_root().join("connections.example.yaml"));
-    let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+    let cases: Vec<(&str, Mutation)> = vec![
         (
             "literal secret",
             Box::new(|v| v["connections"][0]["auth"]["password"] = "hunter2".into()),
