@@ -167,7 +167,8 @@ async fn bad_requests_name_the_field() {
     }
 
     executed_snowflake(&env).await;
-    let reg_cases: Vec<(Box<dyn Fn(&mut Value)>, &str)> = vec![
+    type Edit = Box<dyn Fn(&mut Value)>;
+    let reg_cases: Vec<(Edit, &str)> = vec![
         (
             Box::new(|b| drop(b["connection"].as_object_mut().unwrap().remove("hostname"))),
             "connection.hostname: required",

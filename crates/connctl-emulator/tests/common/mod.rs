@@ -1,5 +1,5 @@
 //! Shared helpers for the emulator's HTTP tests: a small client and the documented payloads.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use base64::Engine;
 use connctl_emulator::{EmulatorConfig, RunningEmulator};

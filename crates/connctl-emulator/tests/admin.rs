@@ -1,0 +1,197 @@
+//! The `/_emulator/` admin API: drift, deletion behind the tool's back, seeding, state dump,
+//! reset, and `--state-file` persistence.
+
+mod common;
+
+use common::*;
+use connctl_emulator::EmulatorConfig;
+use reqwest::Method;
+use serde_json::json;
+
+#[tokio::test]
+async fn seed_drift_delete_and_reset() {
+    let env = Env::new();
+    let r = env
+        .admin(
+            Method::POST,
+            "/_emulator/seed",
+            Some(json!({"connections": [sf_registration("sf-b"), dbx_registration("dbx-a")]})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let seeded = r.json()["seeded"].clone();
+    assert_eq!(seeded.as_array().unwrap().len(), 2);
+    // seeding an existing key conflicts
+    let r = env
+        .admin(
+            Method::POST,
+            "/_emulator/seed",
+            Some(json!({"connections": [sf_registration("sf-b")]})),
+        )
+        .await;
+    assert_eq!(r.status, 409);
+
+    // search is sorted by key and paginated
+    let r = env
+        .immuta(
+            Method::POST,
+            "/data/object/search?offset=0&size=1",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(r.json()["count"], 2);
+    assert_eq!(r.json()["hits"][0]["objectPath"], json!(["dbx-a"]));
+    let r = env
+        .immuta(Method::POST, "/data/object/search?offset=1&size=1", None)
+        .await;
+    assert_eq!(r.json()["hits"][0]["objectPath"], json!(["sf-b"]));
+    let r = env
+        .immuta(Method::POST, "/data/object/search?size=1001", None)
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(r.message().contains("size"));
+
+    // drift on the connection and its settings
+    let r = env
+        .admin(
+            Method::PATCH,
+            "/_emulator/connections/sf-b",
+            Some(json!({"connection": {"warehouse": "OTHER"}, "settings": {"isActive": true}})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let c = env
+        .immuta(Method::GET, "/data/connection/sf-b", None)
+        .await
+        .json();
+    assert_eq!(c["connection"]["warehouse"], "OTHER");
+    assert_eq!(
+        env.immuta(Method::GET, "/data/object/sf-b", None).await.json()["state"],
+        "active"
+    );
+
+    // drift on the integration
+    let iid = c["nativeIntegrationId"].as_u64().unwrap();
+    let r = env
+        .admin(
+            Method::PATCH,
+            &format!("/_emulator/integrations/{iid}"),
+            Some(json!({"config": {"audit": {"enabled": false}}})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let i = env
+        .immuta(Method::GET, &format!("/integrations/{iid}"), None)
+        .await
+        .json();
+    assert_eq!(i["config"]["audit"]["enabled"], false);
+
+    // the state dump names keys and ids, never secrets
+    let r = env.admin(Method::GET, "/_emulator/state", None).await;
+    assert!(r.text.contains("sf-b") && r.text.contains("dbx-a"));
+    assert!(!r.text.contains("pa'ss;word") && !r.text.contains("dose-secret"));
+
+    // deleted behind the tool's back
+    let r = env
+        .admin(Method::DELETE, "/_emulator/connections/dbx-a", None)
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        env.immuta(Method::GET, "/data/connection/dbx-a", None)
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        env.admin(Method::DELETE, "/_emulator/connections/dbx-a", None)
+            .await
+            .status,
+        404
+    );
+
+    // reset forgets everything
+    assert_eq!(
+        env.admin(Method::POST, "/_emulator/reset", None).await.status,
+        200
+    );
+    assert_eq!(
+        env.immuta(Method::GET, "/data/connection/sf-b", None)
+            .await
+            .status,
+        404
+    );
+    let log = env.admin(Method::GET, "/_emulator/requests", None).await.json();
+    assert_eq!(
+        log.as_array().unwrap().len(),
+        1,
+        "only the request after the reset: {log}"
+    );
+}
+
+#[tokio::test]
+async fn state_file_persists_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("emulator-state.json");
+    let config = EmulatorConfig {
+        state_file: Some(path.clone()),
+        job_step_ms: 1,
+        ..Default::default()
+    };
+    let (iid, bulk) = {
+        let env = Env::with(config.clone());
+        let r = env
+            .immuta(
+                Method::POST,
+                "/integrations/scripts/create",
+                Some(sf_script_body()),
+            )
+            .await;
+        assert_eq!(snowflake_run_all(&env, &r.text).await.status, 200);
+        let r = env
+            .immuta(
+                Method::POST,
+                "/data/connection",
+                Some(sf_registration("persisted")),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let c = env
+            .immuta(Method::GET, "/data/connection/persisted", None)
+            .await
+            .json();
+        (
+            c["nativeIntegrationId"].as_u64().unwrap(),
+            r.json()["bulkId"].as_str().unwrap().to_string(),
+        )
+    };
+    assert!(path.exists());
+    let env = Env::with(config);
+    let c = env.immuta(Method::GET, "/data/connection/persisted", None).await;
+    assert_eq!(c.status, 200);
+    assert_eq!(c.json()["nativeIntegrationId"].as_u64(), Some(iid));
+    assert_eq!(
+        env.immuta(Method::GET, &format!("/integrations/{iid}"), None)
+            .await
+            .status,
+        200
+    );
+    env.await_bulk(&bulk).await;
+    // executed scripts survive too: a second connection with the same config registers
+    let r = env
+        .immuta(
+            Method::POST,
+            "/data/connection/test",
+            Some(sf_registration("persisted-2")),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    // ids keep counting
+    let r = env
+        .admin(
+            Method::POST,
+            "/_emulator/seed",
+            Some(json!({"connections": [dbx_registration("next")]})),
+        )
+        .await;
+    assert_eq!(r.json()["seeded"][0]["integrationId"], (iid + 1).to_string());
+}
