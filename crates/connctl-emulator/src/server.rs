@@ -31,6 +31,7 @@ pub struct LogEntry {
     pub path: String,
     pub query: Option<String>,
     pub status: u16,
+    /// Milliseconds since the emulator started, when the request arrived.
     pub at_ms: u64,
 }
 
@@ -200,6 +201,7 @@ async fn front(State(st): State<Shared>, req: Request, next: Next) -> Response {
     let method = req.method().to_string();
     let query = req.uri().query().map(str::to_string);
     let seq = st.seq.fetch_add(1, Ordering::SeqCst);
+    let at_ms = st.start.elapsed().as_millis() as u64;
     let cfg = &st.cfg;
 
     let delay = cfg.latency_ms + faults::jitter(cfg.seed, seq, cfg.jitter_ms);
@@ -251,7 +253,7 @@ async fn front(State(st): State<Shared>, req: Request, next: Next) -> Response {
         path,
         query,
         status: response.status().as_u16(),
-        at_ms: st.start.elapsed().as_millis() as u64,
+        at_ms,
     };
     let mut log = lock(&st.log);
     if log.len() >= LOG_CAP {
