@@ -35,12 +35,16 @@ pub struct SpecFile {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Defaults {
+    /// Default `settings` of every connection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settings: Option<SettingsSpec>,
+    /// Default `options` of every connection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub options: Option<OptionsSpec>,
+    /// Default `protect` of every connection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protect: Option<bool>,
+    /// Default `executor` of every connection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub executor: Option<ExecutorKind>,
 }
@@ -93,14 +97,19 @@ pub struct SnowflakeSpec {
     pub role: String,
     /// How Immuta authenticates to Snowflake.
     pub auth: SnowflakeAuth,
+    /// Query audit (`config.audit.enabled`). Recommended `true`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit: Option<Toggle>,
+    /// Project workspaces; cannot be used with Snowflake table grants. Recommended `false`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workspaces: Option<Toggle>,
+    /// User impersonation; cannot be used with low row access policy mode.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub impersonation: Option<Toggle>,
+    /// Lineage ingestion. Recommended `false`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lineage: Option<Toggle>,
+    /// Roles and users excluded from authorization checks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_role_pattern: Option<UserRolePattern>,
 }
@@ -222,14 +231,19 @@ pub struct DatabricksSpec {
     pub catalog: String,
     /// How Immuta authenticates to Databricks.
     pub auth: DatabricksAuth,
+    /// Query audit (`config.audit.enabled`). Recommended `true`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit: Option<Toggle>,
+    /// Workspaces whose queries are audited (ids as strings).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workspace_ids: Option<Vec<String>>,
+    /// Native query parsing for audit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enable_native_query_parsing: Option<bool>,
+    /// Group whose members are exempt from Immuta policies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group_pattern: Option<GroupPattern>,
+    /// Where Immuta's Databricks jobs run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_config: Option<JobConfig>,
 }
@@ -273,6 +287,7 @@ pub const DATABRICKS_TOKEN_AUTH_TYPE: &str = "token";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Toggle {
+    /// Whether the feature is on.
     pub enabled: bool,
 }
 
@@ -280,6 +295,7 @@ pub struct Toggle {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserRolePattern {
+    /// Roles and users that get no policies applied.
     pub exclude: Vec<String>,
 }
 
@@ -297,8 +313,10 @@ pub struct GroupPattern {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct JobConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Workspace folder for Immuta's job notebooks.
     pub workspace_directory_path: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Cluster that runs Immuta's jobs.
     pub job_cluster_id: Option<String>,
 }
 
