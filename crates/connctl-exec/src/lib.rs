@@ -216,3 +216,51 @@ fn wrong_target(kind: &str, target: &Target) -> ExecError {
         target.technology().to_lowercase()
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>(_: &T) {}
+    fn assert_sync<T: Send + Sync>() {}
+
+    /// The CLI runs connections in parallel tasks: the executor is shared and its future is `Send`.
+    #[test]
+    fn executor_is_shareable_and_its_future_is_send() {
+        assert_sync::<Executor>();
+        let ex = Executor::new(ExecutorConfig::default(), reqwest::Client::new(), "/tmp".into());
+        let run = ScriptRun {
+            connection_key: "k",
+            purpose: Purpose::Create,
+            sql: "SELECT 1",
+            target: Target::Snowflake {
+                host: "a.snowflakecomputing.com".into(),
+            },
+        };
+        let fut = ex.execute(&run);
+        assert_send(&fut);
+    }
+
+    #[tokio::test]
+    async fn wrong_target_is_a_config_error() {
+        let cfg = ExecutorConfig::Databricks(DatabricksExecConfig {
+            url: None,
+            warehouse_id: None,
+            auth: DatabricksAuth::Token {
+                token: connctl_spec::SecretRef::Env("UNUSED".into()),
+            },
+            timeout_secs: 1,
+        });
+        let ex = Executor::new(cfg, reqwest::Client::new(), "/tmp".into());
+        let run = ScriptRun {
+            connection_key: "k",
+            purpose: Purpose::Create,
+            sql: "SELECT 1",
+            target: Target::Snowflake {
+                host: "a.snowflakecomputing.com".into(),
+            },
+        };
+        let err = ex.execute(&run).await.expect_err("wrong target");
+        assert!(err.to_string().contains("Snowflake connection"), "{err}");
+    }
+}

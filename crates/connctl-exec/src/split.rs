@@ -115,7 +115,8 @@ pub fn split_statements(script: &str, dialect: SqlDialect) -> Result<Vec<Stateme
     let mut seg_start = 0usize; // byte offset where the current segment starts
     let mut depth = 0usize;
     let mut awaiting_begin = false; // Snowflake `DECLARE … BEGIN`: the BEGIN does not nest again
-    let mut first_in_segment = true;
+    // The previous code token of the current segment (`None` at its start).
+    let mut prev: Option<&Token> = None;
     let mut skip_next_code = false;
 
     for (pos, &ti) in code.iter().enumerate() {
@@ -123,12 +124,20 @@ pub fn split_statements(script: &str, dialect: SqlDialect) -> Result<Vec<Stateme
         let next = code.get(pos + 1).map(|&n| &tokens[n].token);
         if skip_next_code {
             skip_next_code = false;
-            first_in_segment = false;
+            prev = Some(token);
             continue;
         }
         let next_kw = next.and_then(keyword_of);
+        let prev_kw = prev.and_then(keyword_of);
+        // BEGIN and DECLARE open a block only where a statement or a body can start, so a column
+        // named `begin` does not.
+        let at_block_start = matches!(prev, None | Some(Token::SemiColon | Token::Colon))
+            || matches!(
+                prev_kw.as_deref(),
+                Some("AS" | "THEN" | "ELSE" | "DO" | "LOOP" | "REPEAT")
+            );
         match keyword_of(token).as_deref() {
-            Some("BEGIN") => {
+            Some("BEGIN") if at_block_start => {
                 let transaction = matches!(next, None | Some(Token::SemiColon))
                     || matches!(next_kw.as_deref(), Some("TRANSACTION" | "WORK" | "NAME"));
                 if !transaction {
@@ -139,7 +148,7 @@ pub fn split_statements(script: &str, dialect: SqlDialect) -> Result<Vec<Stateme
                     }
                 }
             }
-            Some("DECLARE") if first_in_segment && dialect == SqlDialect::Snowflake => {
+            Some("DECLARE") if at_block_start && !awaiting_begin && dialect == SqlDialect::Snowflake => {
                 depth += 1;
                 awaiting_begin = true;
             }
@@ -158,12 +167,12 @@ pub fn split_statements(script: &str, dialect: SqlDialect) -> Result<Vec<Stateme
             }
             _ => {}
         }
-        first_in_segment = false;
+        prev = Some(token);
         if *token == Token::SemiColon && depth == 0 && !awaiting_begin {
             let end = offsets.byte(tokens[ti].span.start);
             push_segment(&mut statements, script, &offsets, &tokens, seg_start, end);
             seg_start = (end + 1).min(script.len());
-            first_in_segment = true;
+            prev = None;
         }
     }
     if depth > 0 || awaiting_begin {
@@ -429,6 +438,28 @@ mod tests {
             db("DECLARE VARIABLE v INT DEFAULT 1; SELECT v"),
             ["DECLARE VARIABLE v INT DEFAULT 1", "SELECT v"]
         );
+    }
+
+    #[test]
+    fn begin_and_end_as_column_names_do_not_open_blocks() {
+        assert_eq!(
+            db("CREATE TABLE t (begin INT, end INT); SELECT 1"),
+            ["CREATE TABLE t (begin INT, end INT)", "SELECT 1"]
+        );
+        assert_eq!(
+            sf("SELECT t.begin FROM t; SELECT 2"),
+            ["SELECT t.begin FROM t", "SELECT 2"]
+        );
+    }
+
+    #[test]
+    fn unquoted_procedure_bodies_stay_whole() {
+        let script = "CREATE OR REPLACE PROCEDURE p() RETURNS INT LANGUAGE SQL AS\nDECLARE\n  n INT DEFAULT 1;\nBEGIN\n  \
+                      FOR i IN 1 TO 3 DO\n    n := n + i;\n  END FOR;\n  RETURN n;\nEND;\nCALL p();";
+        assert_eq!(sf(script).len(), 2, "{:?}", sf(script));
+        let dbx = "CREATE PROCEDURE p() LANGUAGE SQL AS BEGIN\n  lbl: BEGIN SELECT 1; END lbl;\n  \
+                   WHILE true DO SELECT 2; END WHILE;\nEND;\nCALL p()";
+        assert_eq!(db(dbx).len(), 2, "{:?}", db(dbx));
     }
 
     #[test]
