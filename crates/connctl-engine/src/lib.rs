@@ -1,8 +1,10 @@
 //! connctl-engine: the state file, the planner and the applier. It prints nothing: the
 //! applier reports progress as [`apply::Event`]s and the CLI renders them.
 
+pub mod apply;
 pub mod fields;
 pub mod lock;
 pub mod plan;
 pub mod refresh;
 pub mod state;
+pub mod store;

@@ -75,6 +75,8 @@ pub enum Action {
     Resume,
     Orphan,
     Delete,
+    /// Drop a state entry that has nothing in Immuta (never registered, or deleted outside).
+    Forget,
 }
 
 impl Action {
@@ -88,6 +90,7 @@ impl Action {
             Action::Resume => "resume",
             Action::Orphan => "orphan",
             Action::Delete => "delete",
+            Action::Forget => "forget",
         }
     }
 }
@@ -150,6 +153,7 @@ pub struct Summary {
     pub import: usize,
     pub orphan: usize,
     pub resume: usize,
+    pub forget: usize,
     pub unmanaged: usize,
     pub unchanged: usize,
 }
@@ -494,6 +498,7 @@ fn summarize(plan: &mut Plan) {
             Action::Import => s.import += 1,
             Action::Orphan => s.orphan += 1,
             Action::Resume => s.resume += 1,
+            Action::Forget => s.forget += 1,
         }
         if c.action == Action::Recreate || c.fields.iter().any(|f| f.cause != Cause::Config) {
             s.drifted += 1;

@@ -86,6 +86,10 @@ impl ApiError {
         self.status() == Some(404)
     }
 
+    pub fn is_unauthorized(&self) -> bool {
+        matches!(self, ApiError::Unauthorized { .. })
+    }
+
     pub fn is_conflict(&self) -> bool {
         self.status() == Some(409)
     }

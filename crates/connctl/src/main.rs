@@ -1,1 +1,91 @@
-fn main() {}
+//! connctl: the binary. Parses the command line, sets up logging and colour, and dispatches to
+//! the commands. Business rules live in the library crates; this crate only wires and renders.
+
+mod cli;
+mod commands;
+mod context;
+mod init;
+mod progress;
+mod render;
+mod runner;
+mod settings;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, ColorChoice, LogFormat};
+
+/// An error already reported to the user; exit with this code and print nothing more.
+#[derive(Debug)]
+pub struct Reported(pub u8);
+
+impl std::fmt::Display for Reported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit {}", self.0)
+    }
+}
+
+impl std::error::Error for Reported {}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let color = use_color(cli.global.color);
+    init_logging(&cli);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(commands::run(cli, color)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            if let Some(Reported(code)) = e.downcast_ref::<Reported>() {
+                return ExitCode::from(*code);
+            }
+            let prefix = if color { "\x1b[1;31merror\x1b[0m" } else { "error" };
+            eprintln!("{prefix}: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn use_color(choice: ColorChoice) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
+        }
+    }
+}
+
+fn init_logging(cli: &Cli) {
+    let level = if cli.global.quiet {
+        "error"
+    } else {
+        match cli.global.verbose {
+            0 => "warn",
+            1 => "info",
+            2 => "debug",
+            _ => "trace",
+        }
+    };
+    // Only connctl's own crates log at the chosen level; dependencies stay at warn.
+    let filter = tracing_subscriber::EnvFilter::new(format!(
+        "warn,connctl={level},connctl_engine={level},connctl_immuta={level},connctl_exec={level},connctl_spec={level}"
+    ));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    match cli.global.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder
+            .with_ansi(use_color(cli.global.color) && std::io::stderr().is_terminal())
+            .init(),
+    }
+}

@@ -1,0 +1,232 @@
+//! The command line: every command, flag and its help, in one place (clap derive). The man
+//! page and shell completions are generated from these same definitions.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "connctl",
+    version,
+    about = "Keep Immuta connections (Snowflake, Databricks Unity Catalog) in git",
+    long_about = "Keep Immuta connections (Snowflake, Databricks Unity Catalog) in git.\n\n\
+        YAML files describe the connections you want; `connctl plan` compares them with what Immuta has \
+        and `connctl apply` walks each connection through script → execute → register, recording every \
+        step in a local state file so an interrupted run resumes where it stopped.",
+    after_help = "Start with `connctl init`, then `connctl plan connections.yaml`."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    #[command(flatten)]
+    pub global: Global,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// More log output (-v info, -vv debug, -vvv trace). Logs go to standard error.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// When to use colour (NO_COLOR is respected).
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+    /// Log line format on standard error.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Settings file.
+    #[arg(long, global = true, value_name = "PATH", default_value = "connctl.toml")]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Markdown,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a starter connections.yaml and connctl.toml
+    #[command(after_help = "Example:\n  connctl init infra/immuta")]
+    Init {
+        /// Folder to write into (created if missing).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Check connection files without contacting anything
+    #[command(
+        after_help = "Examples:\n  connctl validate connections/\n  connctl validate --resolve-secrets prod.yaml"
+    )]
+    Validate {
+        /// YAML files or folders (all *.yaml / *.yml below them).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Also check that every secret reference resolves (never prints a value).
+        #[arg(long)]
+        resolve_secrets: bool,
+    },
+    /// Show what apply would change
+    #[command(
+        after_help = "Examples:\n  connctl plan connections/\n  connctl plan connections/ --format markdown > plan.md\n  connctl plan connections/ --out plan.json --detailed-exitcode"
+    )]
+    Plan {
+        #[command(flatten)]
+        plan: PlanArgs,
+        /// Save the plan; `connctl apply plan.json` then applies exactly it.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Exit 2 when there are changes, 3 when they include a destructive one.
+        #[arg(long)]
+        detailed_exitcode: bool,
+    },
+    /// Make Immuta match the YAML
+    #[command(
+        after_help = "Examples:\n  connctl apply connections/\n  connctl apply --auto-approve --wait connections/\n  connctl apply plan.json"
+    )]
+    Apply {
+        #[command(flatten)]
+        plan: PlanArgs,
+        /// Apply without asking (required when not on a terminal).
+        #[arg(long)]
+        auto_approve: bool,
+        /// Follow each bulk job until Immuta finishes it.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Report changes made in Immuta outside connctl (read-only)
+    #[command(
+        after_help = "Exit status: 0 no drift, 2 drift, 1 error.\n\nExample:\n  connctl drift connections/ --format markdown"
+    )]
+    Drift {
+        /// YAML files or folders (optional: without them, every connection in the state).
+        paths: Vec<PathBuf>,
+        #[command(flatten)]
+        common: CommonArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Each connection's step, last bulkId and its job state
+    #[command(after_help = "Example:\n  connctl status snowflake-prod")]
+    Status {
+        /// Connection keys (all when omitted).
+        keys: Vec<String>,
+        #[command(flatten)]
+        common: CommonArgs,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Adopt connections that already exist in Immuta
+    #[command(after_help = "Example:\n  connctl import connections/ --key snowflake-prod")]
+    Import {
+        /// YAML files or folders declaring the connections.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Keys to adopt (repeatable).
+        #[arg(long = "key", required = true)]
+        keys: Vec<String>,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Inspect or edit the state file (never touches Immuta)
+    #[command(subcommand)]
+    State(StateCommand),
+    /// Print the JSON Schema of the connection YAML
+    Schema,
+    /// Print shell completions
+    #[command(after_help = "Example:\n  connctl completions bash > /etc/bash_completion.d/connctl")]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages
+    #[command(hide = true)]
+    Man {
+        #[arg(long, default_value = "target/man")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// List connections in the state
+    List {
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Show one connection's state as JSON
+    Show {
+        key: String,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Forget a connection (Immuta is not touched)
+    Rm {
+        key: String,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Lift `protect` recorded for a connection, so it can be deleted
+    Unprotect {
+        key: String,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+}
+
+/// Flags shared by commands that talk to Immuta or read the state.
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    /// Immuta URL (overrides connctl.toml).
+    #[arg(long, env = "IMMUTA_URL", value_name = "URL")]
+    pub immuta_url: Option<String>,
+    /// State file (default: .connctl/state.json).
+    #[arg(long, value_name = "PATH")]
+    pub state: Option<PathBuf>,
+    /// Requests in flight at once (default 8).
+    #[arg(long, value_name = "N")]
+    pub parallelism: Option<usize>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PlanArgs {
+    /// YAML files or folders, or (for apply) one saved plan JSON.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Only these keys (repeatable; globs such as `snowflake-*`).
+    #[arg(long = "target", value_name = "KEY")]
+    pub targets: Vec<String>,
+    /// Delete connections that left the YAML (protected ones are still refused).
+    #[arg(long)]
+    pub prune: bool,
+    /// Refuse to delete or replace more than N connections.
+    #[arg(long, value_name = "N")]
+    pub max_deletes: Option<usize>,
+    /// Read Immuta before planning (`--refresh=false` plans from the state alone).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub refresh: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}

@@ -1,0 +1,553 @@
+//! The commands: each takes parsed arguments, does its work through the library crates, prints
+//! its result, and returns the exit code.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use clap::CommandFactory;
+use connctl_engine::apply::{self, ApplyOptions, Outcome};
+use connctl_engine::fields;
+use connctl_engine::lock::StateLock;
+use connctl_engine::plan::{Action, Cause, Plan};
+use connctl_engine::state::{State, Step};
+use connctl_engine::store::StateStore;
+
+use crate::Reported;
+use crate::cli::{Cli, Command, CommonArgs, Format, PlanArgs, StateCommand};
+use crate::context::{self, Context, Planned};
+use crate::render::{self, Kind};
+use crate::runner::Runner;
+
+pub async fn run(cli: Cli, color: bool) -> Result<u8> {
+    let config = cli.global.config.clone();
+    match cli.command {
+        Command::Init { dir } => crate::init::run(&dir),
+        Command::Schema => {
+            print!("{}", connctl_spec::json_schema_text());
+            Ok(0)
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "connctl", &mut std::io::stdout());
+            Ok(0)
+        }
+        Command::Man { out } => man(&out),
+        Command::Validate {
+            paths,
+            resolve_secrets,
+        } => {
+            let ctx = Context::new(&config, color)?;
+            validate(&ctx, &paths, resolve_secrets)
+        }
+        Command::Plan {
+            plan,
+            out,
+            detailed_exitcode,
+        } => {
+            let ctx = Context::new(&config, color)?;
+            plan_cmd(&ctx, &plan, out.as_deref(), detailed_exitcode).await
+        }
+        Command::Apply {
+            plan,
+            auto_approve,
+            wait,
+        } => {
+            let ctx = Context::new(&config, color)?;
+            apply_cmd(&ctx, &plan, auto_approve, wait).await
+        }
+        Command::Drift {
+            paths,
+            common,
+            format,
+        } => {
+            let ctx = Context::new(&config, color)?;
+            drift(&ctx, &paths, &common, format).await
+        }
+        Command::Status { keys, common, json } => {
+            let ctx = Context::new(&config, color)?;
+            status(&ctx, &keys, &common, json).await
+        }
+        Command::Import { paths, keys, common } => {
+            let ctx = Context::new(&config, color)?;
+            import(&ctx, &paths, &keys, &common).await
+        }
+        Command::State(cmd) => {
+            let ctx = Context::new(&config, color)?;
+            state_cmd(&ctx, cmd).await
+        }
+    }
+}
+
+fn validate(ctx: &Context, paths: &[PathBuf], resolve_secrets: bool) -> Result<u8> {
+    let desired = ctx.load_desired(paths)?;
+    if resolve_secrets {
+        let report = connctl_spec::check_secrets(&desired);
+        if report.has_errors() {
+            eprint!("{}", report.render(ctx.color));
+            return Err(Reported(1).into());
+        }
+    }
+    let n = desired.connections.len();
+    let files = desired.files.len();
+    println!(
+        "ok: {n} connection{} in {files} file{} are valid{}",
+        if n == 1 { "" } else { "s" },
+        if files == 1 { "" } else { "s" },
+        if resolve_secrets {
+            ", and every secret reference resolves"
+        } else {
+            ""
+        }
+    );
+    Ok(0)
+}
+
+fn print_plan(plan: &Plan, format: Format, kind: Kind, color: bool) {
+    let text = match format {
+        Format::Text => render::text(plan, kind, color),
+        Format::Markdown => render::markdown(plan, kind),
+        Format::Json => render::json(plan),
+    };
+    print!("{text}");
+}
+
+async fn plan_cmd(ctx: &Context, args: &PlanArgs, out: Option<&Path>, detailed: bool) -> Result<u8> {
+    let (state, _) = ctx.state(&args.common)?;
+    let Planned { plan, .. } = context::make_plan(ctx, args, &state, Some(1).filter(|_| args.prune)).await?;
+    print_plan(&plan, args.format, Kind::Plan, ctx.color);
+    if let Some(out) = out {
+        std::fs::write(out, render::json(&plan))
+            .with_context(|| format!("cannot write {}", out.display()))?;
+        if args.format == Format::Text {
+            println!(
+                "Saved the plan to {}; apply exactly it with `connctl apply {}`.",
+                out.display(),
+                out.display()
+            );
+        }
+    }
+    if !plan.errors.is_empty() {
+        return Ok(1);
+    }
+    Ok(exit_for(&plan, detailed))
+}
+
+fn exit_for(plan: &Plan, detailed: bool) -> u8 {
+    if !detailed || plan.is_empty() {
+        0
+    } else if plan.is_destructive() {
+        3
+    } else {
+        2
+    }
+}
+
+/// A saved plan, if `paths` is exactly one JSON file holding one.
+fn saved_plan(paths: &[PathBuf]) -> Result<Option<Plan>> {
+    let [path] = paths else { return Ok(None) };
+    if path.extension().is_none_or(|e| e != "json") {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let plan: Plan =
+        serde_json::from_str(&text).with_context(|| format!("{} is not a connctl plan", path.display()))?;
+    if plan.format_version != connctl_engine::plan::PLAN_FORMAT_VERSION {
+        bail!(
+            "{} has plan format {}, this connctl reads {}",
+            path.display(),
+            plan.format_version,
+            1
+        );
+    }
+    Ok(Some(plan))
+}
+
+async fn apply_cmd(ctx: &Context, args: &PlanArgs, auto_approve: bool, wait: bool) -> Result<u8> {
+    let state_path = ctx.settings.state_path(&args.common);
+    let _lock = StateLock::acquire(&state_path, &std::env::args().collect::<Vec<_>>().join(" "))?;
+    let state = State::load(&state_path)?;
+    let saved = saved_plan(&args.paths)?;
+    let planned = match &saved {
+        Some(saved) => {
+            if saved.state.lineage != state.lineage && state.serial > 0 {
+                bail!(
+                    "stale plan: it was made for another state (lineage {})",
+                    saved.state.lineage
+                );
+            }
+            if saved.state.serial != state.serial {
+                bail!(
+                    "stale plan: the state changed since the plan was made (serial {} then, {} now)\n  = help: run `connctl plan --out` again",
+                    saved.state.serial,
+                    state.serial
+                );
+            }
+            let mut again = args.clone();
+            again.paths = saved.spec_files.iter().map(PathBuf::from).collect();
+            again.refresh = saved.refreshed;
+            let planned = context::make_plan(ctx, &again, &state, None).await?;
+            let moved: Vec<&str> = saved
+                .live_fingerprints
+                .iter()
+                .filter(|(k, v)| planned.plan.live_fingerprints.get(*k) != Some(*v))
+                .map(|(k, _)| k.as_str())
+                .collect();
+            if !moved.is_empty() {
+                bail!(
+                    "stale plan: Immuta changed since the plan was made ({})\n  = help: run `connctl plan --out` again",
+                    moved.join(", ")
+                );
+            }
+            let changed: Vec<&str> = saved
+                .desired_fingerprints
+                .iter()
+                .filter(|(k, v)| planned.plan.desired_fingerprints.get(*k) != Some(*v))
+                .map(|(k, _)| k.as_str())
+                .collect();
+            if !changed.is_empty() {
+                bail!(
+                    "stale plan: the YAML or a secret changed since the plan was made ({})\n  = help: run `connctl plan --out` again",
+                    changed.join(", ")
+                );
+            }
+            // Apply exactly what was reviewed.
+            Planned {
+                plan: saved.clone(),
+                ..planned
+            }
+        }
+        None => context::make_plan(ctx, args, &state, Some(1)).await?,
+    };
+    let plan = &planned.plan;
+    print_plan(plan, Format::Text, Kind::Plan, ctx.color);
+    if !plan.errors.is_empty() {
+        return Ok(1);
+    }
+    if plan.is_empty() {
+        return Ok(0);
+    }
+    if !auto_approve {
+        if !std::io::stdin().is_terminal() {
+            bail!(
+                "refusing to apply without confirmation in a non-interactive run\n  = help: review the plan above, then pass --auto-approve (or apply a saved plan: `connctl plan --out plan.json`, then `connctl apply --auto-approve plan.json`)"
+            );
+        }
+        print!("\nApply these changes? Only 'yes' is accepted: ");
+        std::io::stdout().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if answer.trim() != "yes" {
+            println!("Apply cancelled; nothing was changed.");
+            return Ok(1);
+        }
+    }
+    let client = ctx.client(&args.common)?;
+    let scripts_dir = state_path.parent().unwrap_or(Path::new(".")).join("scripts");
+    let runner = Arc::new(Runner::new(&ctx.settings.executor, scripts_dir));
+    let store = StateStore::new(state, state_path);
+    let options = ApplyOptions {
+        parallelism: ctx.settings.parallelism(&args.common),
+        wait,
+        ..ApplyOptions::default()
+    };
+    let progress = crate::progress::Progress::new(plan.changes.len(), ctx.color);
+    let sink = progress.sink();
+    let outcomes = apply::apply(plan, planned.targets, client, runner, store, options, sink).await;
+    progress.finish();
+    Ok(report_outcomes(&outcomes, ctx.color))
+}
+
+fn report_outcomes(outcomes: &BTreeMap<String, Outcome>, color: bool) -> u8 {
+    println!();
+    let (mut ok, mut waiting, mut failed, mut skipped) = (0, 0, 0, 0);
+    for (key, outcome) in outcomes {
+        match outcome {
+            Outcome::Applied { detail } => {
+                ok += 1;
+                println!("  {} {key}: {detail}", paint("✓", "32", color));
+            }
+            Outcome::AwaitingExecution { path } => {
+                waiting += 1;
+                println!(
+                    "  {} {key}: run the script saved at {} as a privileged user, then run `connctl apply` again",
+                    paint("…", "33", color),
+                    path.display()
+                );
+            }
+            Outcome::Skipped { reason } => {
+                skipped += 1;
+                println!("  {} {key}: skipped: {reason}", paint("-", "36", color));
+            }
+            Outcome::Failed { error } => {
+                failed += 1;
+                println!("  {} {key}: {error}", paint("✗", "31", color));
+            }
+        }
+    }
+    println!("\nApply: {ok} applied, {waiting} awaiting execution, {skipped} skipped, {failed} failed.");
+    if failed > 0 { 1 } else { 0 }
+}
+
+fn paint(text: &str, code: &str, color: bool) -> String {
+    if color {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_owned()
+    }
+}
+
+async fn drift(ctx: &Context, paths: &[PathBuf], common: &CommonArgs, format: Format) -> Result<u8> {
+    let (state, _) = ctx.state(common)?;
+    // Drift compares Immuta with what was last applied; the YAML only narrows the keys.
+    let only: Option<Vec<String>> = if paths.is_empty() {
+        None
+    } else {
+        Some(
+            ctx.load_desired(paths)?
+                .connections
+                .into_iter()
+                .map(|c| c.key)
+                .collect(),
+        )
+    };
+    let applied: BTreeMap<String, connctl_engine::plan::DesiredView<'_>> = state
+        .connections
+        .iter()
+        .filter(|(k, _)| only.as_ref().is_none_or(|o| o.contains(k)))
+        .filter_map(|(k, s)| {
+            let fields = s.applied.clone()?;
+            Some((
+                k.clone(),
+                connctl_engine::plan::DesiredView {
+                    technology: &s.technology,
+                    fields,
+                    protect: s.protect,
+                },
+            ))
+        })
+        .collect();
+    let client = ctx.client(common)?;
+    let wanted = applied.keys().cloned().collect();
+    let live =
+        connctl_engine::refresh::refresh(&client, &state, &wanted, ctx.settings.parallelism(common)).await?;
+    let options = connctl_engine::plan::PlanOptions {
+        targets: only.map(|_| Vec::new()).unwrap_or_default(),
+        ..Default::default()
+    };
+    let mut plan = connctl_engine::plan::plan(&applied, &state, Some(&live), &options, vec![])?;
+    // Keep only what Immuta changed: drifted fields and objects deleted outside connctl.
+    plan.changes.retain_mut(|c| {
+        c.fields.retain(|f| f.cause != Cause::Config);
+        c.action == Action::Recreate || (c.action == Action::Update && !c.fields.is_empty())
+    });
+    plan.unmanaged.clear();
+    plan.summary.drifted = plan.changes.len();
+    print_plan(&plan, format, Kind::Drift, ctx.color);
+    Ok(if plan.changes.is_empty() { 0 } else { 2 })
+}
+
+async fn status(ctx: &Context, keys: &[String], common: &CommonArgs, json: bool) -> Result<u8> {
+    let (state, path) = ctx.state(common)?;
+    let client = ctx.client(common).ok();
+    let mut rows = Vec::new();
+    for (key, s) in &state.connections {
+        if !keys.is_empty() && !keys.contains(key) {
+            continue;
+        }
+        let bulk = s.last_bulk();
+        let job = match (bulk, &client) {
+            (Some(b), Some(c)) => match c.jobs(&b.bulk_id).await {
+                Ok(jobs) if !jobs.is_empty() => {
+                    jobs.iter().map(|j| j.state.clone()).collect::<Vec<_>>().join(",")
+                }
+                Ok(_) => "unknown".into(),
+                Err(e) if e.is_not_found() => "unknown".into(),
+                Err(e) => return Err(e.into()),
+            },
+            (Some(b), None) => b.job_state.clone().unwrap_or_else(|| "unknown".into()),
+            (None, _) => "-".into(),
+        };
+        rows.push(serde_json::json!({
+            "key": key,
+            "technology": s.technology,
+            "step": s.step.as_str(),
+            "protect": s.protect,
+            "bulkId": bulk.map(|b| b.bulk_id.clone()),
+            "bulkOrigin": bulk.map(|b| b.origin.clone()),
+            "jobState": job,
+        }));
+    }
+    for k in keys {
+        if !state.connections.contains_key(k) {
+            bail!("`{k}` is not in the state ({})", path.display());
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(0);
+    }
+    if rows.is_empty() {
+        println!("The state ({}) holds no connections.", path.display());
+        return Ok(0);
+    }
+    println!(
+        "{:<28} {:<11} {:<19} {:<38} JOB",
+        "KEY", "TECHNOLOGY", "STEP", "LAST BULK ID"
+    );
+    for r in rows {
+        let s = |k: &str| r[k].as_str().unwrap_or("-").to_owned();
+        println!(
+            "{:<28} {:<11} {:<19} {:<38} {}",
+            s("key"),
+            s("technology"),
+            s("step"),
+            s("bulkId"),
+            s("jobState")
+        );
+    }
+    Ok(0)
+}
+
+async fn import(ctx: &Context, paths: &[PathBuf], keys: &[String], common: &CommonArgs) -> Result<u8> {
+    let state_path = ctx.settings.state_path(common);
+    let _lock = StateLock::acquire(&state_path, "connctl import")?;
+    let mut state = State::load(&state_path)?;
+    let desired = ctx.load_desired(paths)?;
+    let targets = context::targets(desired, &state.salt)?;
+    let client = ctx.client(common)?;
+    let mut problems = Vec::new();
+    let mut adopted = Vec::new();
+    for key in keys {
+        let Some(t) = targets.get(key) else {
+            problems.push(format!("`{key}` is not declared in the YAML; declare it first"));
+            continue;
+        };
+        if state.connections.get(key).is_some_and(|s| s.applied.is_some()) {
+            problems.push(format!("`{key}` is already managed"));
+            continue;
+        }
+        let Some(live) = client.get_connection(key).await? else {
+            problems.push(format!(
+                "`{key}` does not exist in Immuta; `connctl apply` creates it"
+            ));
+            continue;
+        };
+        let integration = match &live.native_integration_id {
+            Some(id) => client.get_integration(id).await?,
+            None => None,
+        };
+        let object = client.get_object(key).await?;
+        let seen = fields::live(&live, integration.as_ref(), object.as_ref());
+        let mismatched: Vec<String> = seen
+            .iter()
+            .filter_map(|(path, value)| {
+                let want = t.fields.get(path)?;
+                (want != value).then(|| format!("{path}: Immuta has {value}, the YAML says {want}"))
+            })
+            .collect();
+        if !mismatched.is_empty() {
+            problems.push(format!(
+                "`{key}` differs from the YAML; make them agree before importing:\n    {}",
+                mismatched.join("\n    ")
+            ));
+            continue;
+        }
+        let entry = state.connections.entry(key.clone()).or_insert_with(|| {
+            connctl_engine::state::ConnectionState::new(t.connection.technology().as_str())
+        });
+        entry.applied = Some(t.fields.clone());
+        entry.step = Step::Registered;
+        entry.protect = t.connection.protect;
+        entry.integration_id = live.native_integration_id.clone();
+        entry.journal(
+            "import",
+            "done",
+            Some("adopted; secrets taken as the YAML's (Immuta never shows them)".into()),
+        );
+        adopted.push(key.clone());
+    }
+    if !adopted.is_empty() {
+        state.save(&state_path)?;
+        println!("Imported {}: {}", adopted.len(), adopted.join(", "));
+    }
+    if !problems.is_empty() {
+        for p in &problems {
+            eprintln!("error: {p}");
+        }
+        return Err(Reported(1).into());
+    }
+    Ok(0)
+}
+
+async fn state_cmd(ctx: &Context, cmd: StateCommand) -> Result<u8> {
+    match cmd {
+        StateCommand::List { common } => {
+            let (state, _) = ctx.state(&common)?;
+            for (key, s) in &state.connections {
+                println!(
+                    "{key}\t{}\t{}{}",
+                    s.technology,
+                    s.step.as_str(),
+                    if s.protect { "\tprotected" } else { "" }
+                );
+            }
+            Ok(0)
+        }
+        StateCommand::Show { key, common } => {
+            let (state, path) = ctx.state(&common)?;
+            let s = state
+                .connections
+                .get(&key)
+                .ok_or_else(|| anyhow!("`{key}` is not in the state ({})", path.display()))?;
+            println!("{}", serde_json::to_string_pretty(s)?);
+            Ok(0)
+        }
+        StateCommand::Rm { key, common } => {
+            edit_state(ctx, &common, &key, "connctl state rm", |state, key| {
+                state.connections.remove(key);
+                format!("Forgot `{key}`. Immuta was not touched; `connctl import` adopts it again.")
+            })
+        }
+        StateCommand::Unprotect { key, common } => {
+            edit_state(ctx, &common, &key, "connctl state unprotect", |state, key| {
+                if let Some(s) = state.connections.get_mut(key) {
+                    s.protect = false;
+                    s.journal("unprotect", "done", None);
+                }
+                format!(
+                    "`{key}` is no longer protected; it can be deleted with `apply --prune` once it leaves the YAML."
+                )
+            })
+        }
+    }
+}
+
+fn edit_state(
+    ctx: &Context,
+    common: &CommonArgs,
+    key: &str,
+    command: &str,
+    edit: impl FnOnce(&mut State, &str) -> String,
+) -> Result<u8> {
+    let path = ctx.settings.state_path(common);
+    let _lock = StateLock::acquire(&path, command)?;
+    let mut state = State::load(&path)?;
+    if !state.connections.contains_key(key) {
+        bail!("`{key}` is not in the state ({})", path.display());
+    }
+    let message = edit(&mut state, key);
+    state.save(&path)?;
+    println!("{message}");
+    Ok(0)
+}
+
+fn man(out: &Path) -> Result<u8> {
+    std::fs::create_dir_all(out)?;
+    let cmd = Cli::command();
+    clap_mangen::generate_to(cmd, out)
+        .with_context(|| format!("cannot write man pages to {}", out.display()))?;
+    println!("Wrote man pages to {}", out.display());
+    Ok(0)
+}

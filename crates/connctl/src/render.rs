@@ -1,0 +1,295 @@
+//! Plan rendering: text for a terminal (grouped, coloured, unified field diffs with `similar`),
+//! markdown for a PR comment (summary first, details folded, never over 65,000 characters),
+//! and JSON (the plan itself, `docs/plan-json.md`).
+
+use std::fmt::Write as _;
+
+use connctl_engine::plan::{Action, Cause, Change, FieldChange, Plan};
+use owo_colors::{OwoColorize, Style};
+use serde_json::Value;
+
+/// GitHub rejects comments over 65,536 characters; stay clear of it.
+pub const MARKDOWN_LIMIT: usize = 65_000;
+
+/// What the report is about: a full plan, or drift only.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Plan,
+    Drift,
+}
+
+fn symbol(action: Action) -> &'static str {
+    match action {
+        Action::Create => "+",
+        Action::Recreate => "+",
+        Action::Import => "?",
+        Action::Update => "~",
+        Action::Replace => "-/+",
+        Action::Resume => ">",
+        Action::Orphan => "!",
+        Action::Delete => "-",
+        Action::Forget => "x",
+    }
+}
+
+fn style(action: Action) -> Style {
+    match action {
+        Action::Create | Action::Recreate => Style::new().green(),
+        Action::Update | Action::Resume => Style::new().yellow(),
+        Action::Replace | Action::Delete => Style::new().red(),
+        Action::Import | Action::Orphan | Action::Forget => Style::new().cyan(),
+    }
+}
+
+fn paint(text: &str, style: Style, color: bool) -> String {
+    if color {
+        text.style(style).to_string()
+    } else {
+        text.to_owned()
+    }
+}
+
+fn show(value: &Value) -> String {
+    match value {
+        Value::Null => "(none)".into(),
+        other => other.to_string(),
+    }
+}
+
+fn cause(c: Cause) -> &'static str {
+    match c {
+        Cause::Config => "config",
+        Cause::Drift => "drift",
+        Cause::Both => "config+drift",
+    }
+}
+
+fn before_line(f: &FieldChange) -> String {
+    if f.sensitive {
+        format!("{}: (sensitive)", f.path)
+    } else {
+        format!("{}: {}", f.path, show(&f.before))
+    }
+}
+
+fn after_line(f: &FieldChange) -> String {
+    if f.sensitive {
+        format!("{}: (sensitive, changed)", f.path)
+    } else {
+        format!("{}: {}", f.path, show(&f.after))
+    }
+}
+
+/// The field diff of one change as unified-diff lines (`-` live/applied, `+` desired).
+fn field_diff(change: &Change) -> Vec<(char, String, &'static str)> {
+    let before: String = change.fields.iter().map(|f| before_line(f) + "\n").collect();
+    let after: String = change.fields.iter().map(|f| after_line(f) + "\n").collect();
+    let diff = similar::TextDiff::from_lines(&before, &after);
+    let mut lines = Vec::new();
+    for op in diff.iter_all_changes() {
+        let text = op.value().trim_end().to_owned();
+        let path = text.split(": ").next().unwrap_or_default();
+        let why = change
+            .fields
+            .iter()
+            .find(|f| f.path == path)
+            .map(|f| cause(f.cause))
+            .unwrap_or("");
+        let sign = match op.tag() {
+            similar::ChangeTag::Delete => '-',
+            similar::ChangeTag::Insert => '+',
+            similar::ChangeTag::Equal => ' ',
+        };
+        lines.push((sign, text, why));
+    }
+    lines
+}
+
+fn summary_line(plan: &Plan, kind: Kind) -> String {
+    let s = &plan.summary;
+    match kind {
+        Kind::Plan => {
+            let mut line = format!(
+                "Plan: {} to create, {} to update, {} to replace, {} to delete, {} drifted.",
+                s.create, s.update, s.replace, s.delete, s.drifted
+            );
+            let mut extra = Vec::new();
+            if s.resume > 0 {
+                extra.push(format!("{} to resume", s.resume));
+            }
+            if s.import > 0 {
+                extra.push(format!("{} to import", s.import));
+            }
+            if s.forget > 0 {
+                extra.push(format!("{} to forget", s.forget));
+            }
+            if s.orphan > 0 {
+                extra.push(format!("{} orphaned", s.orphan));
+            }
+            if s.unmanaged > 0 {
+                extra.push(format!("{} unmanaged", s.unmanaged));
+            }
+            if !extra.is_empty() {
+                line = format!("{line} ({})", extra.join(", "));
+            }
+            line
+        }
+        Kind::Drift => format!(
+            "Drift: {} connection(s) changed in Immuta outside connctl.",
+            s.drifted
+        ),
+    }
+}
+
+/// The terminal rendering.
+pub fn text(plan: &Plan, kind: Kind, color: bool) -> String {
+    let mut out = String::new();
+    if plan.changes.is_empty() {
+        match kind {
+            Kind::Plan => out.push_str("No changes. Immuta matches the configuration.\n"),
+            Kind::Drift => {
+                out.push_str("No drift. Immuta matches what connctl last applied.\n");
+                return out;
+            }
+        }
+    } else {
+        let _ = writeln!(out, "connctl will take these actions (by connection key):\n");
+        for change in &plan.changes {
+            let head = format!(
+                "{:>3} {:<8} {}",
+                symbol(change.action),
+                change.action.as_str(),
+                change.key
+            );
+            let _ = write!(
+                out,
+                "{} ({})",
+                paint(&head, style(change.action), color),
+                change.technology
+            );
+            let ops: Vec<&str> = change.operations.iter().map(operation_name).collect();
+            if !ops.is_empty() {
+                let _ = write!(out, "  [{}]", ops.join(" → "));
+            }
+            out.push('\n');
+            if let Some(note) = &change.note {
+                let _ = writeln!(out, "      # {note}");
+            }
+            for (sign, line, why) in field_diff(change) {
+                let styled = match sign {
+                    '-' => paint(&format!("-   {line}"), Style::new().red(), color),
+                    '+' => paint(&format!("+   {line}"), Style::new().green(), color),
+                    _ => format!("    {line}"),
+                };
+                let _ = writeln!(out, "      {styled}  ({why})");
+            }
+        }
+        out.push('\n');
+    }
+    if !plan.unmanaged.is_empty() && kind == Kind::Plan {
+        let _ = writeln!(
+            out,
+            "Unmanaged (in Immuta, never touched): {}\n",
+            plan.unmanaged.join(", ")
+        );
+    }
+    if !plan.refreshed {
+        out.push_str("Note: planned from the state alone (--refresh=false); Immuta was not read.\n");
+    }
+    for e in &plan.errors {
+        let _ = writeln!(out, "{} {e}", paint("error:", Style::new().red().bold(), color));
+    }
+    let _ = writeln!(out, "{}", summary_line(plan, kind));
+    out
+}
+
+pub fn operation_name(op: &connctl_engine::plan::Operation) -> &'static str {
+    use connctl_engine::plan::Operation::*;
+    match op {
+        Register => "script, execute, test, register",
+        UpdateConnection => "update connection",
+        Rescript => "edit script, execute, update integration",
+        Settings => "settings",
+        Deregister => "delete script, deregister, cleanup",
+        RecordState => "state only",
+    }
+}
+
+/// The PR-comment rendering: summary table first, per-connection details folded, cut to
+/// [`MARKDOWN_LIMIT`] with a pointer to the JSON when too long.
+pub fn markdown(plan: &Plan, kind: Kind) -> String {
+    let title = match kind {
+        Kind::Plan => "connctl plan",
+        Kind::Drift => "connctl drift",
+    };
+    let s = &plan.summary;
+    let mut head = format!("### {title}\n\n**{}**\n\n", summary_line(plan, kind));
+    head.push_str(
+        "| create | update | replace | delete | drifted | import | orphaned | unmanaged | unchanged |\n",
+    );
+    head.push_str("|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    let _ = writeln!(
+        head,
+        "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+        s.create, s.update, s.replace, s.delete, s.drifted, s.import, s.orphan, s.unmanaged, s.unchanged
+    );
+    for e in &plan.errors {
+        let _ = writeln!(head, "> [!CAUTION]\n> {e}\n");
+    }
+    if plan.changes.is_empty() {
+        head.push_str(match kind {
+            Kind::Plan => "No changes. Immuta matches the configuration.\n",
+            Kind::Drift => "No drift.\n",
+        });
+        return head;
+    }
+    let footer_room = 400;
+    let mut body = String::new();
+    let mut shown = 0;
+    for change in &plan.changes {
+        let block = markdown_change(change);
+        if head.len() + body.len() + block.len() + footer_room > MARKDOWN_LIMIT {
+            break;
+        }
+        body.push_str(&block);
+        shown += 1;
+    }
+    let mut out = head + &body;
+    if shown < plan.changes.len() {
+        let _ = write!(
+            out,
+            "\n> [!NOTE]\n> Cut to stay under {MARKDOWN_LIMIT} characters: {} of {} changes shown. \
+             The full plan is in the JSON (`connctl plan --format json` or `--out plan.json`).\n",
+            shown,
+            plan.changes.len()
+        );
+    }
+    out
+}
+
+fn markdown_change(change: &Change) -> String {
+    let mut block = format!(
+        "<details><summary><code>{}</code> <b>{}</b> {} ({})</summary>\n\n",
+        symbol(change.action),
+        change.action.as_str(),
+        change.key,
+        change.technology
+    );
+    if let Some(note) = &change.note {
+        let _ = writeln!(block, "{note}\n");
+    }
+    if !change.fields.is_empty() {
+        block.push_str("```diff\n");
+        for (sign, line, why) in field_diff(change) {
+            let _ = writeln!(block, "{sign} {line}  # {why}");
+        }
+        block.push_str("```\n");
+    }
+    block.push_str("</details>\n\n");
+    block
+}
+
+/// The JSON rendering.
+pub fn json(plan: &Plan) -> String {
+    serde_json::to_string_pretty(plan).unwrap_or_else(|_| "{}".into()) + "\n"
+}

@@ -1,0 +1,107 @@
+//! The bridge from the engine's [`ScriptRunner`] to connctl-exec's executors: picks the
+//! executor for a connection (its own `executor:` kind, else `[executor.<technology>]` in
+//! connctl.toml, else manual) and describes where the connection lives.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+
+use connctl_engine::apply::{Purpose, RunOutcome, ScriptRunner};
+use connctl_exec::{Executor, ExecutorConfig, ScriptRun, Target};
+use connctl_spec::{Connection, ExecutorKind, Platform};
+
+pub struct Runner {
+    /// Configured executors by technology (`snowflake`, `databricks`).
+    configured: BTreeMap<String, Executor>,
+    manual: Executor,
+}
+
+impl Runner {
+    pub fn new(configs: &BTreeMap<String, ExecutorConfig>, scripts_dir: PathBuf) -> Runner {
+        let http = reqwest::Client::new();
+        let configured = configs
+            .iter()
+            .map(|(tech, c)| {
+                (
+                    tech.clone(),
+                    Executor::new(c.clone(), http.clone(), scripts_dir.clone()),
+                )
+            })
+            .collect();
+        Runner {
+            configured,
+            manual: Executor::new(ExecutorConfig::Manual { dir: None }, http, scripts_dir),
+        }
+    }
+
+    fn executor_for(&self, conn: &Connection) -> Result<&Executor, String> {
+        let tech = conn.technology().as_str().to_lowercase();
+        let configured = self.configured.get(&tech);
+        match conn.executor {
+            Some(ExecutorKind::Manual) => Ok(&self.manual),
+            Some(kind) => {
+                let wanted = match kind {
+                    ExecutorKind::Command => "command",
+                    ExecutorKind::Snowflake => "snowflake",
+                    ExecutorKind::Databricks => "databricks",
+                    ExecutorKind::Manual => "manual",
+                };
+                // The technology's executor if it is of that kind, else one named after the kind
+                // (`[executor.command]`).
+                match configured
+                    .filter(|e| e.config().kind() == wanted)
+                    .or_else(|| self.configured.get(wanted))
+                {
+                    Some(e) if e.config().kind() == wanted => Ok(e),
+                    _ => Err(format!(
+                        "connection `{}` asks for executor `{wanted}`, but connctl.toml has neither [executor.{tech}] nor [executor.{wanted}] with kind = \"{wanted}\"",
+                        conn.key
+                    )),
+                }
+            }
+            None => Ok(configured.unwrap_or(&self.manual)),
+        }
+    }
+}
+
+fn target(conn: &Connection) -> Target {
+    match &conn.platform {
+        Platform::Snowflake(sf) => Target::Snowflake {
+            host: sf.host.clone(),
+        },
+        Platform::Databricks(db) => Target::Databricks {
+            workspace_url: db.workspace_url.clone(),
+            http_path: db.http_path.clone(),
+        },
+    }
+}
+
+impl ScriptRunner for Runner {
+    fn run<'a>(
+        &'a self,
+        conn: &'a Connection,
+        purpose: Purpose,
+        sql: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<RunOutcome, String>> + Send + 'a>> {
+        Box::pin(async move {
+            let executor = self.executor_for(conn)?;
+            let purpose = match purpose {
+                Purpose::Create => connctl_exec::Purpose::Create,
+                Purpose::Edit => connctl_exec::Purpose::Edit,
+                Purpose::Delete => connctl_exec::Purpose::Delete,
+            };
+            let run = ScriptRun {
+                connection_key: &conn.key,
+                purpose,
+                sql,
+                target: target(conn),
+            };
+            match executor.execute(&run).await {
+                Ok(connctl_exec::Outcome::Executed { .. }) => Ok(RunOutcome::Executed),
+                Ok(connctl_exec::Outcome::AwaitingManual { path }) => Ok(RunOutcome::AwaitingManual { path }),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+    }
+}

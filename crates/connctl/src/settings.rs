@@ -1,0 +1,125 @@
+//! `connctl.toml`: where Immuta is, how to find the API key, the state path, parallelism and
+//! the executor per technology. Flags and `IMMUTA_URL` / `IMMUTA_API_KEY` override it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+use connctl_exec::ExecutorConfig;
+use connctl_spec::{Secret, SecretRef};
+use serde::Deserialize;
+
+use crate::cli::CommonArgs;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    #[serde(default)]
+    pub immuta: ImmutaSettings,
+    #[serde(default)]
+    pub state: StateSettings,
+    #[serde(default)]
+    pub apply: ApplySettings,
+    /// Keyed by technology in lower case (`snowflake`, `databricks`: the default for that
+    /// technology) or by kind (`command`: for connections that ask for it).
+    #[serde(default)]
+    pub executor: BTreeMap<String, ExecutorConfig>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImmutaSettings {
+    pub url: Option<String>,
+    pub api_key: Option<SecretRef>,
+    /// Per-request timeout in seconds (default 30).
+    pub timeout_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateSettings {
+    pub path: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplySettings {
+    pub parallelism: Option<usize>,
+}
+
+pub const DEFAULT_STATE_PATH: &str = ".connctl/state.json";
+pub const DEFAULT_PARALLELISM: usize = 8;
+
+impl Settings {
+    /// Reads `path`; a missing default file is an empty configuration, a missing explicit one
+    /// is an error.
+    pub fn load(path: &Path, explicit: bool) -> Result<Settings> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => return Ok(Settings::default()),
+            Err(e) => return Err(anyhow!("cannot read settings file {}: {e}", path.display())),
+        };
+        let mut settings: Settings = toml::from_str(&text).map_err(|e| {
+            let (line, col) = e.span().map(|s| line_col(&text, s.start)).unwrap_or((1, 1));
+            anyhow!("{}:{line}:{col}: {}", path.display(), e.message())
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        settings.immuta.api_key = settings.immuta.api_key.map(|r| r.anchored(base));
+        for (name, executor) in &settings.executor {
+            if !matches!(name.as_str(), "snowflake" | "databricks" | "command" | "manual") {
+                bail!(
+                    "{}: [executor.{name}]: unknown executor name; use [executor.snowflake], [executor.databricks] (per technology) or [executor.command] (for connections with `executor: command`)",
+                    path.display()
+                );
+            }
+            executor
+                .validate()
+                .map_err(|e| anyhow!("{}: [executor.{name}]: {e}", path.display()))?;
+        }
+        Ok(settings)
+    }
+
+    pub fn state_path(&self, args: &CommonArgs) -> PathBuf {
+        args.state
+            .clone()
+            .or_else(|| self.state.path.clone())
+            .unwrap_or_else(|| DEFAULT_STATE_PATH.into())
+    }
+
+    pub fn parallelism(&self, args: &CommonArgs) -> usize {
+        args.parallelism
+            .or(self.apply.parallelism)
+            .unwrap_or(DEFAULT_PARALLELISM)
+            .max(1)
+    }
+
+    /// The Immuta URL and API key, from flags, environment, then this file.
+    pub fn immuta(&self, args: &CommonArgs) -> Result<connctl_immuta::ClientConfig> {
+        let url = args.immuta_url.clone().or_else(|| self.immuta.url.clone()).ok_or_else(|| {
+            anyhow!(
+                "no Immuta URL\n  = help: set IMMUTA_URL, pass --immuta-url, or add `[immuta] url = \"https://…\"` to connctl.toml"
+            )
+        })?;
+        let key = match std::env::var("IMMUTA_API_KEY") {
+            Ok(k) if !k.is_empty() => Secret::new(k),
+            _ => match &self.immuta.api_key {
+                Some(reference) => reference.resolve().context("cannot read the Immuta API key")?,
+                None => bail!(
+                    "no Immuta API key\n  = help: set IMMUTA_API_KEY, or add `[immuta] api_key = {{ env = \"NAME\" }}` (or {{ file = \"PATH\" }}) to connctl.toml"
+                ),
+            },
+        };
+        let mut config = connctl_immuta::ClientConfig::new(url, key);
+        if let Some(t) = self.immuta.timeout_secs {
+            config.timeout = std::time::Duration::from_secs(t);
+        }
+        Ok(config)
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    (line, col)
+}

@@ -1,0 +1,11 @@
+//! End-to-end tests: the real `connctl` binary against the real emulator over HTTP on
+//! 127.0.0.1, in the style of jj's `cli/tests`: one file per command, a shared [`TestEnv`].
+
+mod support;
+
+mod test_apply;
+mod test_drift;
+mod test_errors;
+mod test_help;
+mod test_plan;
+mod test_validate;

@@ -1,0 +1,209 @@
+//! The test environment: a temp folder with a `connctl.toml` pointing at a fresh in-process
+//! emulator, the secrets the fixtures reference, and helpers to run the binary and normalise
+//! its output for snapshots.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use connctl_emulator::{EmulatorConfig, RunningEmulator};
+
+pub const API_KEY: &str = "emulator-api-key";
+
+/// Repo root (tests run with the crate folder as cwd).
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repo root")
+}
+
+pub struct TestEnv {
+    pub dir: tempfile::TempDir,
+    pub emulator: RunningEmulator,
+    extra_env: Vec<(String, String)>,
+}
+
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    /// Exit status and both streams, for a snapshot.
+    pub fn snapshot(&self) -> String {
+        format!(
+            "exit: {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+impl TestEnv {
+    pub fn new() -> TestEnv {
+        let emulator = RunningEmulator::start(EmulatorConfig {
+            job_step_ms: 20,
+            ..EmulatorConfig::default()
+        })
+        .expect("emulator");
+        let env = TestEnv {
+            dir: tempfile::tempdir().expect("tempdir"),
+            emulator,
+            extra_env: Vec::new(),
+        };
+        env.write_settings("");
+        env
+    }
+
+    pub fn url(&self) -> String {
+        self.emulator.url()
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// connctl.toml: Immuta and both warehouse APIs on the emulator, plus `extra`.
+    pub fn write_settings(&self, extra: &str) {
+        let url = self.url();
+        let script = repo().join("tests/cli/run_sql.py");
+        let text = format!(
+            r#"[immuta]
+url = "{url}"
+api_key = {{ env = "TEST_IMMUTA_KEY" }}
+
+[executor.snowflake]
+kind = "snowflake"
+url = "{url}"
+user = "PLATFORM_ADMIN"
+role = "ACCOUNTADMIN"
+warehouse = "ADMIN_WH"
+auth = {{ type = "programmaticAccessToken", token = {{ env = "TEST_SF_PAT" }} }}
+
+[executor.databricks]
+kind = "databricks"
+url = "{url}"
+auth = {{ type = "token", token = {{ env = "TEST_DBX_PAT" }} }}
+
+[executor.command]
+kind = "command"
+command = ["python3", "{script}", "{url}"]
+{extra}"#,
+            script = script.display()
+        );
+        std::fs::write(self.path("connctl.toml"), text).expect("write settings");
+    }
+
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.extra_env.push((key.into(), value.into()));
+    }
+
+    /// Copies a fixture folder or file from `tests/fixtures/` into the temp folder.
+    pub fn fixture(&self, rel: &str) -> PathBuf {
+        let from = repo().join("tests/fixtures").join(rel);
+        let to = self.path(rel);
+        copy_all(&from, &to);
+        to
+    }
+
+    pub fn write(&self, rel: &str, text: &str) -> PathBuf {
+        let p = self.path(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(&p, text).expect("write");
+        p
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_connctl"));
+        cmd.args(args).current_dir(self.dir.path()).env_clear();
+        cmd.env("PATH", std::env::var("PATH").unwrap_or_default());
+        cmd.env("NO_COLOR", "1");
+        cmd.env("TEST_IMMUTA_KEY", API_KEY);
+        cmd.env("TEST_SF_PAT", "test-pat")
+            .env("TEST_DBX_PAT", "test-dbx-pat");
+        cmd.env("CONNCTL_TEST_SF_PASSWORD", "canary-sf-password-7c1");
+        cmd.env("CONNCTL_TEST_SF_KEY_PASSWORD", "canary-key-password-7c2");
+        cmd.env("CONNCTL_TEST_SF_OAUTH_SECRET", "canary-oauth-secret-7c3");
+        cmd.env("CONNCTL_TEST_DBX_TOKEN", "canary-dbx-token-7c4");
+        cmd.env("SNOWFLAKE_PROD_PASSWORD", "canary-example-password-7c5");
+        cmd.env("DATABRICKS_PROD_TOKEN", "canary-example-token-7c6");
+        for (k, v) in &self.extra_env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("run connctl");
+        let norm = |b: &[u8]| self.normalize(&String::from_utf8_lossy(b));
+        Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: norm(&out.stdout),
+            stderr: norm(&out.stderr),
+        }
+    }
+
+    /// Replaces what differs between runs: the temp folder, the emulator's URL, ids, times.
+    pub fn normalize(&self, text: &str) -> String {
+        let mut t = text.replace(&self.dir.path().display().to_string(), "[TMP]");
+        t = t.replace(&self.url(), "[URL]");
+        t = t.replace(&repo().display().to_string(), "[REPO]");
+        let uuid = regex_lite::Regex::new(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+            .expect("re");
+        t = uuid.replace_all(&t, "[UUID]").into_owned();
+        let time = regex_lite::Regex::new(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z").expect("re");
+        t = time.replace_all(&t, "[TIME]").into_owned();
+        let sha = regex_lite::Regex::new(r"sha256:[0-9a-f]{64}").expect("re");
+        sha.replace_all(&t, "sha256:[HASH]").into_owned()
+    }
+
+    /// Calls the emulator's admin API.
+    pub fn admin(&self, method: &str, path: &str, body: serde_json::Value) -> serde_json::Value {
+        let client = reqwest::blocking::Client::new();
+        let url = format!("{}{}", self.url(), path);
+        let req = match method {
+            "GET" => client.get(&url),
+            "DELETE" => client.delete(&url),
+            "PATCH" => client.patch(&url).json(&body),
+            _ => client.post(&url).json(&body),
+        };
+        let resp = req.send().expect("admin call");
+        assert!(
+            resp.status().is_success(),
+            "admin {method} {path}: {}",
+            resp.status()
+        );
+        resp.json().unwrap_or(serde_json::Value::Null)
+    }
+
+    /// How many times the emulator saw `method path` answered with a 2xx.
+    pub fn count_requests(&self, method: &str, path: &str) -> usize {
+        let log = self.admin("GET", "/_emulator/requests", serde_json::Value::Null);
+        log.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|r| r["method"] == method && r["path"] == path)
+                    .filter(|r| r["status"].as_u64().is_some_and(|s| (200..300).contains(&s)))
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
+    pub fn state(&self) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.path(".connctl/state.json")).expect("state file");
+        serde_json::from_str(&text).expect("state parses")
+    }
+}
+
+fn copy_all(from: &Path, to: &Path) {
+    if from.is_dir() {
+        std::fs::create_dir_all(to).expect("mkdir");
+        for entry in std::fs::read_dir(from).expect("read_dir") {
+            let entry = entry.expect("entry");
+            copy_all(&entry.path(), &to.join(entry.file_name()));
+        }
+    } else {
+        if let Some(p) = to.parent() {
+            std::fs::create_dir_all(p).expect("mkdir");
+        }
+        std::fs::copy(from, to).expect("copy");
+    }
+}

@@ -1,0 +1,201 @@
+//! `connctl apply`: every auth variant end to end, no phantom diffs afterwards, manual
+//! execution and resume, and that nothing registers twice.
+
+use crate::support::TestEnv;
+
+#[test]
+fn all_six_variants_register_then_plan_is_empty() {
+    let env = TestEnv::new();
+    env.fixture("valid/all-variants");
+    let out = env.run(&["apply", "--auto-approve", "--wait", "valid/all-variants"]);
+    assert_eq!(out.code, 0, "stdout:\n{}\nstderr:\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout
+            .contains("Apply: 6 applied, 0 awaiting execution, 0 skipped, 0 failed."),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(env.count_requests("POST", "/data/connection"), 6);
+
+    let again = env.run(&["plan", "--detailed-exitcode", "valid/all-variants"]);
+    assert_eq!(again.code, 0, "phantom diff:\n{}", again.stdout);
+    assert!(again.stdout.starts_with("No changes."), "{}", again.stdout);
+
+    let state = env.state();
+    for (key, c) in state["connections"].as_object().unwrap() {
+        assert_eq!(c["step"], "registered", "{key}");
+        let bulk = c["bulkIds"].as_array().unwrap();
+        assert_eq!(bulk.len(), 1, "{key}");
+        assert_eq!(bulk[0]["origin"], "register");
+        assert_eq!(bulk[0]["jobState"], "completed", "{key}");
+    }
+    // No secret value reaches the state or the output.
+    let state_text = std::fs::read_to_string(env.path(".connctl/state.json")).unwrap();
+    for text in [state_text.as_str(), &out.stdout, &out.stderr, &again.stdout] {
+        assert!(!text.contains("canary-"), "a secret leaked:\n{text}");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(env.path(".connctl/state.json"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
+
+#[test]
+fn manual_executor_waits_then_carries_on() {
+    let env = TestEnv::new();
+    env.write_settings("");
+    std::fs::write(
+        env.path("connctl.toml"),
+        format!(
+            "[immuta]\nurl = \"{}\"\napi_key = {{ env = \"TEST_IMMUTA_KEY\" }}\n",
+            env.url()
+        ),
+    )
+    .unwrap();
+    env.fixture("valid/all-variants");
+    let spec = env.write(
+        "m.yaml",
+        "version: 1\nconnections:\n  - key: dbx-manual\n    technology: Databricks\n    workspaceUrl: dbc-9.cloud.databricks.com\n    httpPath: /sql/1.0/warehouses/w9\n    catalog: immuta_manual\n    auth: { type: token, token: { env: CONNCTL_TEST_DBX_TOKEN } }\n",
+    );
+    let spec = spec.to_str().unwrap();
+    let first = env.run(&["apply", "--auto-approve", spec]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert!(
+        first.stdout.contains("run the script saved at"),
+        "{}",
+        first.stdout
+    );
+    let script_path = env.path(".connctl/scripts/dbx-manual.sql");
+    let script = std::fs::read_to_string(&script_path).expect("script saved");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&script_path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    assert_eq!(
+        env.state()["connections"]["dbx-manual"]["step"],
+        "awaiting-execution"
+    );
+
+    // Not run yet: the next apply still waits, and registers nothing.
+    let second = env.run(&["apply", "--auto-approve", spec]);
+    assert!(second.stdout.contains("awaiting execution"), "{}", second.stdout);
+    assert_eq!(env.count_requests("POST", "/data/connection"), 0);
+
+    // A person runs it (here: statement by statement through the emulated Databricks API).
+    run_databricks_script(&env, &script);
+    let third = env.run(&["apply", "--auto-approve", spec]);
+    assert_eq!(third.code, 0, "{}\n{}", third.stdout, third.stderr);
+    assert!(third.stdout.contains("1 applied"), "{}", third.stdout);
+    assert_eq!(env.count_requests("POST", "/data/connection"), 1);
+    let plan = env.run(&["plan", "--detailed-exitcode", spec]);
+    assert_eq!(plan.code, 0, "{}", plan.stdout);
+}
+
+fn run_databricks_script(env: &TestEnv, script: &str) {
+    let client = reqwest::blocking::Client::new();
+    for statement in script.split(";\n").map(str::trim).filter(|s| {
+        !s.is_empty()
+            && !s
+                .lines()
+                .all(|l| l.trim_start().starts_with("--") || l.trim().is_empty())
+    }) {
+        let resp: serde_json::Value = client
+            .post(format!("{}/api/2.0/sql/statements", env.url()))
+            .bearer_auth("person")
+            .json(&serde_json::json!({"statement": statement, "warehouse_id": "w9", "wait_timeout": "0s"}))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        let id = resp["statement_id"].as_str().unwrap().to_owned();
+        for _ in 0..200 {
+            let s: serde_json::Value = client
+                .get(format!("{}/api/2.0/sql/statements/{id}", env.url()))
+                .bearer_auth("person")
+                .send()
+                .unwrap()
+                .json()
+                .unwrap();
+            let state = s["status"]["state"].as_str().unwrap_or_default().to_owned();
+            if state == "SUCCEEDED" {
+                break;
+            }
+            assert!(state == "PENDING" || state == "RUNNING", "statement failed: {s}");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+}
+
+#[test]
+fn apply_without_approval_off_a_terminal_is_refused() {
+    let env = TestEnv::new();
+    env.fixture("valid/all-variants");
+    let out = env.run(&["apply", "valid/all-variants"]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("--auto-approve"), "{}", out.stderr);
+    assert_eq!(env.count_requests("POST", "/integrations/scripts/create"), 0);
+}
+
+#[test]
+fn saved_plan_records_serial_and_fingerprints_and_goes_stale() {
+    let env = TestEnv::new();
+    env.fixture("valid/all-variants");
+    let out = env.run(&["plan", "--out", "plan.json", "valid/all-variants"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(env.path("plan.json")).unwrap()).unwrap();
+    assert_eq!(plan["format_version"], 1);
+    assert_eq!(plan["state"]["serial"], 0);
+    assert_eq!(plan["live_fingerprints"].as_object().unwrap().len(), 6);
+    assert!(
+        plan["live_fingerprints"]
+            .as_object()
+            .unwrap()
+            .values()
+            .all(|v| v == "absent")
+    );
+
+    // Someone registers one of them meanwhile: the saved plan is stale.
+    env.admin(
+        "POST",
+        "/_emulator/seed",
+        serde_json::json!({"connections": [{"connectionKey": "dbx-token", "connection": {"technology": "Databricks", "hostname": "x.cloud.databricks.com", "port": 443, "httpPath": "/sql/1.0/warehouses/x", "authenticationType": "token", "token": "t"}, "nativeIntegration": {"type": "Databricks", "autoBootstrap": false, "unityCatalog": true, "config": {"host": "x.cloud.databricks.com", "port": 443, "authenticationType": "token", "token": "t", "catalog": "c", "audit": {"enabled": false}}}}]}),
+    );
+    let stale = env.run(&["apply", "--auto-approve", "plan.json"]);
+    assert_eq!(stale.code, 1, "{}", stale.stdout);
+    assert!(stale.stderr.contains("stale plan"), "{}", stale.stderr);
+    assert!(stale.stderr.contains("dbx-token"), "{}", stale.stderr);
+    assert_eq!(env.count_requests("POST", "/data/connection"), 0);
+}
+
+#[test]
+fn saved_plan_applies_exactly() {
+    let env = TestEnv::new();
+    env.fixture("valid/all-variants");
+    let out = env.run(&[
+        "plan",
+        "--out",
+        "plan.json",
+        "--target",
+        "dbx-*",
+        "valid/all-variants",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let applied = env.run(&["apply", "--auto-approve", "plan.json"]);
+    assert_eq!(applied.code, 0, "{}\n{}", applied.stdout, applied.stderr);
+    assert!(applied.stdout.contains("Apply: 2 applied"), "{}", applied.stdout);
+    assert_eq!(env.count_requests("POST", "/data/connection"), 2);
+    // Applying the same saved plan again is refused: the state moved on.
+    let again = env.run(&["apply", "--auto-approve", "plan.json"]);
+    assert_eq!(again.code, 1);
+    assert!(again.stderr.contains("stale plan"), "{}", again.stderr);
+}

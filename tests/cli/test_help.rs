@@ -1,0 +1,119 @@
+//! `--help` of every command, pinned, and docs that name only real flags.
+
+use clap_flags::flags_of;
+
+use crate::support::TestEnv;
+
+mod clap_flags {
+    /// Every `--flag` the binary's help mentions, across all commands.
+    pub fn flags_of(env: &crate::support::TestEnv) -> std::collections::BTreeSet<String> {
+        let mut flags = std::collections::BTreeSet::new();
+        for cmd in super::COMMANDS {
+            let mut args: Vec<&str> = cmd.split(' ').filter(|s| !s.is_empty()).collect();
+            args.push("--help");
+            let out = env.run(&args);
+            for word in out
+                .stdout
+                .split(|c: char| c.is_whitespace() || c == ',' || c == '[' || c == ']' || c == '=')
+            {
+                if let Some(rest) = word.strip_prefix("--") {
+                    let name: String = rest
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+                        .collect();
+                    if !name.is_empty() {
+                        flags.insert(name);
+                    }
+                }
+            }
+        }
+        flags
+    }
+}
+
+pub const COMMANDS: &[&str] = &[
+    "",
+    "init",
+    "validate",
+    "plan",
+    "apply",
+    "drift",
+    "status",
+    "import",
+    "state",
+    "state list",
+    "state show",
+    "state rm",
+    "state unprotect",
+    "schema",
+    "completions",
+];
+
+#[test]
+fn help_of_every_command() {
+    let env = TestEnv::new();
+    for cmd in COMMANDS {
+        let mut args: Vec<&str> = cmd.split(' ').filter(|s| !s.is_empty()).collect();
+        args.push("--help");
+        let out = env.run(&args);
+        assert_eq!(out.code, 0, "{cmd}");
+        let name = if cmd.is_empty() {
+            "connctl".to_owned()
+        } else {
+            cmd.replace(' ', "_")
+        };
+        insta::assert_snapshot!(format!("help_{name}"), out.stdout);
+    }
+}
+
+#[test]
+fn completions_for_each_shell() {
+    let env = TestEnv::new();
+    for shell in ["bash", "zsh", "fish"] {
+        let out = env.run(&["completions", shell]);
+        assert_eq!(out.code, 0);
+        assert!(out.stdout.contains("connctl"), "{shell}");
+    }
+}
+
+#[test]
+fn docs_name_only_real_flags() {
+    let env = TestEnv::new();
+    let known = flags_of(&env);
+    let docs = crate::support::repo().join("docs");
+    let mut checked = 0;
+    let mut stack = vec![docs];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            for line in text.lines().filter(|l| l.contains("connctl ")) {
+                let after = &line[line.find("connctl ").unwrap_or(0)..];
+                for word in after.split(|c: char| {
+                    c.is_whitespace() || c == '`' || c == '"' || c == '\'' || c == '=' || c == ')' || c == ','
+                }) {
+                    if let Some(rest) = word.strip_prefix("--") {
+                        let name: String = rest
+                            .chars()
+                            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+                            .collect();
+                        if name.is_empty() {
+                            continue;
+                        }
+                        checked += 1;
+                        assert!(
+                            known.contains(&name),
+                            "{} names --{name}, which connctl does not have",
+                            path.display()
+                        );
+                    }
+                }
+            }
+        }
+    }
+    assert!(checked > 0, "no flags found in docs");
+}

@@ -1,0 +1,219 @@
+//! `connctl plan`: every action row, in text, markdown and JSON, and the exit codes.
+
+use crate::support::TestEnv;
+
+const BASE: &str = "version: 1
+connections:
+  - key: sf-main
+    technology: Snowflake
+    host: acme.snowflakecomputing.com
+    warehouse: WH
+    database: IMMUTA_DB
+    role: IMMUTA_ROLE
+    executor: snowflake
+    auth: { type: userPassword, username: SYS, password: { env: CONNCTL_TEST_SF_PASSWORD } }
+    audit: { enabled: true }
+  - key: dbx-main
+    technology: Databricks
+    workspaceUrl: dbc-1.cloud.databricks.com
+    httpPath: /sql/1.0/warehouses/w1
+    catalog: immuta_main
+    auth: { type: token, token: { env: CONNCTL_TEST_DBX_TOKEN } }
+  - key: sf-gone
+    technology: Snowflake
+    host: gone.snowflakecomputing.com
+    warehouse: WH
+    database: GONE_DB
+    role: R
+    auth: { type: userPassword, username: SYS, password: { env: CONNCTL_TEST_SF_PASSWORD } }
+  - key: sf-orphan
+    technology: Snowflake
+    host: orphan.snowflakecomputing.com
+    warehouse: WH
+    database: ORPHAN_DB
+    role: R
+    auth: { type: userPassword, username: SYS, password: { env: CONNCTL_TEST_SF_PASSWORD } }
+";
+
+/// A world with every plan row: applied connections, then YAML edits, drift made through the
+/// emulator, a deletion behind connctl's back, an unmanaged and an importable connection.
+fn world() -> TestEnv {
+    let mut env = TestEnv::new();
+    env.write("c.yaml", BASE);
+    let out = env.run(&["apply", "--auto-approve", "c.yaml"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+
+    // Config changes: an update (warehouse), a settings change, a rescript (audit), a secret rotation.
+    let edited =
+        BASE.replace(
+            "warehouse: WH\n    database: IMMUTA_DB",
+            "warehouse: WH2\n    database: IMMUTA_DB",
+        )
+        .replace(
+            "    audit: { enabled: true }\n",
+            "    audit: { enabled: false }\n    settings: { isActive: true }\n",
+        )
+        .replace(
+            "catalog: immuta_main",
+            "catalog: immuta_main\n    workspaceIds: [\"42\"]",
+        )
+        // sf-orphan leaves the YAML; a new one and an importable one arrive.
+        .replace("  - key: sf-orphan", "  - key: sf-new")
+        .replace(
+            "host: orphan.snowflakecomputing.com",
+            "host: new.snowflakecomputing.com",
+        ) + "  - key: dbx-existing
+    technology: Databricks
+    workspaceUrl: dbc-2.cloud.databricks.com
+    httpPath: /sql/1.0/warehouses/w2
+    catalog: immuta_existing
+    auth: { type: token, token: { env: CONNCTL_TEST_DBX_TOKEN } }
+";
+    env.write("c.yaml", &edited);
+    env.set_env("CONNCTL_TEST_DBX_TOKEN_ROTATED", "1");
+    // Drift: a person changes the role in the Immuta UI.
+    env.admin(
+        "PATCH",
+        "/_emulator/connections/sf-main",
+        serde_json::json!({"connection": {"role": "HAND_EDITED"}}),
+    );
+    // Deleted behind connctl's back.
+    env.admin(
+        "DELETE",
+        "/_emulator/connections/sf-gone",
+        serde_json::Value::Null,
+    );
+    // Unmanaged and importable connections.
+    for key in ["unmanaged-one", "dbx-existing"] {
+        env.admin(
+            "POST",
+            "/_emulator/seed",
+            serde_json::json!({"connections": [seed(key)]}),
+        );
+    }
+    env
+}
+
+fn seed(key: &str) -> serde_json::Value {
+    serde_json::json!({"connectionKey": key, "connection": {"technology": "Databricks", "hostname": "dbc-2.cloud.databricks.com", "port": 443, "httpPath": "/sql/1.0/warehouses/w2", "authenticationType": "token", "token": "t"}, "nativeIntegration": {"type": "Databricks", "autoBootstrap": false, "unityCatalog": true, "config": {"host": "dbc-2.cloud.databricks.com", "port": 443, "authenticationType": "token", "token": "t", "catalog": "immuta_existing", "audit": {"enabled": false}}}})
+}
+
+#[test]
+fn every_row_text() {
+    let env = world();
+    let out = env.run(&["plan", "--detailed-exitcode", "c.yaml"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    insta::assert_snapshot!(out.snapshot());
+}
+
+#[test]
+fn every_row_markdown() {
+    let env = world();
+    let out = env.run(&["plan", "--format", "markdown", "c.yaml"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    insta::assert_snapshot!(out.snapshot());
+}
+
+#[test]
+fn every_row_json() {
+    let env = world();
+    let out = env.run(&["plan", "--format", "json", "c.yaml"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let mut plan: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    plan["generated_at"] = "[TIME]".into();
+    insta::assert_json_snapshot!(plan);
+}
+
+#[test]
+fn prune_deletes_and_max_deletes_caps() {
+    let env = world();
+    let out = env.run(&[
+        "plan",
+        "--prune",
+        "--detailed-exitcode",
+        "--target",
+        "sf-orphan",
+        "c.yaml",
+    ]);
+    assert_eq!(out.code, 3, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("delete   sf-orphan"), "{}", out.stdout);
+    let capped = env.run(&[
+        "plan",
+        "--prune",
+        "--max-deletes",
+        "0",
+        "--target",
+        "sf-orphan",
+        "c.yaml",
+    ]);
+    assert_eq!(capped.code, 1);
+    assert!(
+        capped.stdout.contains("more than --max-deletes 0"),
+        "{}",
+        capped.stdout
+    );
+    let applied = env.run(&[
+        "apply",
+        "--prune",
+        "--auto-approve",
+        "--target",
+        "sf-orphan",
+        "c.yaml",
+    ]);
+    assert_eq!(applied.code, 0, "{}\n{}", applied.stdout, applied.stderr);
+    assert_eq!(env.count_requests("DELETE", "/data/object/sf-orphan"), 1);
+    assert!(env.state()["connections"].get("sf-orphan").is_none());
+}
+
+#[test]
+fn protected_connection_is_never_deleted() {
+    let env = TestEnv::new();
+    env.write(
+        "c.yaml",
+        &BASE.replace("  - key: sf-orphan\n", "  - key: sf-orphan\n    protect: true\n"),
+    );
+    assert_eq!(env.run(&["apply", "--auto-approve", "c.yaml"]).code, 0);
+    let without = BASE.split("  - key: sf-orphan").next().unwrap().to_owned();
+    env.write("c.yaml", &without);
+    let out = env.run(&["apply", "--prune", "--auto-approve", "c.yaml"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("protected"), "{}", out.stdout);
+    assert_eq!(env.count_requests("DELETE", "/data/object/sf-orphan"), 0);
+    let un = env.run(&["state", "unprotect", "sf-orphan"]);
+    assert_eq!(un.code, 0, "{}", un.stderr);
+    let out = env.run(&["apply", "--prune", "--auto-approve", "c.yaml"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(env.count_requests("DELETE", "/data/object/sf-orphan"), 1);
+}
+
+#[test]
+fn applying_the_changes_converges() {
+    let env = world();
+    let out = env.run(&["apply", "--auto-approve", "c.yaml"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let import = env.run(&["import", "c.yaml", "--key", "dbx-existing"]);
+    assert_eq!(import.code, 0, "{}", import.stderr);
+    let plan = env.run(&["plan", "--detailed-exitcode", "c.yaml"]);
+    // Only the orphan (left alone without --prune) and the unmanaged one remain.
+    assert_eq!(plan.code, 0, "{}", plan.stdout);
+    assert!(plan.stdout.contains("orphan   sf-orphan"), "{}", plan.stdout);
+    assert!(
+        plan.stdout
+            .contains("Unmanaged (in Immuta, never touched): unmanaged-one"),
+        "{}",
+        plan.stdout
+    );
+}
+
+#[test]
+fn plan_from_state_alone() {
+    let env = world();
+    let out = env.run(&["plan", "--refresh=false", "c.yaml"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("Immuta was not read"), "{}", out.stdout);
+    assert_eq!(
+        env.count_requests("POST", "/data/object/search"),
+        1,
+        "only the apply in world() listed"
+    );
+}
