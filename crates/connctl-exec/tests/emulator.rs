@@ -358,3 +358,119 @@ async fn command_and_manual_executors_with_an_immuta_script() {
         assert_eq!(mode & 0o777, 0o600);
     }
 }
+
+/// Accepted (HTTP 200) Databricks submissions and all Snowflake submissions, from the request log.
+async fn submissions(emu: &RunningEmulator) -> (usize, Vec<String>) {
+    let log: Vec<Value> = reqwest::get(format!("{}/_emulator/requests", emu.url()))
+        .await
+        .expect("log")
+        .json()
+        .await
+        .expect("log json");
+    let dbx_ok = log
+        .iter()
+        .filter(|e| e["method"] == "POST" && e["path"] == "/api/2.0/sql/statements" && e["status"] == 200)
+        .count();
+    let sf_queries = log
+        .iter()
+        .filter(|e| e["method"] == "POST" && e["path"] == "/api/v2/statements")
+        .map(|e| e["query"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    (dbx_ok, sf_queries)
+}
+
+#[tokio::test]
+async fn converges_through_injected_faults_and_rate_limits() {
+    let emu = RunningEmulator::start(EmulatorConfig {
+        job_step_ms: 20,
+        fail_rate: 0.3,
+        rate_limit: Some(25),
+        seed: 7,
+        ..Default::default()
+    })
+    .expect("emulator starts");
+    let patient = Timing {
+        retries: 10,
+        retry_max: Duration::from_secs(1),
+        ..timing()
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+
+    // scripts/create may meet an injected 503 too; ask until it answers.
+    let mut script = None;
+    for _ in 0..20 {
+        let resp = reqwest::Client::new()
+            .post(format!("{}/integrations/scripts/create", emu.url()))
+            .header("Authorization", "emulator-api-key")
+            .json(&json!({"type": "Databricks", "autoBootstrap": false, "config": {
+                "workspaceUrl": DBX_HOST, "httpPath": HTTP_PATH, "authenticationType": "token", "token": CANARY,
+                "catalog": "immuta_catalog", "audit": {"enabled": true}}}))
+            .send()
+            .await
+            .expect("script request");
+        if resp.status().is_success() {
+            script = Some(resp.text().await.expect("text"));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let script = script.expect("a script within 20 tries");
+    let n = split_statements(&script, SqlDialect::Databricks)
+        .expect("splits")
+        .len();
+
+    let auth = DatabricksAuth::Token {
+        token: secret_file(&dir, "pat", "dapi-token"),
+    };
+    let out = databricks(&emu, auth)
+        .with_timing(patient)
+        .execute(&dbx_run(&script))
+        .await
+        .expect("converges");
+    assert_eq!(out, Outcome::Executed { statements: n });
+    let (accepted, _) = submissions(&emu).await;
+    assert_eq!(accepted, n, "each statement was accepted exactly once");
+
+    let auth = SnowflakeAuth::OAuth {
+        token: secret_file(&dir, "t", "oauth-token"),
+    };
+    let sf_script =
+        "CREATE ROLE IF NOT EXISTS \"IMMUTA_SYSTEM\";\nGRANT ROLE \"IMMUTA_SYSTEM\" TO ROLE SYSADMIN;\n";
+    let out = snowflake(&emu, auth)
+        .with_timing(patient)
+        .execute(&sf_run(sf_script))
+        .await
+        .expect("converges");
+    assert_eq!(out, Outcome::Executed { statements: 2 });
+    let (_, queries) = submissions(&emu).await;
+    let ids: std::collections::BTreeSet<String> = queries
+        .iter()
+        .filter_map(|q| {
+            q.split('&')
+                .find(|p| p.starts_with("requestId="))
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(
+        ids.len(),
+        1,
+        "every Snowflake attempt reused one requestId: {queries:?}"
+    );
+    assert!(
+        queries.iter().skip(1).all(|q| q.contains("retry=true")),
+        "{queries:?}"
+    );
+
+    let log: Vec<Value> = reqwest::get(format!("{}/_emulator/requests", emu.url()))
+        .await
+        .expect("log")
+        .json()
+        .await
+        .expect("json");
+    let faults = log
+        .iter()
+        .filter(|e| e["path"].as_str().is_some_and(|p| p.starts_with("/api/")))
+        .filter(|e| e["status"] == 503 || e["status"] == 429)
+        .count();
+    assert!(faults > 0, "the run met injected faults");
+}
