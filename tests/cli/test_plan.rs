@@ -70,7 +70,8 @@ fn world() -> TestEnv {
     auth: { type: token, token: { env: CONNCTL_TEST_DBX_TOKEN } }
 ";
     env.write("c.yaml", &edited);
-    env.set_env("CONNCTL_TEST_DBX_TOKEN_ROTATED", "1");
+    // A rotated secret.
+    env.set_env("CONNCTL_TEST_SF_PASSWORD", "canary-rotated-password-7c9");
     // Drift: a person changes the role in the Immuta UI.
     env.admin(
         "PATCH",

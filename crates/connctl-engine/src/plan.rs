@@ -47,6 +47,8 @@ pub struct Plan {
 pub struct StateRef {
     pub serial: u64,
     pub lineage: String,
+    /// The fingerprint salt, so a plan made before the state file existed can be checked.
+    pub salt: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -217,6 +219,7 @@ pub fn plan(
         state: StateRef {
             serial: state.serial,
             lineage: state.lineage.clone(),
+            salt: state.salt.clone(),
         },
         refreshed: live.is_some(),
         spec_files,

@@ -167,8 +167,16 @@ fn saved_plan(paths: &[PathBuf]) -> Result<Option<Plan>> {
 async fn apply_cmd(ctx: &Context, args: &PlanArgs, auto_approve: bool, wait: bool) -> Result<u8> {
     let state_path = ctx.settings.state_path(&args.common);
     let _lock = StateLock::acquire(&state_path, &std::env::args().collect::<Vec<_>>().join(" "))?;
-    let state = State::load(&state_path)?;
+    let mut state = State::load(&state_path)?;
     let saved = saved_plan(&args.paths)?;
+    if let Some(saved) = &saved
+        && state.serial == 0
+        && saved.state.serial == 0
+    {
+        // Planned before any state existed: adopt its identity so its fingerprints compare.
+        state.lineage = saved.state.lineage.clone();
+        state.salt = saved.state.salt.clone();
+    }
     let planned = match &saved {
         Some(saved) => {
             if saved.state.lineage != state.lineage && state.serial > 0 {

@@ -80,27 +80,21 @@ fn after_line(f: &FieldChange) -> String {
     }
 }
 
-/// The field diff of one change as unified-diff lines (`-` live/applied, `+` desired).
+/// The field diff of one change as unified-diff lines (`-` Immuta now, `+` desired), one
+/// field at a time so each removal sits above its replacement.
 fn field_diff(change: &Change) -> Vec<(char, String, &'static str)> {
-    let before: String = change.fields.iter().map(|f| before_line(f) + "\n").collect();
-    let after: String = change.fields.iter().map(|f| after_line(f) + "\n").collect();
-    let diff = similar::TextDiff::from_lines(&before, &after);
     let mut lines = Vec::new();
-    for op in diff.iter_all_changes() {
-        let text = op.value().trim_end().to_owned();
-        let path = text.split(": ").next().unwrap_or_default();
-        let why = change
-            .fields
-            .iter()
-            .find(|f| f.path == path)
-            .map(|f| cause(f.cause))
-            .unwrap_or("");
-        let sign = match op.tag() {
-            similar::ChangeTag::Delete => '-',
-            similar::ChangeTag::Insert => '+',
-            similar::ChangeTag::Equal => ' ',
-        };
-        lines.push((sign, text, why));
+    for field in &change.fields {
+        let (before, after) = (before_line(field) + "\n", after_line(field) + "\n");
+        let diff = similar::TextDiff::from_lines(&before, &after);
+        for op in diff.iter_all_changes() {
+            let sign = match op.tag() {
+                similar::ChangeTag::Delete => '-',
+                similar::ChangeTag::Insert => '+',
+                similar::ChangeTag::Equal => ' ',
+            };
+            lines.push((sign, op.value().trim_end().to_owned(), cause(field.cause)));
+        }
     }
     lines
 }
@@ -153,7 +147,18 @@ pub fn text(plan: &Plan, kind: Kind, color: bool) -> String {
             }
         }
     } else {
-        let _ = writeln!(out, "connctl will take these actions (by connection key):\n");
+        let _ = match kind {
+            Kind::Plan => writeln!(
+                out,
+                "connctl will take these actions (- Immuta now, + desired):\n"
+            ),
+            Kind::Drift => {
+                writeln!(
+                    out,
+                    "Changed in Immuta outside connctl (- Immuta now, + last applied, restored by apply):\n"
+                )
+            }
+        };
         for change in &plan.changes {
             let head = format!(
                 "{:>3} {:<8} {}",
