@@ -1,6 +1,9 @@
 //! End-to-end tests: the real `connctl` binary against the real emulator over HTTP on
 //! 127.0.0.1, in the style of jj's `cli/tests`: one file per command, a shared [`TestEnv`].
 
+// Test helpers may panic on anything unexpected; that is how a test fails.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 mod test_apply;

@@ -8,8 +8,11 @@ use std::sync::{Arc, Mutex};
 use connctl_engine::apply::{Event, EventKind, Outcome};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+/// One spinner per connection key.
+type Bars = Arc<Mutex<HashMap<String, ProgressBar>>>;
+
 pub struct Progress {
-    bars: Option<(MultiProgress, Arc<Mutex<HashMap<String, ProgressBar>>>)>,
+    bars: Option<(MultiProgress, Bars)>,
 }
 
 impl Progress {
