@@ -20,8 +20,11 @@ fn the_example_loads() {
     let sf = desired.get("snowflake-prod").expect("snowflake-prod");
     assert_eq!(sf.technology(), Technology::Snowflake);
     assert!(sf.protect);
-    assert_eq!(sf.executor, Some(ExecutorKind::Manual));
-    assert_eq!(sf.origin.to_string(), "connections.example.yaml:18:5");
+    assert_eq!(
+        sf.executor, None,
+        "the example leaves the executor to connctl.toml"
+    );
+    assert_eq!(sf.origin.to_string(), "connections.example.yaml:19:5");
     let db = desired.get("databricks-prod").expect("databricks-prod");
     assert!(!db.protect);
     assert!(!db.settings.is_active);
@@ -158,7 +161,7 @@ fn check_secrets_names_connection_and_field_never_the_value() {
             ),
             "{text}"
         );
-        assert!(text.contains("--> connections.example.yaml:18:5"), "{text}");
+        assert!(text.contains("--> connections.example.yaml:19:5"), "{text}");
     }
     let dummy = tempfile::tempdir().expect("tempdir");
     let spec = dummy.path().join("c.yaml");
