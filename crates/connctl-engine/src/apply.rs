@@ -314,13 +314,8 @@ impl Worker {
             match self.client.test_connection(&registration).await {
                 Ok(()) => step = Step::Tested,
                 Err(e) if step == Step::AwaitingExecution && !e.is_transient() => {
-                    let path = before
-                        .as_ref()
-                        .and_then(|s| s.journal.iter().rev().find(|j| j.phase == "awaiting"))
-                        .and_then(|j| j.detail.clone())
-                        .unwrap_or_default();
                     return Ok(Outcome::AwaitingExecution {
-                        path: PathBuf::from(path),
+                        path: awaiting_path(before.as_ref()),
                     });
                 }
                 Err(e) if e.is_transient() || e.is_unauthorized() => return Err(api(e)),
@@ -348,45 +343,11 @@ impl Worker {
                 .await
                 .map_err(st)?;
 
-            self.emit(key, EventKind::Step("execute"));
-            self.store
-                .update(key, tech, |s| s.journal("execute", "intent", None))
-                .await
-                .map_err(st)?;
-            match self.runner.run(conn, Purpose::Create, &script.sql).await {
-                Ok(RunOutcome::Executed) => {
-                    self.store
-                        .update(key, tech, move |s| {
-                            s.step = Step::Executed;
-                            s.scripts.push(ScriptRecord {
-                                purpose: "create".into(),
-                                sha256: hash,
-                                at: crate::state::now(),
-                            });
-                            s.journal("execute", "done", None);
-                        })
-                        .await
-                        .map_err(st)?;
-                }
-                Ok(RunOutcome::AwaitingManual { path }) => {
-                    let shown = path.display().to_string();
-                    self.store
-                        .update(key, tech, move |s| {
-                            s.step = Step::AwaitingExecution;
-                            s.journal("execute", "awaiting", Some(shown));
-                        })
-                        .await
-                        .map_err(st)?;
-                    return Ok(Outcome::AwaitingExecution { path });
-                }
-                Err(error) => {
-                    let detail = error.clone();
-                    self.store
-                        .update(key, tech, move |s| s.journal("execute", "failed", Some(detail)))
-                        .await
-                        .map_err(st)?;
-                    return Err(format!("executing the setup script failed: {error}"));
-                }
+            if let Some(path) = self
+                .execute(conn, Purpose::Create, &script.sql, Some(Step::Executed))
+                .await?
+            {
+                return Ok(Outcome::AwaitingExecution { path });
             }
             step = Step::Executed;
         }
@@ -441,6 +402,67 @@ impl Worker {
             }
         }
         Err("registration did not go through after 5 attempts".into())
+    }
+
+    /// Runs a script and journals it: the intent before, then the sha256 and `done`, the saved
+    /// path (`Some`, a person must run it), or the failure. `executed` is the step to record
+    /// when it ran.
+    async fn execute(
+        &self,
+        conn: &Connection,
+        purpose: Purpose,
+        sql: &str,
+        executed: Option<Step>,
+    ) -> Result<Option<PathBuf>, String> {
+        let key = conn.key.as_str();
+        let tech = conn.technology().as_str();
+        self.emit(key, EventKind::Step("execute"));
+        self.store
+            .update(key, tech, |s| s.journal("execute", "intent", None))
+            .await
+            .map_err(st)?;
+        match self.runner.run(conn, purpose, sql).await {
+            Ok(RunOutcome::Executed) => {
+                let record = ScriptRecord {
+                    purpose: purpose.as_str().into(),
+                    sha256: sha256(sql),
+                    at: crate::state::now(),
+                };
+                self.store
+                    .update(key, tech, move |s| {
+                        if let Some(step) = executed {
+                            s.step = step;
+                        }
+                        s.scripts.push(record);
+                        s.journal("execute", "done", None);
+                    })
+                    .await
+                    .map_err(st)?;
+                Ok(None)
+            }
+            Ok(RunOutcome::AwaitingManual { path }) => {
+                let shown = path.display().to_string();
+                self.store
+                    .update(key, tech, move |s| {
+                        s.step = Step::AwaitingExecution;
+                        s.journal("execute", "awaiting", Some(shown));
+                    })
+                    .await
+                    .map_err(st)?;
+                Ok(Some(path))
+            }
+            Err(error) => {
+                let detail = error.clone();
+                self.store
+                    .update(key, tech, move |s| s.journal("execute", "failed", Some(detail)))
+                    .await
+                    .map_err(st)?;
+                Err(format!(
+                    "executing the {} script failed: {error}",
+                    purpose.as_str()
+                ))
+            }
+        }
     }
 
     async fn finish_registration(
@@ -558,16 +580,7 @@ impl Worker {
                 if e.is_transient() {
                     return Err(api(e));
                 }
-                let path = state
-                    .and_then(|s| {
-                        s.journal
-                            .iter()
-                            .rev()
-                            .find(|j| j.phase == "awaiting")
-                            .and_then(|j| j.detail.clone())
-                    })
-                    .unwrap_or_default();
-                return Ok(Some(PathBuf::from(path)));
+                return Ok(Some(awaiting_path(state.as_ref())));
             }
             return Ok(None);
         }
@@ -585,34 +598,8 @@ impl Worker {
             .await
             .map_err(st)?;
         let script = self.client.edit_script(&id, &body).await.map_err(api)?;
-        let hash = sha256(&script.sql);
-        self.emit(key, EventKind::Step("execute"));
-        match self.runner.run(conn, Purpose::Edit, &script.sql).await {
-            Ok(RunOutcome::Executed) => {
-                self.store
-                    .update(key, tech, move |s| {
-                        s.scripts.push(ScriptRecord {
-                            purpose: "edit".into(),
-                            sha256: hash,
-                            at: crate::state::now(),
-                        });
-                        s.journal("execute", "done", None);
-                    })
-                    .await
-                    .map_err(st)?;
-            }
-            Ok(RunOutcome::AwaitingManual { path }) => {
-                let shown = path.display().to_string();
-                self.store
-                    .update(key, tech, move |s| {
-                        s.step = Step::AwaitingExecution;
-                        s.journal("execute", "awaiting", Some(shown));
-                    })
-                    .await
-                    .map_err(st)?;
-                return Ok(Some(path));
-            }
-            Err(error) => return Err(format!("executing the edit script failed: {error}")),
+        if let Some(path) = self.execute(conn, Purpose::Edit, &script.sql, None).await? {
+            return Ok(Some(path));
         }
         self.emit(key, EventKind::Step("update-integration"));
         self.client.update_integration(&id, &body).await.map_err(api)?;
@@ -709,6 +696,15 @@ impl Worker {
             tokio::time::sleep(self.options.job_poll).await;
         }
     }
+}
+
+/// Where the script a connection waits for was saved, from its journal.
+fn awaiting_path(state: Option<&crate::state::ConnectionState>) -> PathBuf {
+    state
+        .and_then(|s| s.journal.iter().rev().find(|j| j.phase == "awaiting"))
+        .and_then(|j| j.detail.clone())
+        .map(PathBuf::from)
+        .unwrap_or_default()
 }
 
 /// The field map of a connection with secrets fingerprinted under `salt`.

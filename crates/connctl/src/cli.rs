@@ -220,7 +220,7 @@ pub struct PlanArgs {
     /// Delete connections that left the YAML (protected ones are still refused).
     #[arg(long)]
     pub prune: bool,
-    /// Refuse to delete or replace more than N connections.
+    /// Refuse to delete or replace more than N connections (default 1).
     #[arg(long, value_name = "N")]
     pub max_deletes: Option<usize>,
     /// Read Immuta before planning (`--refresh=false` plans from the state alone).

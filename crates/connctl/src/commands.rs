@@ -15,11 +15,17 @@ use connctl_engine::plan::{Action, Cause, Plan};
 use connctl_engine::state::{State, Step};
 use connctl_engine::store::StateStore;
 
+use owo_colors::Style;
+
 use crate::Reported;
 use crate::cli::{Cli, Command, CommonArgs, Format, PlanArgs, StateCommand};
 use crate::context::{self, Context, Planned};
 use crate::render::{self, Kind};
 use crate::runner::Runner;
+
+/// Deletes and replaces one run may make unless `--max-deletes` says otherwise; plan and apply
+/// use the same cap so the plan shows the refusal apply would give.
+const DEFAULT_MAX_DELETES: usize = 1;
 
 pub async fn run(cli: Cli, color: bool) -> Result<u8> {
     let config = cli.global.config.clone();
@@ -115,7 +121,7 @@ fn print_plan(plan: &Plan, format: Format, kind: Kind, color: bool) {
 
 async fn plan_cmd(ctx: &Context, args: &PlanArgs, out: Option<&Path>, detailed: bool) -> Result<u8> {
     let (state, _) = ctx.state(&args.common)?;
-    let Planned { plan, .. } = context::make_plan(ctx, args, &state, Some(1).filter(|_| args.prune)).await?;
+    let Planned { plan, .. } = context::make_plan(ctx, args, &state, Some(DEFAULT_MAX_DELETES)).await?;
     print_plan(&plan, args.format, Kind::Plan, ctx.color);
     if let Some(out) = out {
         std::fs::write(out, render::json(&plan))
@@ -226,7 +232,7 @@ async fn apply_cmd(ctx: &Context, args: &PlanArgs, auto_approve: bool, wait: boo
                 ..planned
             }
         }
-        None => context::make_plan(ctx, args, &state, Some(1)).await?,
+        None => context::make_plan(ctx, args, &state, Some(DEFAULT_MAX_DELETES)).await?,
     };
     let plan = &planned.plan;
     print_plan(plan, Format::Text, Kind::Plan, ctx.color);
@@ -274,36 +280,37 @@ fn report_outcomes(outcomes: &BTreeMap<String, Outcome>, color: bool) -> u8 {
         match outcome {
             Outcome::Applied { detail } => {
                 ok += 1;
-                println!("  {} {key}: {detail}", paint("✓", "32", color));
+                println!(
+                    "  {} {key}: {detail}",
+                    render::paint("✓", Style::new().green(), color)
+                );
             }
             Outcome::AwaitingExecution { path } => {
                 waiting += 1;
                 println!(
                     "  {} {key}: run the script saved at {} as a privileged user, then run `connctl apply` again",
-                    paint("…", "33", color),
+                    render::paint("…", Style::new().yellow(), color),
                     path.display()
                 );
             }
             Outcome::Skipped { reason } => {
                 skipped += 1;
-                println!("  {} {key}: skipped: {reason}", paint("-", "36", color));
+                println!(
+                    "  {} {key}: skipped: {reason}",
+                    render::paint("-", Style::new().cyan(), color)
+                );
             }
             Outcome::Failed { error } => {
                 failed += 1;
-                println!("  {} {key}: {error}", paint("✗", "31", color));
+                println!(
+                    "  {} {key}: {error}",
+                    render::paint("✗", Style::new().red(), color)
+                );
             }
         }
     }
     println!("\nApply: {ok} applied, {waiting} awaiting execution, {skipped} skipped, {failed} failed.");
     if failed > 0 { 1 } else { 0 }
-}
-
-fn paint(text: &str, code: &str, color: bool) -> String {
-    if color {
-        format!("\x1b[{code}m{text}\x1b[0m")
-    } else {
-        text.to_owned()
-    }
 }
 
 async fn drift(ctx: &Context, paths: &[PathBuf], common: &CommonArgs, format: Format) -> Result<u8> {
@@ -340,10 +347,7 @@ async fn drift(ctx: &Context, paths: &[PathBuf], common: &CommonArgs, format: Fo
     let wanted = applied.keys().cloned().collect();
     let live =
         connctl_engine::refresh::refresh(&client, &state, &wanted, ctx.settings.parallelism(common)).await?;
-    let options = connctl_engine::plan::PlanOptions {
-        targets: only.map(|_| Vec::new()).unwrap_or_default(),
-        ..Default::default()
-    };
+    let options = connctl_engine::plan::PlanOptions::default();
     let mut plan = connctl_engine::plan::plan(&applied, &state, Some(&live), &options, vec![])?;
     // Keep only what Immuta changed: drifted fields and objects deleted outside connctl.
     plan.changes.retain_mut(|c| {

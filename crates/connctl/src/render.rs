@@ -41,7 +41,7 @@ fn style(action: Action) -> Style {
     }
 }
 
-fn paint(text: &str, style: Style, color: bool) -> String {
+pub fn paint(text: &str, style: Style, color: bool) -> String {
     if color {
         text.style(style).to_string()
     } else {
