@@ -30,3 +30,12 @@ man: build
 
 fmt:
 	$(CARGO) fmt --all
+
+## bench: release build against the emulator; prints the table of docs/performance.md
+bench:
+	$(CARGO) build --release --locked -p connctl -p connctl-emulator
+	python3 scripts/bench.py
+
+## soak: the reliability suites at full size (faults, crashes, fuzz for 10 minutes)
+soak:
+	./scripts/soak.sh

@@ -7,8 +7,11 @@
 mod support;
 
 mod test_apply;
+mod test_crash;
+mod test_docs;
 mod test_drift;
 mod test_errors;
 mod test_help;
 mod test_plan;
+mod test_reliability;
 mod test_validate;

@@ -1,0 +1,1 @@
+//! Docs and CI recipes (being written).

@@ -1,0 +1,1 @@
+//! Reliability suites (being written).
