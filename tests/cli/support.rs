@@ -41,11 +41,15 @@ impl Output {
 
 impl TestEnv {
     pub fn new() -> TestEnv {
-        let emulator = RunningEmulator::start(EmulatorConfig {
+        TestEnv::with_emulator(EmulatorConfig {
             job_step_ms: 20,
             ..EmulatorConfig::default()
         })
-        .expect("emulator");
+    }
+
+    /// An environment whose emulator has these knobs (latency, faults, …).
+    pub fn with_emulator(config: EmulatorConfig) -> TestEnv {
+        let emulator = RunningEmulator::start(config).expect("emulator");
         let env = TestEnv {
             dir: tempfile::tempdir().expect("tempdir"),
             emulator,
@@ -116,6 +120,17 @@ command = ["python3", "{script}", "{url}"]
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
+        let out = self.command(args).output().expect("run connctl");
+        let norm = |b: &[u8]| self.normalize(&String::from_utf8_lossy(b));
+        Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: norm(&out.stdout),
+            stderr: norm(&out.stderr),
+        }
+    }
+
+    /// The `connctl` command with this environment, for tests that spawn and kill it.
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_connctl"));
         cmd.args(args).current_dir(self.dir.path()).env_clear();
         cmd.env("PATH", std::env::var("PATH").unwrap_or_default());
@@ -132,13 +147,7 @@ command = ["python3", "{script}", "{url}"]
         for (k, v) in &self.extra_env {
             cmd.env(k, v);
         }
-        let out = cmd.output().expect("run connctl");
-        let norm = |b: &[u8]| self.normalize(&String::from_utf8_lossy(b));
-        Output {
-            code: out.status.code().unwrap_or(-1),
-            stdout: norm(&out.stdout),
-            stderr: norm(&out.stderr),
-        }
+        cmd
     }
 
     /// Replaces what differs between runs: the temp folder, the emulator's URL, ids, times.

@@ -238,6 +238,7 @@ pub async fn state(State(st): State<Shared>) -> Json<Value> {
             "integrations": integrations,
             "scripts": scripts,
             "jobs": s.jobs.len(),
+            "bulkIds": s.bulks.keys().collect::<Vec<_>>(),
             "pendingStatements": s.pending.len(),
         }))
     })
