@@ -254,16 +254,22 @@ impl State {
 
     /// Bumps the serial and writes atomically with mode 0600.
     pub fn save(&mut self, path: &Path) -> Result<(), StateError> {
+        let bytes = self.next_revision(path)?;
+        write_atomic(path, &bytes).map_err(|e| StateError::Write {
+            path: path.into(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Bumps the serial and serialises: the bytes of the next write to `path`.
+    pub fn next_revision(&mut self, path: &Path) -> Result<Vec<u8>, StateError> {
         self.serial += 1;
         let mut text = serde_json::to_string_pretty(self).map_err(|e| StateError::Write {
             path: path.into(),
             reason: e.to_string(),
         })?;
         text.push('\n');
-        write_atomic(path, text.as_bytes()).map_err(|e| StateError::Write {
-            path: path.into(),
-            reason: e.to_string(),
-        })
+        Ok(text.into_bytes())
     }
 }
 
