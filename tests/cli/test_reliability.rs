@@ -282,8 +282,8 @@ fn secrets_env() -> TestEnv {
     env
 }
 
-/// Fails when `text` holds a canary, the API key or the private key body.
-fn assert_clean(what: &str, text: &str) {
+/// Where `text` holds a canary, the API key or the private key body, with context.
+fn find_leak(text: &str) -> Option<String> {
     for needle in ["canary-", CANARY_API_KEY, API_KEY, KEY_BODY] {
         if let Some(at) = text.find(needle) {
             let from = text[..at].char_indices().rev().nth(200).map_or(0, |(i, _)| i);
@@ -291,8 +291,16 @@ fn assert_clean(what: &str, text: &str) {
             let to = (to..=text.len())
                 .find(|i| text.is_char_boundary(*i))
                 .unwrap_or(text.len());
-            panic!("a secret ({needle}…) leaked in {what}:\n…{}…", &text[from..to]);
+            return Some(format!("({needle}…):\n…{}…", &text[from..to]));
         }
+    }
+    None
+}
+
+/// Fails when `text` holds a canary, the API key or the private key body.
+fn assert_clean(what: &str, text: &str) {
+    if let Some(leak) = find_leak(text) {
+        panic!("a secret leaked in {what} {leak}");
     }
 }
 
@@ -1057,4 +1065,44 @@ fn state_reader_reads_the_unmutated_state() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 6);
+}
+
+/// A failing `command` executor whose program echoes what it read (as `snowsql -o echo=true`
+/// or a shell wrapper with `set -x` would): the script holds the connection's password, and
+/// connctl shows the program's stderr tail; the password must not come through.
+#[test]
+fn secrets_never_leak_from_a_failing_command_executor() {
+    let env = TestEnv::new();
+    std::fs::write(
+        env.path("connctl.toml"),
+        format!(
+            "[immuta]\nurl = \"{}\"\napi_key = {{ env = \"TEST_IMMUTA_KEY\" }}\n\n[executor.command]\nkind = \"command\"\ncommand = [\"sh\", \"-c\", \"cat >&2; exit 3\"]\n",
+            env.url()
+        ),
+    )
+    .unwrap();
+    env.write(
+        "c.yaml",
+        &MANUAL_SPEC.replace("executor: manual", "executor: command"),
+    );
+    let mut leaks = Vec::new();
+    for format in ["text", "json"] {
+        let out = env.run(&[
+            "-vvv",
+            "--log-format",
+            format,
+            "apply",
+            "--auto-approve",
+            "c.yaml",
+        ]);
+        assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+        assert!(out.stdout.contains("exit code 3"), "{}", out.stdout);
+        leaks.extend(find_leak(&out.stdout).map(|l| format!("apply stdout ({format} logs) {l}")));
+        leaks.extend(find_leak(&out.stderr).map(|l| format!("apply stderr ({format} logs) {l}")));
+    }
+    let state = std::fs::read_to_string(env.path(".connctl/state.json")).unwrap();
+    leaks.extend(find_leak(&state).map(|l| format!("the state file {l}")));
+    let status = env.run(&["status", "--json"]);
+    leaks.extend(find_leak(&status.stdout).map(|l| format!("status {l}")));
+    assert!(leaks.is_empty(), "secrets leaked:\n{}", leaks.join("\n\n"));
 }
