@@ -199,3 +199,45 @@ fn saved_plan_applies_exactly() {
     assert_eq!(again.code, 1);
     assert!(again.stderr.contains("stale plan"), "{}", again.stderr);
 }
+
+#[test]
+fn export_writes_yaml_that_validates_and_imports() {
+    let mut env = TestEnv::new();
+    env.fixture("valid/all-variants");
+    assert_eq!(
+        env.run(&["apply", "--auto-approve", "valid/all-variants"]).code,
+        0
+    );
+    let out = env.run(&["export", "--out", "exported.yaml"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let yaml = std::fs::read_to_string(env.path("exported.yaml")).unwrap();
+    assert!(
+        !yaml.contains("canary-"),
+        "a secret leaked into the export:\n{yaml}"
+    );
+    assert_eq!(yaml.matches("- key: ").count(), 6, "{yaml}");
+    let check = env.run(&["validate", "exported.yaml"]);
+    assert_eq!(
+        check.code, 0,
+        "exported YAML must validate:\n{}\n{yaml}",
+        check.stderr
+    );
+    insta::assert_snapshot!(yaml);
+    // Never overwrites.
+    assert_eq!(env.run(&["export", "--out", "exported.yaml"]).code, 1);
+
+    // Forget one connection, then adopt it again from the export.
+    assert_eq!(env.run(&["state", "rm", "dbx-token"]).code, 0);
+    env.set_env("DBX_TOKEN_TOKEN", "canary-adopted-token-7d1");
+    let import = env.run(&["import", "exported.yaml", "--key", "dbx-token"]);
+    assert_eq!(import.code, 0, "{}", import.stderr);
+    assert_eq!(env.state()["connections"]["dbx-token"]["step"], "registered");
+    let plan = env.run(&[
+        "plan",
+        "--detailed-exitcode",
+        "--target",
+        "dbx-token",
+        "exported.yaml",
+    ]);
+    assert_eq!(plan.code, 0, "{}", plan.stdout);
+}

@@ -40,6 +40,7 @@ pub const COMMANDS: &[&str] = &[
     "drift",
     "status",
     "import",
+    "export",
     "state",
     "state list",
     "state show",

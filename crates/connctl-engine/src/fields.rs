@@ -53,11 +53,11 @@ pub fn is_secret(path: &str) -> bool {
 
 /// A secret that did not resolve while fingerprinting.
 #[derive(Debug, thiserror::Error)]
-#[error("connection `{key}`: {field}: {source}")]
+#[error("connection `{key}`: {field}: {reason}")]
 pub struct UnresolvedSecret {
     pub key: String,
     pub field: String,
-    pub source: SecretError,
+    pub reason: SecretError,
 }
 
 /// The desired field map of a connection; `fingerprint` turns each secret reference into a
@@ -68,10 +68,10 @@ pub fn desired(
 ) -> Result<FieldMap, UnresolvedSecret> {
     let mut m = FieldMap::new();
     let secret = |m: &mut FieldMap, path: &str, r: &SecretRef| -> Result<(), UnresolvedSecret> {
-        let fp = fingerprint(r).map_err(|source| UnresolvedSecret {
+        let fp = fingerprint(r).map_err(|reason| UnresolvedSecret {
             key: conn.key.clone(),
             field: path.to_owned(),
-            source,
+            reason,
         })?;
         m.insert(path.to_owned(), json!(fp));
         Ok(())

@@ -319,7 +319,8 @@ pub fn plan(
     Ok(out)
 }
 
-fn target_matcher(targets: &[String]) -> Result<Option<globset::GlobSet>, globset::Error> {
+/// The `--target` globs as one matcher; `None` when there are none (everything matches).
+pub fn target_matcher(targets: &[String]) -> Result<Option<globset::GlobSet>, globset::Error> {
     if targets.is_empty() {
         return Ok(None);
     }

@@ -150,7 +150,11 @@ mod tests {
         assert_eq!(on_disk.connections.len(), 64);
         assert!(on_disk.connections.values().all(|c| c.journal.len() == 5));
         // 320 changes, grouped into fewer writes (each write bumps the serial once).
-        assert!(on_disk.serial < 320, "no two changes shared a write: serial {}", on_disk.serial);
+        assert!(
+            on_disk.serial < 320,
+            "no two changes shared a write: serial {}",
+            on_disk.serial
+        );
         assert_eq!(on_disk, store.snapshot());
     }
 }

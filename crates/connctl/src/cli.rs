@@ -147,6 +147,19 @@ pub enum Command {
         #[command(flatten)]
         common: CommonArgs,
     },
+    /// Write YAML for connections that exist in Immuta (secrets as placeholders)
+    #[command(
+        after_help = "Example:\n  connctl export --out adopted.yaml snowflake-prod\n  connctl import adopted.yaml --key snowflake-prod"
+    )]
+    Export {
+        /// Connection keys (every connection in Immuta when omitted).
+        keys: Vec<String>,
+        /// Write to this file instead of standard output (never overwrites).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
     /// Inspect or edit the state file (never touches Immuta)
     #[command(subcommand)]
     State(StateCommand),

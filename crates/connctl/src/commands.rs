@@ -79,6 +79,25 @@ pub async fn run(cli: Cli, color: bool) -> Result<u8> {
             let ctx = Context::new(&config, color)?;
             import(&ctx, &paths, &keys, &common).await
         }
+        Command::Export { keys, out, common } => {
+            let ctx = Context::new(&config, color)?;
+            let yaml = crate::export::export(&ctx.client(&common)?, &keys).await?;
+            match out {
+                Some(path) => {
+                    let mut file = std::fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .open(&path)
+                        .with_context(|| {
+                            format!("cannot create {} (export never overwrites)", path.display())
+                        })?;
+                    file.write_all(yaml.as_bytes())?;
+                    println!("Wrote {}", path.display());
+                }
+                None => print!("{yaml}"),
+            }
+            Ok(0)
+        }
         Command::State(cmd) => {
             let ctx = Context::new(&config, color)?;
             state_cmd(&ctx, cmd).await
@@ -426,7 +445,9 @@ async fn import(ctx: &Context, paths: &[PathBuf], keys: &[String], common: &Comm
     let state_path = ctx.settings.state_path(common);
     let _lock = StateLock::acquire(&state_path, "connctl import")?;
     let mut state = State::load(&state_path)?;
-    let desired = ctx.load_desired(paths)?;
+    let mut desired = ctx.load_desired(paths)?;
+    // Only the connections being adopted need their secrets.
+    desired.connections.retain(|c| keys.contains(&c.key));
     let targets = context::targets(desired, &state.salt)?;
     let client = ctx.client(common)?;
     let mut problems = Vec::new();

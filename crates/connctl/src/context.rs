@@ -105,8 +105,12 @@ pub async fn make_plan(
     state: &State,
     default_max_deletes: Option<usize>,
 ) -> Result<Planned> {
-    let desired = ctx.load_desired(&args.paths)?;
+    let mut desired = ctx.load_desired(&args.paths)?;
     let spec_files = desired.files.iter().map(|f| f.display().to_string()).collect();
+    // Only targeted connections are planned, so only their secrets need to resolve.
+    if let Some(matcher) = plan::target_matcher(&args.targets).context("invalid --target pattern")? {
+        desired.connections.retain(|c| matcher.is_match(&c.key));
+    }
     let targets = targets(desired, &state.salt)?;
     let live = if args.refresh {
         let client = ctx.client(&args.common)?;

@@ -4,6 +4,7 @@
 mod cli;
 mod commands;
 mod context;
+mod export;
 mod init;
 mod progress;
 mod render;
