@@ -169,6 +169,27 @@ fn prune_deletes_and_max_deletes_caps() {
     assert_eq!(applied.code, 0, "{}\n{}", applied.stdout, applied.stderr);
     assert_eq!(env.count_requests("DELETE", "/data/object/sf-orphan"), 1);
     assert!(env.state()["connections"].get("sf-orphan").is_none());
+    // It left the YAML, so no executor knows where it lives: the cleanup script is saved.
+    assert!(
+        applied
+            .stdout
+            .contains("run the cleanup script saved at .connctl/scripts/sf-orphan.delete.sql"),
+        "{}",
+        applied.stdout
+    );
+    let saved = env.path(".connctl/scripts/sf-orphan.delete.sql");
+    assert!(
+        std::fs::read_to_string(&saved).unwrap().contains("DROP"),
+        "a cleanup script"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&saved).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
 }
 
 #[test]

@@ -93,6 +93,8 @@ pub struct ApplyOptions {
     pub wait: bool,
     pub job_poll: Duration,
     pub job_timeout: Duration,
+    /// Where scripts no executor can run are saved (cleanup of entries that left the YAML).
+    pub scripts_dir: PathBuf,
 }
 
 impl Default for ApplyOptions {
@@ -102,6 +104,7 @@ impl Default for ApplyOptions {
             wait: false,
             job_poll: Duration::from_millis(250),
             job_timeout: Duration::from_secs(600),
+            scripts_dir: PathBuf::from(".connctl/scripts"),
         }
     }
 }
@@ -635,22 +638,26 @@ impl Worker {
             .map_err(st)?;
         self.emit(key, EventKind::Step("delete"));
         self.client.delete_object(key).await.map_err(api)?;
-        let cleanup = self.targets.get(key).map(|t| &t.connection);
-        let outcome = match cleanup {
-            Some(conn) => {
-                self.emit(key, EventKind::Step("cleanup"));
-                match self.runner.run(conn, Purpose::Delete, &script.sql).await {
-                    Ok(RunOutcome::Executed) => "deregistered and cleaned up".to_owned(),
-                    Ok(RunOutcome::AwaitingManual { path }) => {
-                        format!("deregistered; run the cleanup script saved at {}", path.display())
-                    }
-                    Err(e) => format!("deregistered, but the cleanup script failed: {e}"),
-                }
-            }
-            None => "deregistered (the entry left the YAML, so the cleanup script was not run)".to_owned(),
-        };
+        // Deregistered: whatever the cleanup does, Immuta no longer has it, so neither does the state.
         self.store.remove(key).await.map_err(st)?;
-        Ok(Outcome::Applied { detail: outcome })
+        self.emit(key, EventKind::Step("cleanup"));
+        let Some(conn) = self.targets.get(key).map(|t| &t.connection) else {
+            // The entry left the YAML, so there is no executor target: save it for a person.
+            let path = save_script(&self.options.scripts_dir, key, Purpose::Delete, &script.sql)
+                .map_err(|e| format!("deregistered, but the cleanup script could not be saved: {e}"))?;
+            return Ok(Outcome::Applied {
+                detail: format!("deregistered; run the cleanup script saved at {}", path.display()),
+            });
+        };
+        match self.runner.run(conn, Purpose::Delete, &script.sql).await {
+            Ok(RunOutcome::Executed) => Ok(Outcome::Applied {
+                detail: "deregistered and cleaned up".into(),
+            }),
+            Ok(RunOutcome::AwaitingManual { path }) => Ok(Outcome::Applied {
+                detail: format!("deregistered; run the cleanup script saved at {}", path.display()),
+            }),
+            Err(e) => Err(format!("deregistered, but the cleanup script failed: {e}")),
+        }
     }
 
     async fn integration_id(&self, key: &str) -> Result<String, String> {
@@ -696,6 +703,17 @@ impl Worker {
             tokio::time::sleep(self.options.job_poll).await;
         }
     }
+}
+
+/// Saves a script readable only by its owner (it can hold passwords).
+fn save_script(dir: &std::path::Path, key: &str, purpose: Purpose, sql: &str) -> std::io::Result<PathBuf> {
+    use std::io::Write;
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(format!("{key}.{}.sql", purpose.as_str()));
+    let mut file = crate::state::private_file(&path)?;
+    file.write_all(sql.as_bytes())?;
+    file.sync_all()?;
+    Ok(path)
 }
 
 /// Where the script a connection waits for was saved, from its journal.

@@ -184,26 +184,34 @@ pub enum StateCommand {
     /// List connections in the state
     List {
         #[command(flatten)]
-        common: CommonArgs,
+        common: StateArgs,
     },
     /// Show one connection's state as JSON
     Show {
         key: String,
         #[command(flatten)]
-        common: CommonArgs,
+        common: StateArgs,
     },
     /// Forget a connection (Immuta is not touched)
     Rm {
         key: String,
         #[command(flatten)]
-        common: CommonArgs,
+        common: StateArgs,
     },
     /// Lift `protect` recorded for a connection, so it can be deleted
     Unprotect {
         key: String,
         #[command(flatten)]
-        common: CommonArgs,
+        common: StateArgs,
     },
+}
+
+/// The state file flag alone, for commands that never talk to Immuta.
+#[derive(Debug, Clone, Args)]
+pub struct StateArgs {
+    /// State file (default: .connctl/state.json).
+    #[arg(long, value_name = "PATH")]
+    pub state: Option<PathBuf>,
 }
 
 /// Flags shared by commands that talk to Immuta or read the state.

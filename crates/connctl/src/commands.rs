@@ -18,7 +18,7 @@ use connctl_engine::store::StateStore;
 use owo_colors::Style;
 
 use crate::Reported;
-use crate::cli::{Cli, Command, CommonArgs, Format, PlanArgs, StateCommand};
+use crate::cli::{Cli, Command, CommonArgs, Format, PlanArgs, StateArgs, StateCommand};
 use crate::context::{self, Context, Planned};
 use crate::render::{self, Kind};
 use crate::runner::Runner;
@@ -139,7 +139,7 @@ fn print_plan(plan: &Plan, format: Format, kind: Kind, color: bool) {
 }
 
 async fn plan_cmd(ctx: &Context, args: &PlanArgs, out: Option<&Path>, detailed: bool) -> Result<u8> {
-    let (state, _) = ctx.state(&args.common)?;
+    let (state, _) = ctx.state(args.common.state.as_deref())?;
     let Planned { plan, .. } = context::make_plan(ctx, args, &state, Some(DEFAULT_MAX_DELETES)).await?;
     print_plan(&plan, args.format, Kind::Plan, ctx.color);
     if let Some(out) = out {
@@ -190,7 +190,7 @@ fn saved_plan(paths: &[PathBuf]) -> Result<Option<Plan>> {
 }
 
 async fn apply_cmd(ctx: &Context, args: &PlanArgs, auto_approve: bool, wait: bool) -> Result<u8> {
-    let state_path = ctx.settings.state_path(&args.common);
+    let state_path = ctx.settings.state_path(args.common.state.as_deref());
     let _lock = StateLock::acquire(&state_path, &std::env::args().collect::<Vec<_>>().join(" "))?;
     let mut state = State::load(&state_path)?;
     let saved = saved_plan(&args.paths)?;
@@ -254,7 +254,7 @@ async fn apply_cmd(ctx: &Context, args: &PlanArgs, auto_approve: bool, wait: boo
         None => context::make_plan(ctx, args, &state, Some(DEFAULT_MAX_DELETES)).await?,
     };
     let plan = &planned.plan;
-    print_plan(plan, Format::Text, Kind::Plan, ctx.color);
+    print_plan(plan, args.format, Kind::Plan, ctx.color);
     if !plan.errors.is_empty() {
         return Ok(1);
     }
@@ -278,11 +278,12 @@ async fn apply_cmd(ctx: &Context, args: &PlanArgs, auto_approve: bool, wait: boo
     }
     let client = ctx.client(&args.common)?;
     let scripts_dir = state_path.parent().unwrap_or(Path::new(".")).join("scripts");
-    let runner = Arc::new(Runner::new(&ctx.settings.executor, scripts_dir));
+    let runner = Arc::new(Runner::new(&ctx.settings.executor, scripts_dir.clone()));
     let store = StateStore::new(state, state_path);
     let options = ApplyOptions {
         parallelism: ctx.settings.parallelism(&args.common),
         wait,
+        scripts_dir,
         ..ApplyOptions::default()
     };
     let progress = crate::progress::Progress::new(plan.changes.len(), ctx.color);
@@ -333,7 +334,7 @@ fn report_outcomes(outcomes: &BTreeMap<String, Outcome>, color: bool) -> u8 {
 }
 
 async fn drift(ctx: &Context, paths: &[PathBuf], common: &CommonArgs, format: Format) -> Result<u8> {
-    let (state, _) = ctx.state(common)?;
+    let (state, _) = ctx.state(common.state.as_deref())?;
     // Drift compares Immuta with what was last applied; the YAML only narrows the keys.
     let only: Option<Vec<String>> = if paths.is_empty() {
         None
@@ -374,13 +375,17 @@ async fn drift(ctx: &Context, paths: &[PathBuf], common: &CommonArgs, format: Fo
         c.action == Action::Recreate || (c.action == Action::Update && !c.fields.is_empty())
     });
     plan.unmanaged.clear();
-    plan.summary.drifted = plan.changes.len();
+    // The counts describe drift only, not what a plan would do.
+    plan.summary = connctl_engine::plan::Summary {
+        drifted: plan.changes.len(),
+        ..Default::default()
+    };
     print_plan(&plan, format, Kind::Drift, ctx.color);
     Ok(if plan.changes.is_empty() { 0 } else { 2 })
 }
 
 async fn status(ctx: &Context, keys: &[String], common: &CommonArgs, json: bool) -> Result<u8> {
-    let (state, path) = ctx.state(common)?;
+    let (state, path) = ctx.state(common.state.as_deref())?;
     let client = ctx.client(common).ok();
     let mut rows = Vec::new();
     for (key, s) in &state.connections {
@@ -442,7 +447,7 @@ async fn status(ctx: &Context, keys: &[String], common: &CommonArgs, json: bool)
 }
 
 async fn import(ctx: &Context, paths: &[PathBuf], keys: &[String], common: &CommonArgs) -> Result<u8> {
-    let state_path = ctx.settings.state_path(common);
+    let state_path = ctx.settings.state_path(common.state.as_deref());
     let _lock = StateLock::acquire(&state_path, "connctl import")?;
     let mut state = State::load(&state_path)?;
     let mut desired = ctx.load_desired(paths)?;
@@ -517,7 +522,7 @@ async fn import(ctx: &Context, paths: &[PathBuf], keys: &[String], common: &Comm
 async fn state_cmd(ctx: &Context, cmd: StateCommand) -> Result<u8> {
     match cmd {
         StateCommand::List { common } => {
-            let (state, _) = ctx.state(&common)?;
+            let (state, _) = ctx.state(common.state.as_deref())?;
             for (key, s) in &state.connections {
                 println!(
                     "{key}\t{}\t{}{}",
@@ -529,7 +534,7 @@ async fn state_cmd(ctx: &Context, cmd: StateCommand) -> Result<u8> {
             Ok(0)
         }
         StateCommand::Show { key, common } => {
-            let (state, path) = ctx.state(&common)?;
+            let (state, path) = ctx.state(common.state.as_deref())?;
             let s = state
                 .connections
                 .get(&key)
@@ -559,12 +564,12 @@ async fn state_cmd(ctx: &Context, cmd: StateCommand) -> Result<u8> {
 
 fn edit_state(
     ctx: &Context,
-    common: &CommonArgs,
+    common: &StateArgs,
     key: &str,
     command: &str,
     edit: impl FnOnce(&mut State, &str) -> String,
 ) -> Result<u8> {
-    let path = ctx.settings.state_path(common);
+    let path = ctx.settings.state_path(common.state.as_deref());
     let _lock = StateLock::acquire(&path, command)?;
     let mut state = State::load(&path)?;
     if !state.connections.contains_key(key) {

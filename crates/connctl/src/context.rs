@@ -52,8 +52,8 @@ impl Context {
         Ok(ImmutaClient::new(self.settings.immuta(args)?)?)
     }
 
-    pub fn state(&self, args: &CommonArgs) -> Result<(State, PathBuf)> {
-        let path = self.settings.state_path(args);
+    pub fn state(&self, flag: Option<&Path>) -> Result<(State, PathBuf)> {
+        let path = self.settings.state_path(flag);
         let state = State::load(&path)?;
         Ok((state, path))
     }

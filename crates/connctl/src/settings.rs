@@ -64,7 +64,15 @@ impl Settings {
             anyhow!("{}:{line}:{col}: {}", path.display(), e.message())
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
+        // Relative paths in this file are taken from its folder, wherever connctl runs.
         settings.immuta.api_key = settings.immuta.api_key.map(|r| r.anchored(base));
+        settings.state.path = settings
+            .state
+            .path
+            .map(|p| if p.is_relative() { base.join(p) } else { p });
+        for executor in settings.executor.values_mut() {
+            anchor_executor(executor, base);
+        }
         for (name, executor) in &settings.executor {
             if !matches!(name.as_str(), "snowflake" | "databricks" | "command" | "manual") {
                 bail!(
@@ -79,9 +87,9 @@ impl Settings {
         Ok(settings)
     }
 
-    pub fn state_path(&self, args: &CommonArgs) -> PathBuf {
-        args.state
-            .clone()
+    /// `--state`, else `[state] path`, else `.connctl/state.json`.
+    pub fn state_path(&self, flag: Option<&Path>) -> PathBuf {
+        flag.map(Path::to_path_buf)
             .or_else(|| self.state.path.clone())
             .unwrap_or_else(|| DEFAULT_STATE_PATH.into())
     }
@@ -122,4 +130,23 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let line = before.matches('\n').count() + 1;
     let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
     (line, col)
+}
+
+fn anchor_executor(executor: &mut ExecutorConfig, base: &Path) {
+    use connctl_exec::{DatabricksAuth, SnowflakeAuth};
+    let anchor = |r: &mut SecretRef| *r = r.clone().anchored(base);
+    match executor {
+        ExecutorConfig::Manual { dir: Some(dir) } if dir.is_relative() => *dir = base.join(&*dir),
+        ExecutorConfig::Snowflake(c) => match &mut c.auth {
+            SnowflakeAuth::KeyPair { private_key } => anchor(private_key),
+            SnowflakeAuth::OAuth { token } | SnowflakeAuth::ProgrammaticAccessToken { token } => {
+                anchor(token)
+            }
+        },
+        ExecutorConfig::Databricks(c) => match &mut c.auth {
+            DatabricksAuth::Token { token } => anchor(token),
+            DatabricksAuth::OAuthM2M { client_secret, .. } => anchor(client_secret),
+        },
+        _ => {}
+    }
 }
