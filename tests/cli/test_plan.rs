@@ -120,14 +120,7 @@ fn every_row_json() {
     let env = world();
     let out = env.run(&["plan", "--format", "json", "c.yaml"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    let mut plan: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    plan["generated_at"] = "[TIME]".into();
-    assert_eq!(plan["state"]["salt"].as_str().map(str::len), Some(32));
-    plan["state"]["salt"] = "[SALT]".into();
-    // How many writes the applies took depends on how steps were grouped into one write.
-    assert!(plan["state"]["serial"].as_u64().is_some_and(|s| s > 0));
-    plan["state"]["serial"] = "[SERIAL]".into();
-    insta::assert_json_snapshot!(plan);
+    insta::assert_json_snapshot!(stable_json(&out.stdout));
 }
 
 #[test]
@@ -243,4 +236,78 @@ fn plan_from_state_alone() {
         1,
         "only the apply in world() listed"
     );
+}
+
+#[test]
+fn identity_change_is_a_replace() {
+    let env = TestEnv::new();
+    let one = BASE.split("  - key: dbx-main").next().unwrap().to_owned();
+    env.write("c.yaml", &one);
+    assert_eq!(env.run(&["apply", "--auto-approve", "c.yaml"]).code, 0);
+    env.write(
+        "c.yaml",
+        &one.replace("database: IMMUTA_DB", "database: IMMUTA_DB_V2"),
+    );
+    let out = env.run(&["plan", "--detailed-exitcode", "c.yaml"]);
+    assert_eq!(out.code, 3, "a replace is destructive");
+    insta::assert_snapshot!(out.snapshot());
+    other_formats(&env, "replace");
+    let applied = env.run(&["apply", "--auto-approve", "c.yaml"]);
+    assert_eq!(applied.code, 0, "{}\n{}", applied.stdout, applied.stderr);
+    assert_eq!(env.count_requests("DELETE", "/data/object/sf-main"), 1);
+    assert_eq!(env.count_requests("POST", "/data/connection"), 2);
+    assert_eq!(env.run(&["plan", "--detailed-exitcode", "c.yaml"]).code, 0);
+}
+
+#[test]
+fn interrupted_operation_is_a_resume() {
+    let env = TestEnv::new();
+    // No executor for Databricks: the manual one saves the script and the create waits.
+    std::fs::write(
+        env.path("connctl.toml"),
+        format!(
+            "[immuta]\nurl = \"{}\"\napi_key = {{ env = \"TEST_IMMUTA_KEY\" }}\n",
+            env.url()
+        ),
+    )
+    .unwrap();
+    env.write(
+        "c.yaml",
+        "version: 1
+connections:
+  - key: dbx-main
+    technology: Databricks
+    workspaceUrl: dbc-1.cloud.databricks.com
+    httpPath: /sql/1.0/warehouses/w1
+    catalog: immuta_main
+    auth: { type: token, token: { env: CONNCTL_TEST_DBX_TOKEN } }
+",
+    );
+    assert_eq!(env.run(&["apply", "--auto-approve", "c.yaml"]).code, 0);
+    let out = env.run(&["plan", "--detailed-exitcode", "c.yaml"]);
+    assert_eq!(out.code, 2);
+    insta::assert_snapshot!(out.snapshot());
+    other_formats(&env, "resume");
+}
+
+/// A JSON plan with what differs between runs replaced.
+fn stable_json(stdout: &str) -> serde_json::Value {
+    let mut plan: serde_json::Value = serde_json::from_str(stdout).unwrap();
+    plan["generated_at"] = "[TIME]".into();
+    assert_eq!(plan["state"]["salt"].as_str().map(str::len), Some(32));
+    plan["state"]["salt"] = "[SALT]".into();
+    // How many writes the applies took depends on how steps were grouped into one write.
+    assert!(plan["state"]["serial"].as_u64().is_some_and(|s| s > 0));
+    plan["state"]["serial"] = "[SERIAL]".into();
+    plan
+}
+
+/// The markdown and JSON renderings of the current plan, pinned beside the text one.
+fn other_formats(env: &TestEnv, name: &str) {
+    let md = env.run(&["plan", "--format", "markdown", "c.yaml"]);
+    assert_eq!(md.code, 0, "{}", md.stderr);
+    insta::assert_snapshot!(format!("{name}_markdown"), md.stdout);
+    let json = env.run(&["plan", "--format", "json", "c.yaml"]);
+    assert_eq!(json.code, 0, "{}", json.stderr);
+    insta::assert_json_snapshot!(format!("{name}_json"), stable_json(&json.stdout));
 }
