@@ -46,10 +46,10 @@ impl StateLock {
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
-                let mut holder = String::new();
-                let _ = file.read_to_string(&mut holder);
-                let holder = describe_holder(&holder);
-                return Err(LockError::Held { path, holder });
+                return Err(LockError::Held {
+                    holder: read_holder(&mut file),
+                    path,
+                });
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
         }
@@ -72,21 +72,34 @@ pub fn lock_path(state_path: &Path) -> PathBuf {
     state_path.with_extension("lock")
 }
 
-fn describe_holder(text: &str) -> String {
-    let Ok(v) = serde_json::from_str::<serde_json::Value>(text.trim()) else {
-        return "unknown holder".into();
-    };
+/// Who holds the lock. The holder writes its details just after locking, so a run that lost
+/// the race by a hair waits briefly for them rather than saying "unknown".
+fn read_holder(file: &mut File) -> String {
+    for _ in 0..50 {
+        let mut text = String::new();
+        if file.seek(SeekFrom::Start(0)).is_ok() && file.read_to_string(&mut text).is_ok() {
+            if let Some(holder) = describe_holder(&text) {
+                return holder;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    "unknown holder (its details could not be read)".into()
+}
+
+fn describe_holder(text: &str) -> Option<String> {
+    let v = serde_json::from_str::<serde_json::Value>(text.trim()).ok()?;
     let field = |k: &str| {
         v.get(k)
             .map(|x| x.as_str().map(str::to_owned).unwrap_or_else(|| x.to_string()))
     };
-    format!(
+    Some(format!(
         "pid {} on {}, `{}`, started {}",
         field("pid").unwrap_or_else(|| "?".into()),
         field("host").unwrap_or_else(|| "?".into()),
         field("command").unwrap_or_else(|| "?".into()),
         field("startedAt").unwrap_or_else(|| "?".into()),
-    )
+    ))
 }
 
 #[cfg(test)]

@@ -140,7 +140,9 @@ fn print_plan(plan: &Plan, format: Format, kind: Kind, color: bool) {
 
 async fn plan_cmd(ctx: &Context, args: &PlanArgs, out: Option<&Path>, detailed: bool) -> Result<u8> {
     let (state, _) = ctx.state(args.common.state.as_deref())?;
-    let Planned { plan, .. } = context::make_plan(ctx, args, &state, Some(DEFAULT_MAX_DELETES)).await?;
+    let desired = ctx.load_desired(&args.paths)?;
+    let Planned { plan, .. } =
+        context::make_plan(ctx, args, desired, &state, Some(DEFAULT_MAX_DELETES)).await?;
     print_plan(&plan, args.format, Kind::Plan, ctx.color);
     if let Some(out) = out {
         std::fs::write(out, render::json(&plan))
@@ -191,9 +193,16 @@ fn saved_plan(paths: &[PathBuf]) -> Result<Option<Plan>> {
 
 async fn apply_cmd(ctx: &Context, args: &PlanArgs, auto_approve: bool, wait: bool) -> Result<u8> {
     let state_path = ctx.settings.state_path(args.common.state.as_deref());
+    let saved = saved_plan(&args.paths)?;
+    // Everything that can be checked is checked before the lock file is written.
+    let spec_paths: Vec<PathBuf> = match &saved {
+        Some(saved) => saved.spec_files.iter().map(PathBuf::from).collect(),
+        None => args.paths.clone(),
+    };
+    let desired = ctx.load_desired(&spec_paths)?;
+    let client = ctx.client(&args.common)?;
     let _lock = StateLock::acquire(&state_path, &std::env::args().collect::<Vec<_>>().join(" "))?;
     let mut state = State::load(&state_path)?;
-    let saved = saved_plan(&args.paths)?;
     if let Some(saved) = &saved
         && state.serial == 0
         && saved.state.serial == 0
@@ -218,9 +227,8 @@ async fn apply_cmd(ctx: &Context, args: &PlanArgs, auto_approve: bool, wait: boo
                 );
             }
             let mut again = args.clone();
-            again.paths = saved.spec_files.iter().map(PathBuf::from).collect();
             again.refresh = saved.refreshed;
-            let planned = context::make_plan(ctx, &again, &state, None).await?;
+            let planned = context::make_plan(ctx, &again, desired, &state, None).await?;
             let moved: Vec<&str> = saved
                 .live_fingerprints
                 .iter()
@@ -251,7 +259,7 @@ async fn apply_cmd(ctx: &Context, args: &PlanArgs, auto_approve: bool, wait: boo
                 ..planned
             }
         }
-        None => context::make_plan(ctx, args, &state, Some(DEFAULT_MAX_DELETES)).await?,
+        None => context::make_plan(ctx, args, desired, &state, Some(DEFAULT_MAX_DELETES)).await?,
     };
     let plan = &planned.plan;
     print_plan(plan, args.format, Kind::Plan, ctx.color);
@@ -276,7 +284,6 @@ async fn apply_cmd(ctx: &Context, args: &PlanArgs, auto_approve: bool, wait: boo
             return Ok(1);
         }
     }
-    let client = ctx.client(&args.common)?;
     let scripts_dir = state_path.parent().unwrap_or(Path::new(".")).join("scripts");
     let runner = Arc::new(Runner::new(&ctx.settings.executor, scripts_dir.clone()));
     let store = StateStore::new(state, state_path);
@@ -448,13 +455,13 @@ async fn status(ctx: &Context, keys: &[String], common: &CommonArgs, json: bool)
 
 async fn import(ctx: &Context, paths: &[PathBuf], keys: &[String], common: &CommonArgs) -> Result<u8> {
     let state_path = ctx.settings.state_path(common.state.as_deref());
+    let mut desired = ctx.load_desired(paths)?;
+    let client = ctx.client(common)?;
     let _lock = StateLock::acquire(&state_path, "connctl import")?;
     let mut state = State::load(&state_path)?;
-    let mut desired = ctx.load_desired(paths)?;
     // Only the connections being adopted need their secrets.
     desired.connections.retain(|c| keys.contains(&c.key));
     let targets = context::targets(desired, &state.salt)?;
-    let client = ctx.client(common)?;
     let mut problems = Vec::new();
     let mut adopted = Vec::new();
     for key in keys {

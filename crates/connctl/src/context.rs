@@ -98,14 +98,14 @@ pub struct Planned {
     pub targets: BTreeMap<String, Target>,
 }
 
-/// Loads, refreshes and plans.
+/// Refreshes (unless `--refresh=false`) and plans `desired` against `state`.
 pub async fn make_plan(
     ctx: &Context,
     args: &PlanArgs,
+    mut desired: Desired,
     state: &State,
     default_max_deletes: Option<usize>,
 ) -> Result<Planned> {
-    let mut desired = ctx.load_desired(&args.paths)?;
     let spec_files = desired.files.iter().map(|f| f.display().to_string()).collect();
     // Only targeted connections are planned, so only their secrets need to resolve.
     if let Some(matcher) = plan::target_matcher(&args.targets).context("invalid --target pattern")? {

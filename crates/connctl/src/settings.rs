@@ -61,7 +61,11 @@ impl Settings {
         };
         let mut settings: Settings = toml::from_str(&text).map_err(|e| {
             let (line, col) = e.span().map(|s| line_col(&text, s.start)).unwrap_or((1, 1));
-            anyhow!("{}:{line}:{col}: {}", path.display(), e.message())
+            anyhow!(
+                "{}:{line}:{col}: {}",
+                path.display(),
+                settings_message(e.message())
+            )
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
         // Relative paths in this file are taken from its folder, wherever connctl runs.
@@ -149,4 +153,14 @@ fn anchor_executor(executor: &mut ExecutorConfig, base: &Path) {
         },
         _ => {}
     }
+}
+
+/// The TOML error's message, except where it would repeat a literal written where a secret
+/// reference belongs (serde says "unknown variant `<the value>`").
+fn settings_message(message: &str) -> String {
+    if message.contains("expected `env` or `file`") {
+        return "a secret must be a reference, never the value itself: { env = \"NAME\" } or { file = \"PATH\" }"
+            .into();
+    }
+    message.to_owned()
 }
