@@ -77,10 +77,11 @@ pub fn lock_path(state_path: &Path) -> PathBuf {
 fn read_holder(file: &mut File) -> String {
     for _ in 0..50 {
         let mut text = String::new();
-        if file.seek(SeekFrom::Start(0)).is_ok() && file.read_to_string(&mut text).is_ok() {
-            if let Some(holder) = describe_holder(&text) {
-                return holder;
-            }
+        if file.seek(SeekFrom::Start(0)).is_ok()
+            && file.read_to_string(&mut text).is_ok()
+            && let Some(holder) = describe_holder(&text)
+        {
+            return holder;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
