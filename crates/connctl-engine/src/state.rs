@@ -36,7 +36,7 @@ pub struct State {
 
 /// Everything connctl knows about one connection.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConnectionState {
     pub technology: String,
     /// The step reached by the last operation.
@@ -101,7 +101,7 @@ impl Step {
 
 /// An operation that has started and not finished.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Pending {
     /// `create`, `rescript`, `delete`, …
     pub operation: String,
@@ -114,7 +114,7 @@ pub struct Pending {
 
 /// A `bulkId` Immuta returned, with what produced it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BulkRecord {
     pub bulk_id: String,
     /// `register`, `update`, `settings`, `crawl`.
@@ -127,7 +127,7 @@ pub struct BulkRecord {
 
 /// The sha256 of a script executed (never the script: it can hold passwords).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ScriptRecord {
     pub purpose: String,
     pub sha256: String,
@@ -136,7 +136,7 @@ pub struct ScriptRecord {
 
 /// One line of the journal: an intent written before a remote call, or its outcome after.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct JournalEntry {
     pub at: String,
     pub step: String,
@@ -355,6 +355,14 @@ mod tests {
             Err(StateError::TooNew { found: 99, .. })
         ));
         fs::write(&path, "{not json").unwrap();
+        assert!(matches!(State::load(&path), Err(StateError::Corrupt { .. })));
+        // A field this build does not know, even deep inside, would be dropped on the next write.
+        let mut s = State::new();
+        s.connections
+            .insert("a".into(), ConnectionState::new("Snowflake"));
+        let mut v = serde_json::to_value(&s).unwrap();
+        v["connections"]["a"]["futureField"] = serde_json::json!(1);
+        fs::write(&path, v.to_string()).unwrap();
         assert!(matches!(State::load(&path), Err(StateError::Corrupt { .. })));
     }
 
