@@ -369,6 +369,7 @@ class Emulator:
 class Run:
     wall: float
     rss_mb: float
+    cpu: float
     code: int
     out: str
     err: str
@@ -385,7 +386,8 @@ def run_connctl(exe: Path, work: Path, args: list[str], ok=(0,)) -> Run:
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
-    run = Run(wall, usage.ru_maxrss / 1024, proc.returncode, out_path.read_text(), err_path.read_text())
+    cpu = usage.ru_utime + usage.ru_stime
+    run = Run(wall, usage.ru_maxrss / 1024, cpu, proc.returncode, out_path.read_text(), err_path.read_text())
     if run.code not in ok:
         raise RuntimeError(
             f"connctl {' '.join(args)} exited {run.code}\n--- stdout\n{run.out[-3000:]}\n"
@@ -406,6 +408,7 @@ class Row:
     requests: int | None = None
     needed: int | None = None
     rss_mb: float | None = None
+    cpu: float | None = None
     floor: float | None = None
     target: str = ""
     passed: bool | None = None
@@ -414,6 +417,11 @@ class Row:
     @property
     def ratio(self) -> float | None:
         return self.wall / self.floor if self.floor else None
+
+
+def in_flight(requests: int, latency: int, wall: float) -> str:
+    """Mean requests held in the emulator's latency at once (PARALLELISM would be the most)."""
+    return f"mean requests in flight {requests * latency / 1000 / wall:.1f} (of {PARALLELISM} allowed)"
 
 
 def count_requests(log: list[dict]) -> int:
@@ -479,7 +487,7 @@ def b1_local(bins: Path, scale: float, keep: bool) -> list[Row]:
         summary = next((ln for ln in p.out.splitlines() if ln.startswith("Plan:")), "")
         rows = []
         for name, r in (("validate", v), ("plan --refresh=false", p)):
-            row = Row("B1", f"{name}, {n} conns / {files} files", r.wall, 0, 0, r.rss_mb)
+            row = Row("B1", f"{name}, {n} conns / {files} files", r.wall, 0, 0, r.rss_mb, r.cpu)
             row.target = "< 1 s, < 150 MB"
             row.passed = r.wall < 1.0 and r.rss_mb < 150
             rows.append(row)
@@ -526,12 +534,13 @@ def b2_refresh(bins: Path, scale: float, latency: int, keep: bool) -> list[Row]:
         finally:
             emu.stop()
         needed = needed_refresh(n)
-        row = Row("B2", f"plan, {n} managed conns, p={PARALLELISM}", r.wall, count_requests(log), needed, r.rss_mb)
+        row = Row("B2", f"plan, {n} managed conns, p={PARALLELISM}", r.wall, count_requests(log), needed, r.rss_mb, r.cpu)
         row.floor = needed * latency / 1000 / PARALLELISM
         row.target = "<= 1.2x floor"
         row.passed = row.ratio is not None and row.ratio <= 1.2
         summary = next((ln for ln in r.out.splitlines() if ln.startswith(("Plan:", "No changes"))), "")
         row.notes.append(f"{summary or 'plan printed no summary line'} (exit {r.code})")
+        row.notes.append(in_flight(row.requests, latency, r.wall))
         row.notes.append("by route: " + json.dumps(per_route(log)))
         return [row]
 
@@ -554,8 +563,9 @@ def b3_apply(bins: Path, scale: float, latency: int, keep: bool) -> tuple[list[R
             emu.stop()
         state_bytes = (work / ".connctl" / "state.json").stat().st_size
         sf, dbx = (n + 1) // 2, n // 2
-        needed = needed_create(sf, dbx, stmts.get("Databricks", 0))
-        row = Row("B3", f"apply, create {n} conns, p={PARALLELISM}", r.wall, count_requests(log), needed, r.rss_mb)
+        # apply plans first: the listing pages, then the creates.
+        needed = math.ceil(n / LIST_PAGE) + needed_create(sf, dbx, stmts.get("Databricks", 0))
+        row = Row("B3", f"apply, create {n} conns, p={PARALLELISM}", r.wall, count_requests(log), needed, r.rss_mb, r.cpu)
         row.floor = needed * latency / 1000 / PARALLELISM
         row.target = "<= 1.2x floor"
         row.passed = row.ratio is not None and row.ratio <= 1.2
@@ -563,6 +573,7 @@ def b3_apply(bins: Path, scale: float, latency: int, keep: bool) -> tuple[list[R
             f"{live} connections live afterwards",
             f"statements per setup script: {stmts}",
             f"state file {state_bytes / 1e6:.2f} MB",
+            in_flight(row.requests, latency, r.wall),
             "by route: " + json.dumps(per_route(log)),
         ]
         return [row], stmts.get("Databricks", 0)
@@ -681,12 +692,12 @@ def fmt(v, spec: str, none: str = "n/a") -> str:
 
 
 def print_table(rows: list[Row], latency: int) -> None:
-    head = ["case", "what", "wall s", "requests", "needed", "peak RSS MB", "floor s", "wall/floor", "target", "result"]
+    head = ["case", "what", "wall s", "requests", "needed", "peak RSS MB", "CPU s", "floor s", "wall/floor", "target", "result"]
     lines = []
     for r in rows:
         lines.append([
             r.case, r.what, f"{r.wall:.2f}", fmt(r.requests, "d"), fmt(r.needed, "d"),
-            fmt(r.rss_mb, ".1f"), fmt(r.floor, ".2f"), fmt(r.ratio, ".2f"), r.target,
+            fmt(r.rss_mb, ".1f"), fmt(r.cpu, ".2f"), fmt(r.floor, ".2f"), fmt(r.ratio, ".2f"), r.target,
             {True: "PASS", False: "MISS", None: "-"}[r.passed],
         ])
     print(f"\nconnctl bench (latency {latency} ms, parallelism {PARALLELISM}; floor = needed x latency / parallelism)\n")
