@@ -98,6 +98,8 @@ fn docs_name_only_real_flags() {
                 .filter(|l| l.contains("connctl ") && !l.contains("-p connctl"))
             {
                 let after = &line[line.find("connctl ").unwrap_or(0)..];
+                // The command ends at the end of its code span, a `;`, a pipe or a comment.
+                let after = &after[..after.find(['`', ';', '|', '#']).unwrap_or(after.len())];
                 for word in after.split(|c: char| {
                     c.is_whitespace() || c == '`' || c == '"' || c == '\'' || c == '=' || c == ')' || c == ','
                 }) {

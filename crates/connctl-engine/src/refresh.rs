@@ -62,31 +62,17 @@ pub async fn refresh(
         })
         .collect();
 
-    let limit = Arc::new(Semaphore::new(parallelism.max(1)));
-    let mut tasks = tokio::task::JoinSet::new();
-    for (key, known_integration) in managed {
-        let client = client.clone();
-        let limit = limit.clone();
-        tasks.spawn(async move {
-            let read = read_one(&client, &limit, &key, known_integration).await;
-            (key, read)
-        });
-    }
     let mut live = Live {
         keys,
         ..Live::default()
     };
-    while let Some(joined) = tasks.join_next().await {
-        let Ok((key, read)) = joined else { continue };
-        match read? {
-            Some((connection, integration, object)) => {
-                if let Some(id) = connection.native_integration_id.clone() {
+    for (key, read) in read_many(client, managed, parallelism).await? {
+        match read {
+            Some(seen) => {
+                if let Some(id) = seen.integration_id {
                     live.integration_ids.insert(key.clone(), id);
                 }
-                live.fields.insert(
-                    key,
-                    fields::live(&connection, integration.as_ref(), object.as_ref()),
-                );
+                live.fields.insert(key, seen.fields);
             }
             // Listed but gone by the time it was read: treat as absent.
             None => {
@@ -95,6 +81,42 @@ pub async fn refresh(
         }
     }
     Ok(live)
+}
+
+/// One connection as Immuta shows it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub fields: FieldMap,
+    pub integration_id: Option<String>,
+}
+
+/// Reads each `(key, known integration id)` — connection, integration and settings, each
+/// once — with at most `parallelism` requests in flight. `None` for a key Immuta does not have.
+pub async fn read_many(
+    client: &ImmutaClient,
+    keys: Vec<(String, Option<String>)>,
+    parallelism: usize,
+) -> Result<BTreeMap<String, Option<Seen>>, ApiError> {
+    let limit = Arc::new(Semaphore::new(parallelism.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (key, known_integration) in keys {
+        let client = client.clone();
+        let limit = limit.clone();
+        tasks.spawn(async move {
+            let read = read_one(&client, &limit, &key, known_integration).await;
+            (key, read)
+        });
+    }
+    let mut out = BTreeMap::new();
+    while let Some(joined) = tasks.join_next().await {
+        let Ok((key, read)) = joined else { continue };
+        let seen = read?.map(|(connection, integration, object)| Seen {
+            integration_id: connection.native_integration_id.clone(),
+            fields: fields::live(&connection, integration.as_ref(), object.as_ref()),
+        });
+        out.insert(key, seen);
+    }
+    Ok(out)
 }
 
 type Read = Option<(LiveConnection, Option<LiveIntegration>, Option<LiveObject>)>;

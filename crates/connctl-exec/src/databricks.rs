@@ -1,7 +1,7 @@
 //! The Databricks executor: the SQL Statement Execution API, one statement at a time.
 //!
 //! The API takes a single statement per call, so the script is split locally ([`crate::split`])
-//! and each statement is submitted with `POST /api/2.0/sql/statements` (`wait_timeout: "0s"`,
+//! and each statement is submitted with `POST /api/2.0/sql/statements` (`wait_timeout: "30s"`,
 //! `on_wait_timeout: "CONTINUE"`) and polled with `GET /api/2.0/sql/statements/{id}` until it is
 //! `SUCCEEDED`, `FAILED`, `CANCELED` or `CLOSED`. The first statement that does not succeed stops
 //! the run, reported by number and keyword. A submission is not idempotent, so it is retried only
@@ -22,6 +22,9 @@ use tokio::sync::Mutex;
 use crate::config::{DatabricksAuth, DatabricksExecConfig, warehouse_id_from_http_path};
 use crate::error::{scrub, statement_label};
 use crate::http::{self, Repeat, Reply, Timing};
+
+/// How long the server may hold a submission open for its result (Databricks allows 5–50 s).
+const SUBMIT_WAIT: &str = "30s";
 use crate::split::{self, SqlDialect};
 use crate::{ExecError, Outcome};
 
@@ -106,7 +109,9 @@ impl Context<'_> {
         let body = json!({
             "statement": statement.text,
             "warehouse_id": warehouse_id,
-            "wait_timeout": "0s",
+            // The server holds the answer until the statement ends (most DDL does within this),
+            // so a statement usually costs one request and no polling sleep.
+            "wait_timeout": SUBMIT_WAIT,
             "on_wait_timeout": "CONTINUE",
         });
         let submit_url = http::join(base, &["api", "2.0", "sql", "statements"]);

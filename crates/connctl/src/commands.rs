@@ -9,7 +9,6 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result, anyhow, bail};
 use clap::CommandFactory;
 use connctl_engine::apply::{self, ApplyOptions, Outcome};
-use connctl_engine::fields;
 use connctl_engine::lock::StateLock;
 use connctl_engine::plan::{Action, Cause, Plan};
 use connctl_engine::state::{State, Step};
@@ -463,29 +462,28 @@ async fn import(ctx: &Context, paths: &[PathBuf], keys: &[String], common: &Comm
     desired.connections.retain(|c| keys.contains(&c.key));
     let targets = context::targets(desired, &state.salt)?;
     let mut problems = Vec::new();
-    let mut adopted = Vec::new();
+    let mut to_read = Vec::new();
     for key in keys {
-        let Some(t) = targets.get(key) else {
+        if !targets.contains_key(key) {
             problems.push(format!("`{key}` is not declared in the YAML; declare it first"));
-            continue;
-        };
-        if state.connections.get(key).is_some_and(|s| s.applied.is_some()) {
+        } else if state.connections.get(key).is_some_and(|s| s.applied.is_some()) {
             problems.push(format!("`{key}` is already managed"));
-            continue;
+        } else {
+            to_read.push((key.clone(), None));
         }
-        let Some(live) = client.get_connection(key).await? else {
+    }
+    let parallelism = ctx.settings.parallelism(common);
+    let mut adopted = Vec::new();
+    for (key, seen) in connctl_engine::refresh::read_many(&client, to_read, parallelism).await? {
+        let Some(t) = targets.get(&key) else { continue };
+        let Some(seen) = seen else {
             problems.push(format!(
                 "`{key}` does not exist in Immuta; `connctl apply` creates it"
             ));
             continue;
         };
-        let integration = match &live.native_integration_id {
-            Some(id) => client.get_integration(id).await?,
-            None => None,
-        };
-        let object = client.get_object(key).await?;
-        let seen = fields::live(&live, integration.as_ref(), object.as_ref());
         let mismatched: Vec<String> = seen
+            .fields
             .iter()
             .filter_map(|(path, value)| {
                 let want = t.fields.get(path)?;
@@ -505,13 +503,13 @@ async fn import(ctx: &Context, paths: &[PathBuf], keys: &[String], common: &Comm
         entry.applied = Some(t.fields.clone());
         entry.step = Step::Registered;
         entry.protect = t.connection.protect;
-        entry.integration_id = live.native_integration_id.clone();
+        entry.integration_id = seen.integration_id;
         entry.journal(
             "import",
             "done",
             Some("adopted; secrets taken as the YAML's (Immuta never shows them)".into()),
         );
-        adopted.push(key.clone());
+        adopted.push(key);
     }
     if !adopted.is_empty() {
         state.save(&state_path)?;

@@ -104,7 +104,7 @@ async fn runs_each_statement_in_order() {
         assert_eq!(post.path, "/api/2.0/sql/statements");
         assert_eq!(body["statement"], st.text, "sent verbatim");
         assert_eq!(body["warehouse_id"], "wh-42");
-        assert_eq!(body["wait_timeout"], "0s");
+        assert_eq!(body["wait_timeout"], "30s");
         assert_eq!(body["on_wait_timeout"], "CONTINUE");
         assert_eq!(post.header("authorization"), "Bearer dapi-secret-token");
     }

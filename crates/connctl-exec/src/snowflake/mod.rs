@@ -1,7 +1,8 @@
 //! The Snowflake executor: the SQL API v2.
 //!
 //! The whole script goes in one request with `MULTI_STATEMENT_COUNT = 0`, so Snowflake splits
-//! it server-side: `POST /api/v2/statements?requestId=<uuid>&async=true`, then
+//! it server-side: `POST /api/v2/statements?requestId=<uuid>`, which Snowflake holds open until
+//! the script ends (about 45 s at most, then 202), then — only if still running —
 //! `GET /api/v2/statements/{handle}` with growing delays until 200 (done) or 422 (a statement
 //! failed). Retries of the submission reuse the `requestId` and add `retry=true`, so Snowflake
 //! runs the script at most once however often it is sent. Authentication: key-pair JWT
@@ -202,9 +203,9 @@ pub(crate) async fn execute(
             let mut url = submit_url.clone();
             {
                 let mut query = url.query_pairs_mut();
-                query
-                    .append_pair("requestId", &request_id)
-                    .append_pair("async", "true");
+                // Synchronous: Snowflake holds the answer until the script ends (or ~45 s, then
+                // 202 and polling), so a short script costs one request and no polling sleep.
+                query.append_pair("requestId", &request_id);
                 if attempt > 0 {
                     query.append_pair("retry", "true");
                 }

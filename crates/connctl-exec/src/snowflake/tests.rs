@@ -88,7 +88,7 @@ async fn submits_once_and_polls_to_success() {
     let post = &reqs[0];
     assert_eq!(post.path, "/api/v2/statements");
     assert!(
-        post.query.contains("async=true") && post.query.contains("requestId="),
+        !post.query.contains("async=true") && post.query.contains("requestId="),
         "{}",
         post.query
     );
