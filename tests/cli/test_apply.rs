@@ -241,3 +241,47 @@ fn export_writes_yaml_that_validates_and_imports() {
     ]);
     assert_eq!(plan.code, 0, "{}", plan.stdout);
 }
+
+#[test]
+fn one_failing_connection_does_not_stop_the_others() {
+    let env = TestEnv::new();
+    // `executor: command` with a command that fails for one connection only.
+    env.write_settings("");
+    let settings = std::fs::read_to_string(env.path("connctl.toml")).unwrap();
+    let settings = settings.replace(
+        "[executor.command]\nkind = \"command\"\ncommand = [",
+        "[executor.command]\nkind = \"command\"\ncommand = [\"sh\", \"-c\", \"cat > /dev/null; echo 'warehouse said no' >&2; exit 7\"]\n# was: [",
+    );
+    std::fs::write(env.path("connctl.toml"), settings).unwrap();
+    let mut spec = String::from("version: 1\nconnections:\n");
+    for i in 0..4 {
+        spec.push_str(&format!(
+            "  - key: dbx-{i}\n    technology: Databricks\n    workspaceUrl: dbc-{i}.cloud.databricks.com\n    httpPath: /sql/1.0/warehouses/w{i}\n    catalog: immuta_{i}\n    auth: {{ type: token, token: {{ env: CONNCTL_TEST_DBX_TOKEN }} }}\n{}",
+            if i == 2 { "    executor: command\n" } else { "" }
+        ));
+    }
+    env.write("c.yaml", &spec);
+    let out = env.run(&["apply", "--auto-approve", "c.yaml"]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("Apply: 3 applied, 0 awaiting execution, 0 skipped, 1 failed."),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("✗ dbx-2: executing the create script failed"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("exit") && out.stdout.contains("warehouse said no"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(env.count_requests("POST", "/data/connection"), 3);
+    // The failed one is where it stopped, and the next plan says so.
+    let plan = env.run(&["plan", "c.yaml"]);
+    assert!(plan.stdout.contains("resume   dbx-2"), "{}", plan.stdout);
+    assert!(plan.stdout.contains("Plan: 0 to create"), "{}", plan.stdout);
+}

@@ -295,22 +295,6 @@ impl Worker {
                 .finish_registration(t, None, "registration confirmed by reading Immuta")
                 .await;
         }
-        if !resuming {
-            let target = target_fields.clone();
-            self.store
-                .update(key, tech, move |s| {
-                    s.step = Step::New;
-                    s.pending = Some(Pending {
-                        operation: "create".into(),
-                        target,
-                        script_sha256: None,
-                    });
-                    s.journal("create", "intent", None);
-                })
-                .await
-                .map_err(st)?;
-        }
-
         // A script that ran in an earlier attempt is recognised by a passing dry run, so an
         // interrupted execution is not run twice.
         if resuming && matches!(step, Step::Scripted | Step::AwaitingExecution | Step::Executed) {
@@ -333,15 +317,25 @@ impl Worker {
                 .create_script(&payload::script_request(conn, &secrets))
                 .await
                 .map_err(api)?;
+            // Getting a script changes nothing in Immuta, so its outcome and the intent to run
+            // it share one write: the first that must reach the disk before a remote effect.
             let hash = sha256(&script.sql);
-            let recorded = hash.clone();
+            let target = target_fields.clone();
             self.store
                 .update(key, tech, move |s| {
                     s.step = Step::Scripted;
-                    if let Some(p) = s.pending.as_mut() {
-                        p.script_sha256 = Some(recorded);
+                    match s.pending.as_mut().filter(|p| p.operation == "create") {
+                        Some(p) => p.script_sha256 = Some(hash),
+                        None => {
+                            s.pending = Some(Pending {
+                                operation: "create".into(),
+                                target,
+                                script_sha256: Some(hash),
+                            })
+                        }
                     }
                     s.journal("script", "done", None);
+                    s.journal("execute", "intent", None);
                 })
                 .await
                 .map_err(st)?;
@@ -355,21 +349,18 @@ impl Worker {
             step = Step::Executed;
         }
 
-        if step == Step::Executed {
+        let tested_now = step == Step::Executed;
+        if tested_now {
             self.emit(key, EventKind::Step("test"));
             self.client.test_connection(&registration).await.map_err(api)?;
-            self.store
-                .update(key, tech, |s| {
-                    s.step = Step::Tested;
-                    s.journal("test", "done", None);
-                })
-                .await
-                .map_err(st)?;
         }
-
+        // The dry run changes nothing, so its outcome and the registration intent share a write.
         self.emit(key, EventKind::Step("register"));
         self.store
-            .update(key, tech, |s| {
+            .update(key, tech, move |s| {
+                if tested_now {
+                    s.journal("test", "done", None);
+                }
                 s.step = Step::Registering;
                 s.journal("register", "intent", None);
             })
@@ -407,9 +398,9 @@ impl Worker {
         Err("registration did not go through after 5 attempts".into())
     }
 
-    /// Runs a script and journals it: the intent before, then the sha256 and `done`, the saved
-    /// path (`Some`, a person must run it), or the failure. `executed` is the step to record
-    /// when it ran.
+    /// Runs a script and journals the outcome: the sha256 and `done`, the saved path (`Some`, a
+    /// person must run it), or the failure. The caller has already written the intent.
+    /// `executed` is the step to record when it ran.
     async fn execute(
         &self,
         conn: &Connection,
@@ -420,10 +411,6 @@ impl Worker {
         let key = conn.key.as_str();
         let tech = conn.technology().as_str();
         self.emit(key, EventKind::Step("execute"));
-        self.store
-            .update(key, tech, |s| s.journal("execute", "intent", None))
-            .await
-            .map_err(st)?;
         match self.runner.run(conn, purpose, sql).await {
             Ok(RunOutcome::Executed) => {
                 let record = ScriptRecord {
@@ -588,19 +575,22 @@ impl Worker {
             return Ok(None);
         }
         self.emit(key, EventKind::Step("edit-script"));
+        // An edit script changes nothing until it runs: record it with the intent to run it.
+        let script = self.client.edit_script(&id, &body).await.map_err(api)?;
         let target = t.fields.clone();
+        let hash = sha256(&script.sql);
         self.store
             .update(key, tech, move |s| {
                 s.pending = Some(Pending {
                     operation: "rescript".into(),
                     target,
-                    script_sha256: None,
+                    script_sha256: Some(hash),
                 });
-                s.journal("edit-script", "intent", None);
+                s.journal("edit-script", "done", None);
+                s.journal("execute", "intent", None);
             })
             .await
             .map_err(st)?;
-        let script = self.client.edit_script(&id, &body).await.map_err(api)?;
         if let Some(path) = self.execute(conn, Purpose::Edit, &script.sql, None).await? {
             return Ok(Some(path));
         }

@@ -161,9 +161,12 @@ pub enum Command {
         common: CommonArgs,
     },
     /// Inspect or edit the state file (never touches Immuta)
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Example:\n  connctl state list")]
     State(StateCommand),
     /// Print the JSON Schema of the connection YAML
+    #[command(
+        after_help = "Example:\n  connctl schema > connctl.schema.json\n  # then, first line of a YAML file: # yaml-language-server: $schema=./connctl.schema.json"
+    )]
     Schema,
     /// Print shell completions
     #[command(after_help = "Example:\n  connctl completions bash > /etc/bash_completion.d/connctl")]
@@ -182,23 +185,31 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum StateCommand {
     /// List connections in the state
+    #[command(after_help = "Example:\n  connctl state list --state .connctl/state.json")]
     List {
         #[command(flatten)]
         common: StateArgs,
     },
     /// Show one connection's state as JSON
+    #[command(after_help = "Example:\n  connctl state show snowflake-prod")]
     Show {
         key: String,
         #[command(flatten)]
         common: StateArgs,
     },
     /// Forget a connection (Immuta is not touched)
+    #[command(
+        after_help = "Example:\n  connctl state rm snowflake-prod    # then `connctl import` to adopt it again"
+    )]
     Rm {
         key: String,
         #[command(flatten)]
         common: StateArgs,
     },
     /// Lift `protect` recorded for a connection, so it can be deleted
+    #[command(
+        after_help = "Example:\n  connctl state unprotect snowflake-prod && connctl apply --prune connections/"
+    )]
     Unprotect {
         key: String,
         #[command(flatten)]
