@@ -27,9 +27,10 @@ fn spec(n: usize) -> String {
 #[test]
 fn killed_at_many_moments_registers_each_connection_exactly_once() {
     let soak = std::env::var_os("CONNCTL_SOAK").is_some();
-    let (n, kills) = if soak { (50, 100) } else { (20, 20) };
+    // Enough work (requests × latency ÷ parallelism) that every kill lands inside a run.
+    let (n, kills, parallelism) = if soak { (50, 100, "1") } else { (20, 20, "2") };
     let env = TestEnv::with_emulator(connctl_emulator::EmulatorConfig {
-        latency_ms: 15,
+        latency_ms: 50,
         jitter_ms: 10,
         seed: 11,
         job_step_ms: 20,
@@ -37,16 +38,16 @@ fn killed_at_many_moments_registers_each_connection_exactly_once() {
     });
     env.write("c.yaml", &spec(n));
 
-    // Learn how long an uninterrupted run's first part takes, to spread kills across it.
     let mut killed = 0;
     let mut runs = 0;
     let mut rng = 0x2545F4914F6CDD1Du64;
-    let window_ms = 1500u64;
+    // Each run is killed somewhere in its first 300 ms: before, during or after any step.
+    let window_ms = 280u64;
     let finished = loop {
         runs += 1;
         assert!(runs <= kills + 30, "apply did not converge after {runs} runs");
         let mut child = env
-            .command(&["apply", "--auto-approve", "--parallelism", "4", "c.yaml"])
+            .command(&["apply", "--auto-approve", "--parallelism", parallelism, "c.yaml"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -89,6 +90,7 @@ fn killed_at_many_moments_registers_each_connection_exactly_once() {
     };
     assert!(finished);
     eprintln!("crash suite: {n} connections, {killed} SIGKILLs, {runs} runs");
+    assert_eq!(killed, kills, "every planned kill landed inside a run");
 
     // Registered exactly once each: n successful registrations and no conflict on any.
     let log = env.admin("GET", "/_emulator/requests", serde_json::Value::Null);
