@@ -4,13 +4,76 @@
 //! makes its next remote call, so a crash loses at most the step in flight. Writes are
 //! group-committed: a worker whose change was already covered by a write that finished while
 //! it waited returns at once, so many workers finishing steps together cost one write, not one
-//! each.
+//! each. And each write re-serialises only the connections that changed since the last one: the
+//! others' JSON is kept, so a write costs a copy of the file, not a serialisation of it.
 
-use std::path::PathBuf;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::state::{ConnectionState, State, StateError, write_atomic};
+
+/// The state with the serialised JSON of each connection as last written.
+struct Cached {
+    state: State,
+    /// Key → the connection's pretty JSON, indented to sit inside the document.
+    fragments: BTreeMap<String, String>,
+    /// Keys changed since their fragment was made.
+    dirty: BTreeSet<String>,
+}
+
+impl Cached {
+    /// The next revision of the file: the serial bumped, changed connections re-serialised.
+    fn next_revision(&mut self, path: &Path) -> Result<Vec<u8>, StateError> {
+        let failed = |e: serde_json::Error| StateError::Write {
+            path: path.into(),
+            reason: e.to_string(),
+        };
+        self.state.serial += 1;
+        for key in std::mem::take(&mut self.dirty) {
+            match self.state.connections.get(&key) {
+                Some(c) => {
+                    let json = serde_json::to_string_pretty(c).map_err(failed)?;
+                    self.fragments.insert(key, json.replace('\n', "\n    "));
+                }
+                None => {
+                    self.fragments.remove(&key);
+                }
+            }
+        }
+        let s = &self.state;
+        let mut out =
+            String::with_capacity(self.fragments.values().map(|f| f.len() + 64).sum::<usize>() + 256);
+        let quoted = |v: &str| serde_json::to_string(v).map_err(failed);
+        let _ = write!(
+            out,
+            "{{\n  \"version\": {},\n  \"serial\": {},\n  \"lineage\": {},\n  \"salt\": {},\n  \"connections\": ",
+            s.version,
+            s.serial,
+            quoted(&s.lineage)?,
+            quoted(&s.salt)?
+        );
+        if self.fragments.is_empty() {
+            out.push_str("{}");
+        } else {
+            out.push_str("{\n");
+            let last = self.fragments.len() - 1;
+            for (i, (key, fragment)) in self.fragments.iter().enumerate() {
+                let _ = write!(
+                    out,
+                    "    {}: {fragment}{}",
+                    quoted(key)?,
+                    if i == last { "\n" } else { ",\n" }
+                );
+            }
+            out.push_str("  }");
+        }
+        out.push_str("\n}\n");
+        Ok(out.into_bytes())
+    }
+}
 
 #[derive(Clone)]
 pub struct StateStore {
@@ -18,7 +81,7 @@ pub struct StateStore {
 }
 
 struct Inner {
-    state: Mutex<State>,
+    state: Mutex<Cached>,
     path: PathBuf,
     /// Bumped (under the state lock) by every change.
     changed: AtomicU64,
@@ -32,7 +95,11 @@ impl StateStore {
     pub fn new(state: State, path: PathBuf) -> StateStore {
         StateStore {
             inner: Arc::new(Inner {
-                state: Mutex::new(state),
+                state: Mutex::new(Cached {
+                    dirty: state.connections.keys().cloned().collect(),
+                    state,
+                    fragments: BTreeMap::new(),
+                }),
                 path,
                 changed: AtomicU64::new(0),
                 durable: AtomicU64::new(0),
@@ -43,12 +110,12 @@ impl StateStore {
 
     /// A copy of one connection's state.
     pub fn get(&self, key: &str) -> Option<ConnectionState> {
-        self.lock().connections.get(key).cloned()
+        self.lock().state.connections.get(key).cloned()
     }
 
     /// A copy of the whole state.
     pub fn snapshot(&self) -> State {
-        self.lock().clone()
+        self.lock().state.clone()
     }
 
     /// Changes one connection (creating its entry); returns once the change is on disk.
@@ -58,7 +125,7 @@ impl StateStore {
         technology: &str,
         change: impl FnOnce(&mut ConnectionState) -> R,
     ) -> Result<R, StateError> {
-        self.write(|state| {
+        self.write(key, |state| {
             let entry = state
                 .connections
                 .entry(key.to_owned())
@@ -70,17 +137,18 @@ impl StateStore {
 
     /// Removes a connection from the state; returns once that is on disk.
     pub async fn remove(&self, key: &str) -> Result<(), StateError> {
-        self.write(|state| {
+        self.write(key, |state| {
             state.connections.remove(key);
         })
         .await
     }
 
-    async fn write<R>(&self, change: impl FnOnce(&mut State) -> R) -> Result<R, StateError> {
+    async fn write<R>(&self, key: &str, change: impl FnOnce(&mut State) -> R) -> Result<R, StateError> {
         let inner = &self.inner;
         let (result, mine) = {
-            let mut state = self.lock();
-            let result = change(&mut state);
+            let mut cached = self.lock();
+            let result = change(&mut cached.state);
+            cached.dirty.insert(key.to_owned());
             (result, inner.changed.fetch_add(1, Ordering::SeqCst) + 1)
         };
         let _writer = inner.writer.lock().await;
@@ -114,7 +182,7 @@ impl StateStore {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Cached> {
         self.inner
             .state
             .lock()
@@ -156,5 +224,36 @@ mod tests {
             on_disk.serial
         );
         assert_eq!(on_disk, store.snapshot());
+        // The assembled file is exactly what serialising the whole state would give.
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text, serde_json::to_string_pretty(&on_disk).unwrap() + "\n");
+    }
+
+    #[tokio::test]
+    async fn removals_and_an_emptied_state_are_written_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let mut initial = State::new();
+        initial
+            .connections
+            .insert("old".into(), ConnectionState::new("Databricks"));
+        let store = StateStore::new(initial, path.clone());
+        store
+            .update("new", "Snowflake", |s| s.protect = true)
+            .await
+            .unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text,
+            serde_json::to_string_pretty(&store.snapshot()).unwrap() + "\n"
+        );
+        store.remove("old").await.unwrap();
+        store.remove("new").await.unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text,
+            serde_json::to_string_pretty(&store.snapshot()).unwrap() + "\n"
+        );
+        assert!(State::load(&path).unwrap().connections.is_empty());
     }
 }
