@@ -124,3 +124,24 @@ fn docs_name_only_real_flags() {
     }
     assert!(checked > 0, "no flags found in docs");
 }
+
+#[test]
+fn man_pages_come_from_the_same_definitions() {
+    let env = TestEnv::new();
+    let out = env.run(&["man", "--out", "man"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for page in [
+        "connctl.1",
+        "connctl-plan.1",
+        "connctl-apply.1",
+        "connctl-state-rm.1",
+    ] {
+        let text = std::fs::read_to_string(env.path("man").join(page)).unwrap_or_default();
+        assert!(text.contains(".TH"), "{page} is not a man page");
+    }
+    let plan = std::fs::read_to_string(env.path("man/connctl-plan.1")).unwrap();
+    assert!(
+        plan.contains("detailed\\-exitcode"),
+        "the plan page documents its flags"
+    );
+}
