@@ -22,7 +22,7 @@ nothing else. wall/floor is the ratio the targets are about.
 Every case runs in a fresh temporary folder with a fresh emulator on 127.0.0.1:0 (killed at the
 end of the case); requests are counted from the emulator's request log (`GET /_emulator/requests`,
 which holds only Immuta and warehouse requests); peak RSS is the connctl process's own
-(os.wait4). The emulator runs with --job-step-ms 1 so that only the injected latency costs time.
+(os.wait4). The emulator runs with --job-step-ms 0 so that only the injected latency costs time (the floor counts nothing else).
 
 Connections alternate: Snowflake with userPassword auth, Databricks with a token; the secrets are
 `{ env: NAME }` references.
@@ -503,7 +503,7 @@ def b2_refresh(bins: Path, scale: float, latency: int, keep: bool) -> list[Row]:
     with case_dir("B2", keep) as work:
         conns = write_specs(work / "connections", n, max(1, n // 100))
         emu_state = work / "emulator-state.json"
-        emu = Emulator(bins / "connctl-emulator", work, "--job-step-ms", "1", "--state-file", str(emu_state))
+        emu = Emulator(bins / "connctl-emulator", work, "--job-step-ms", "0", "--state-file", str(emu_state))
         try:
             write_settings(work, emu.url)
             emu.admin("POST", "/_emulator/seed", {"connections": [registration(c) for c in conns]})
@@ -521,7 +521,7 @@ def b2_refresh(bins: Path, scale: float, latency: int, keep: bool) -> list[Row]:
 
         emu = Emulator(
             bins / "connctl-emulator", work,
-            "--job-step-ms", "1", "--latency-ms", str(latency), "--state-file", str(emu_state),
+            "--job-step-ms", "0", "--latency-ms", str(latency), "--state-file", str(emu_state),
         )
         try:
             write_settings(work, emu.url)
@@ -549,7 +549,7 @@ def b3_apply(bins: Path, scale: float, latency: int, keep: bool) -> tuple[list[R
     n = round(500 * scale)
     with case_dir("B3", keep) as work:
         write_specs(work / "connections", n, max(1, n // 100))
-        emu = Emulator(bins / "connctl-emulator", work, "--job-step-ms", "1", "--latency-ms", str(latency))
+        emu = Emulator(bins / "connctl-emulator", work, "--job-step-ms", "0", "--latency-ms", str(latency))
         try:
             write_settings(work, emu.url)
             r = run_connctl(
@@ -642,7 +642,7 @@ def b4_by_hand(bins: Path, scale: float, latency: int, keep: bool, dbx_statement
     n = round(500 * scale)
     with case_dir("B4", keep) as work:
         conns = [conn_data(i) for i in range(n)]
-        emu = Emulator(bins / "connctl-emulator", work, "--job-step-ms", "1", "--latency-ms", str(latency))
+        emu = Emulator(bins / "connctl-emulator", work, "--job-step-ms", "0", "--latency-ms", str(latency))
         try:
             http = Http(emu.url)
             start = time.perf_counter()
