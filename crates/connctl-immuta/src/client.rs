@@ -1,22 +1,43 @@
 //! The typed Immuta REST client: one method per endpoint connctl uses.
 //!
 //! Every request has a timeout and is logged at debug level (method, path, status, latency;
-//! never a body, never the key). Reads and idempotent writes are retried with exponential
-//! backoff and jitter on connect errors, 429 (honouring `Retry-After`) and 502/503/504.
-//! A non-idempotent call (`POST /data/connection`, crawl) is retried only when the request
-//! provably never reached Immuta (connect error, 429); otherwise its error says the outcome is
-//! unknown, and the caller must read before acting again.
+//! never a body, never the key). The rules, each kept in one place below:
+//!
+//! - **Retries** ([`Call`]): reads retry connect errors, lost answers, the statuses of
+//!   [`connctl_spec::retry`] (429, 500, 502, 503, 504) and a 2xx whose body cannot be read;
+//!   idempotent writes retry the same failures except an unreadable body; a non-idempotent write
+//!   (`POST /data/connection`, crawl) is retried only when the request provably never reached
+//!   Immuta (connect error, 429), otherwise its error says the outcome is unknown
+//!   ([`ApiError::outcome_unknown`]) and the caller reads before acting again. Backoff is
+//!   exponential with jitter; `Retry-After` is honoured up to a cap (30 s).
+//! - **Redirects**: none is followed on a write (a 301/302/303 would turn `POST /data/connection`
+//!   into a GET that looks like success; a 307/308 would re-send its secrets). A GET follows at
+//!   most [`MAX_REDIRECTS`] hops to the same scheme, host and port. Anything else is an
+//!   [`ApiError::Redirected`] naming the target.
+//! - **Success bodies** are checked for the shape each endpoint must answer (see [`crate::live`]).
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use backon::{ExponentialBuilder, Retryable};
 use connctl_spec::Secret;
-use reqwest::{Method, StatusCode, header};
+use connctl_spec::retry::{RETRY_AFTER_CAP, capped, parse_retry_after};
+use reqwest::{Method, header};
 use serde_json::Value;
 
-use crate::error::ApiError;
-use crate::live::{Job, LiveConnection, LiveIntegration, LiveObject, ObjectHit, Registered, Script};
+use crate::error::{ApiError, RedirectRefusal};
+use crate::live::{
+    self, Job, LiveConnection, LiveIntegration, LiveObject, ObjectHit, Registered, Script, SearchPage,
+};
+
+/// Hops a GET may follow, all to the same origin.
+pub const MAX_REDIRECTS: usize = 5;
+
+/// Page size asked of `POST /data/object/search`.
+const SEARCH_PAGE: usize = 1000;
+
+/// Pages read at most before the listing is declared endless (an error, never a partial list).
+const SEARCH_MAX_PAGES: usize = 1000;
 
 /// How to reach Immuta.
 #[derive(Debug, Clone)]
@@ -28,6 +49,8 @@ pub struct ClientConfig {
     pub timeout: Duration,
     /// Retries after the first attempt for retryable failures.
     pub max_retries: usize,
+    /// The longest wait a `Retry-After` can impose (default 30 s, like the executors).
+    pub retry_after_cap: Duration,
 }
 
 impl ClientConfig {
@@ -37,17 +60,36 @@ impl ClientConfig {
             api_key,
             timeout: Duration::from_secs(30),
             max_retries: 6,
+            retry_after_cap: RETRY_AFTER_CAP,
         }
     }
 }
 
-/// Whether a call may be repeated without checking first.
+/// What a call does, which decides what may be retried.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Idempotency {
-    /// Reads and idempotent writes: retry any transient failure.
-    Safe,
-    /// Retry only when the request never reached the server.
+enum Call {
+    /// Changes nothing: retry any transient failure, and a success whose body cannot be read.
+    Read,
+    /// A write that may be repeated (PUT, script generation): retry transient failures; an
+    /// unreadable success is an error (for a PUT: outcome unknown).
+    Idempotent,
+    /// A write that must not be repeated blindly: retry only when it never reached the server.
     OnlyIfNotSent,
+}
+
+impl Call {
+    fn retries(self, e: &ApiError) -> bool {
+        match self {
+            Call::Read => e.is_transient() || e.is_unexpected_answer(),
+            Call::Idempotent => e.is_transient(),
+            Call::OnlyIfNotSent => e.never_reached_server(),
+        }
+    }
+
+    /// Whether an unreadable answer leaves the outcome unknown (the call changes something).
+    fn changes(self) -> bool {
+        self != Call::Read
+    }
 }
 
 /// The client. Cheap to clone; share one per run.
@@ -57,6 +99,7 @@ pub struct ImmutaClient {
     base: String,
     api_key: Secret,
     max_retries: usize,
+    retry_after_cap: Duration,
 }
 
 impl std::fmt::Debug for ImmutaClient {
@@ -71,7 +114,13 @@ impl std::fmt::Debug for ImmutaClient {
 pub fn check_url(url: &str) -> Result<String, ApiError> {
     let parsed = reqwest::Url::parse(url).map_err(|e| ApiError::BadUrl {
         url: url.into(),
-        reason: e.to_string(),
+        reason: match e {
+            url::ParseError::RelativeUrlWithoutBase => format!(
+                "it has no scheme\n  = help: did you mean https://{}?",
+                url.trim().trim_start_matches('/')
+            ),
+            other => other.to_string(),
+        },
     })?;
     let loopback = match parsed.host() {
         Some(url::Host::Domain(d)) => d == "localhost",
@@ -95,6 +144,8 @@ impl ImmutaClient {
             .connect_timeout(Duration::from_secs(10))
             .user_agent(concat!("connctl/", env!("CARGO_PKG_VERSION")))
             .pool_max_idle_per_host(64)
+            // Redirects are handled in `send_once`, where the method is known.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| ApiError::BadUrl {
                 url: config.url.clone(),
@@ -105,6 +156,7 @@ impl ImmutaClient {
             base,
             api_key: config.api_key,
             max_retries: config.max_retries,
+            retry_after_cap: config.retry_after_cap,
         })
     }
 
@@ -114,277 +166,416 @@ impl ImmutaClient {
 
     /// `POST /integrations/scripts/create`.
     pub async fn create_script(&self, body: &Value) -> Result<Script, ApiError> {
-        let resp = self
-            .send(
-                Method::POST,
-                "/integrations/scripts/create",
-                Some(body),
-                Idempotency::Safe,
-            )
-            .await?;
-        Script::from_response(resp, "/integrations/scripts/create")
+        let path = "/integrations/scripts/create";
+        self.call(
+            Method::POST,
+            path,
+            Some(body),
+            Call::Idempotent,
+            Script::from_response,
+        )
+        .await
     }
 
     /// `POST /integrations/{id}/scripts/edit`.
     pub async fn edit_script(&self, integration_id: &str, body: &Value) -> Result<Script, ApiError> {
         let path = format!("/integrations/{}/scripts/edit", seg(integration_id));
-        let resp = self
-            .send(Method::POST, &path, Some(body), Idempotency::Safe)
-            .await?;
-        Script::from_response(resp, &path)
+        self.call(
+            Method::POST,
+            &path,
+            Some(body),
+            Call::Idempotent,
+            Script::from_response,
+        )
+        .await
     }
 
     /// `POST /integrations/{id}/scripts/delete`.
     pub async fn delete_script(&self, integration_id: &str) -> Result<Script, ApiError> {
         let path = format!("/integrations/{}/scripts/delete", seg(integration_id));
-        let resp = self
-            .send(
-                Method::POST,
-                &path,
-                Some(&serde_json::json!({})),
-                Idempotency::Safe,
-            )
-            .await?;
-        Script::from_response(resp, &path)
+        let body = serde_json::json!({});
+        self.call(
+            Method::POST,
+            &path,
+            Some(&body),
+            Call::Idempotent,
+            Script::from_response,
+        )
+        .await
     }
 
     /// `POST /data/connection/test`: a dry run of the registration. Changes nothing.
     pub async fn test_connection(&self, registration: &Value) -> Result<(), ApiError> {
-        self.send(
-            Method::POST,
-            "/data/connection/test",
-            Some(registration),
-            Idempotency::Safe,
-        )
-        .await?;
-        Ok(())
+        let path = "/data/connection/test";
+        self.call(Method::POST, path, Some(registration), Call::Idempotent, |_| {
+            Ok(())
+        })
+        .await
     }
 
-    /// `POST /data/connection`. Not idempotent: on an unknown outcome, read before retrying.
+    /// `POST /data/connection`. Not idempotent: on an unknown outcome (including a success
+    /// whose body lacks `objectPath`/`bulkId`), read before retrying.
     pub async fn register(&self, registration: &Value) -> Result<Registered, ApiError> {
-        let resp = self
-            .send(
-                Method::POST,
-                "/data/connection",
-                Some(registration),
-                Idempotency::OnlyIfNotSent,
-            )
-            .await?;
-        resp.json_as("/data/connection")
+        let path = "/data/connection";
+        self.call(Method::POST, path, Some(registration), Call::OnlyIfNotSent, |r| {
+            Registered::from_response(&r)
+        })
+        .await
     }
 
     /// `GET /data/connection/{key}`; `None` when Immuta has no such connection.
     pub async fn get_connection(&self, key: &str) -> Result<Option<LiveConnection>, ApiError> {
         let path = format!("/data/connection/{}", seg(key));
-        match self.send(Method::GET, &path, None, Idempotency::Safe).await {
-            Ok(resp) => Ok(Some(resp.json_as(&path)?)),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
-        }
+        let got = self
+            .call(Method::GET, &path, None, Call::Read, |r| r.json_as())
+            .await;
+        absent_as_none(got)
     }
 
     /// `PUT /data/connection/{key}`; returns the `bulkId` when Immuta gives one.
     pub async fn update_connection(&self, key: &str, body: &Value) -> Result<Option<String>, ApiError> {
         let path = format!("/data/connection/{}", seg(key));
-        let resp = self
-            .send(Method::PUT, &path, Some(body), Idempotency::Safe)
-            .await?;
-        Ok(resp.bulk_id())
+        self.call(Method::PUT, &path, Some(body), Call::Idempotent, |r| r.bulk_id())
+            .await
     }
 
     /// `GET /data/object/{key}`; `None` when absent.
     pub async fn get_object(&self, key: &str) -> Result<Option<LiveObject>, ApiError> {
         let path = format!("/data/object/{}", seg(key));
-        match self.send(Method::GET, &path, None, Idempotency::Safe).await {
-            Ok(resp) => Ok(Some(resp.json_as(&path)?)),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
-        }
+        let got = self
+            .call(Method::GET, &path, None, Call::Read, |r| r.json_as())
+            .await;
+        absent_as_none(got)
     }
 
     /// `POST /data/object/search`, every page: the top-level objects, i.e. the connections.
+    ///
+    /// The envelope and paging are undocumented, so the page shapes of [`SearchPage`] are
+    /// accepted; pages are read until a short page, the reported count, or a page with nothing
+    /// new (a server that ignores `offset`). Hits are de-duplicated by key. An unreadable page
+    /// or an endless listing is an error: connctl never concludes "nothing exists" from an
+    /// answer it could not read.
     pub async fn list_connections(&self) -> Result<Vec<ObjectHit>, ApiError> {
-        const PAGE: usize = 1000;
-        let mut all = Vec::new();
-        loop {
-            let path = format!("/data/object/search?offset={}&size={PAGE}", all.len());
-            let resp = self
-                .send(
-                    Method::POST,
-                    &path,
-                    Some(&serde_json::json!({})),
-                    Idempotency::Safe,
-                )
+        let mut all: Vec<ObjectHit> = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..SEARCH_MAX_PAGES {
+            let path = format!("/data/object/search?offset={}&size={SEARCH_PAGE}", all.len());
+            let body = serde_json::json!({});
+            let page: SearchPage = self
+                .call(Method::POST, &path, Some(&body), Call::Read, |r| {
+                    SearchPage::from_response(&r)
+                })
                 .await?;
-            let page: crate::live::SearchPage = resp.json_as("/data/object/search")?;
             let got = page.hits.len();
-            all.extend(page.hits);
-            let total = page.count.unwrap_or(all.len());
-            if got == 0 || all.len() >= total {
-                break;
+            let before = all.len();
+            for hit in page.hits {
+                if seen.insert(hit.object_path.clone()) {
+                    all.push(hit);
+                }
+            }
+            let new = all.len() - before;
+            let done = match page.total {
+                Some(total) => all.len() >= total,
+                None => got < SEARCH_PAGE,
+            };
+            if done || got == 0 || new == 0 {
+                return Ok(all);
             }
         }
-        Ok(all)
+        Err(ApiError::UnexpectedAnswer {
+            method: "POST".into(),
+            path: "/data/object/search".into(),
+            status: 200,
+            problem: format!("the listing did not end after {SEARCH_MAX_PAGES} pages"),
+            excerpt: format!("{} connections so far", all.len()),
+            outcome_unknown: false,
+        })
     }
 
     /// `PUT /data/settings/{key}`; returns the `bulkId`.
     pub async fn update_settings(&self, key: &str, body: &Value) -> Result<Option<String>, ApiError> {
         let path = format!("/data/settings/{}", seg(key));
-        let resp = self
-            .send(Method::PUT, &path, Some(body), Idempotency::Safe)
-            .await?;
-        Ok(resp.bulk_id())
+        self.call(Method::PUT, &path, Some(body), Call::Idempotent, |r| r.bulk_id())
+            .await
     }
 
     /// `POST /data/crawl/{key}`; returns the `bulkId`.
     pub async fn crawl(&self, key: &str, body: &Value) -> Result<Option<String>, ApiError> {
         let path = format!("/data/crawl/{}", seg(key));
-        let resp = self
-            .send(Method::POST, &path, Some(body), Idempotency::OnlyIfNotSent)
-            .await?;
-        Ok(resp.bulk_id())
+        self.call(Method::POST, &path, Some(body), Call::OnlyIfNotSent, |r| {
+            r.bulk_id()
+        })
+        .await
     }
 
     /// `DELETE /data/object/{key}`; an already-absent object counts as deleted.
     pub async fn delete_object(&self, key: &str) -> Result<(), ApiError> {
         let path = format!("/data/object/{}", seg(key));
-        match self.send(Method::DELETE, &path, None, Idempotency::Safe).await {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(e),
-        }
+        let got = self
+            .call(Method::DELETE, &path, None, Call::Idempotent, |_| Ok(()))
+            .await;
+        absent_as_none(got).map(|_| ())
     }
 
     /// `GET /integrations/{id}`; `None` when absent.
     pub async fn get_integration(&self, id: &str) -> Result<Option<LiveIntegration>, ApiError> {
         let path = format!("/integrations/{}", seg(id));
-        match self.send(Method::GET, &path, None, Idempotency::Safe).await {
-            Ok(resp) => Ok(Some(resp.json_as(&path)?)),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
-        }
+        let got = self
+            .call(Method::GET, &path, None, Call::Read, |r| r.json_as())
+            .await;
+        absent_as_none(got)
     }
 
     /// `PUT /integrations/{id}` with `{type, autoBootstrap, config}`.
     pub async fn update_integration(&self, id: &str, body: &Value) -> Result<(), ApiError> {
         let path = format!("/integrations/{}", seg(id));
-        self.send(Method::PUT, &path, Some(body), Idempotency::Safe)
-            .await?;
-        Ok(())
+        self.call(Method::PUT, &path, Some(body), Call::Idempotent, |_| Ok(()))
+            .await
     }
 
-    /// `GET /jobs?bulkId=…`: the jobs of one bulk request.
+    /// `GET /jobs?bulkId=…`: the jobs of one bulk request, from any of the shapes
+    /// [`live::jobs_from`] accepts.
     pub async fn jobs(&self, bulk_id: &str) -> Result<Vec<Job>, ApiError> {
         let path = format!("/jobs?bulkId={}", seg(bulk_id));
-        let resp = self.send(Method::GET, &path, None, Idempotency::Safe).await?;
-        resp.json_as("/jobs")
+        self.call(Method::GET, &path, None, Call::Read, |r| {
+            let value = r.json_value()?;
+            live::jobs_from(value).map_err(|problem| r.unexpected(problem))
+        })
+        .await
     }
 
-    async fn send(
+    /// Sends with retries (see [`Call`]) and decodes the success with `decode`; a decode
+    /// failure of a read is retried like a lost answer.
+    async fn call<T>(
         &self,
         method: Method,
         path: &str,
         body: Option<&Value>,
-        idempotency: Idempotency,
-    ) -> Result<Response, ApiError> {
-        let attempt = || async { self.send_once(method.clone(), path, body).await };
+        kind: Call,
+        decode: impl Fn(Response) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        let attempt = || async {
+            let resp = self.send_once(method.clone(), path, body, kind).await?;
+            decode(resp)
+        };
         let backoff = ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(100))
             .with_max_delay(Duration::from_secs(8))
             .with_max_times(self.max_retries)
             .with_jitter();
+        let cap = self.retry_after_cap;
         attempt
             .retry(backoff)
-            .when(|e: &ApiError| match idempotency {
-                Idempotency::Safe => e.is_transient(),
-                Idempotency::OnlyIfNotSent => e.never_reached_server(),
-            })
+            .when(|e: &ApiError| kind.retries(e))
             .adjust(|e: &ApiError, delay| match (e.retry_after(), delay) {
-                // Honour Retry-After, but stop when the backoff says we are out of attempts.
-                (Some(after), Some(_)) => Some(after),
+                // Honour Retry-After up to the cap, but stop when the backoff says we are out
+                // of attempts.
+                (Some(after), Some(_)) => Some(capped(after, cap)),
                 _ => delay,
             })
             .notify(|e: &ApiError, delay| {
-                tracing::debug!(%method, path = strip_query(path), error = %e, ?delay, "retrying");
+                let retry_after = e.retry_after().map(|a| a.as_secs());
+                tracing::debug!(
+                    %method, path = strip_query(path), error = %e, ?delay, ?retry_after,
+                    cap_s = cap.as_secs(), "retrying"
+                );
             })
             .await
     }
 
+    /// One attempt, following a GET's same-origin redirects.
     async fn send_once(
         &self,
         method: Method,
         path: &str,
         body: Option<&Value>,
+        kind: Call,
     ) -> Result<Response, ApiError> {
-        let url = format!("{}{}", self.base, path);
-        let mut request = self
-            .http
-            .request(method.clone(), &url)
-            .header(header::AUTHORIZATION, self.api_key.expose())
-            .header(header::ACCEPT, "application/json");
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        let started = Instant::now();
-        let result = request.send().await;
-        let latency_ms = started.elapsed().as_millis() as u64;
         let shown_path = strip_query(path);
-        let resp = match result {
-            Ok(resp) => resp,
-            Err(e) => {
-                tracing::debug!(%method, path = shown_path, latency_ms, "request failed: {}", transport_reason(&e));
-                return Err(ApiError::transport(&method, shown_path, &self.base, &e));
+        let mut url = format!("{}{}", self.base, path);
+        let mut hops = 0;
+        loop {
+            let mut request = self
+                .http
+                .request(method.clone(), &url)
+                .header(header::AUTHORIZATION, self.api_key.expose())
+                .header(header::ACCEPT, "application/json");
+            if let Some(body) = body {
+                request = request.json(body);
             }
-        };
-        let status = resp.status();
-        tracing::debug!(%method, path = shown_path, status = status.as_u16(), latency_ms, "immuta request");
-        let retry_after = resp
-            .headers()
-            .get(header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let content_type = resp
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
-        let text = resp
-            .text()
-            .await
-            .map_err(|e| ApiError::transport(&method, shown_path, &self.base, &e))?;
-        if status.is_success() {
-            return Ok(Response { content_type, text });
+            let started = Instant::now();
+            let result = request.send().await;
+            let latency_ms = started.elapsed().as_millis() as u64;
+            let resp = match result {
+                Ok(resp) => resp,
+                Err(e) => {
+                    tracing::debug!(%method, path = shown_path, latency_ms, "request failed: {}", transport_reason(&e));
+                    return Err(ApiError::transport(&method, shown_path, &self.base, &e));
+                }
+            };
+            let status = resp.status();
+            tracing::debug!(%method, path = shown_path, status = status.as_u16(), latency_ms, "immuta request");
+            if status.is_redirection() {
+                let target = resp
+                    .headers()
+                    .get(header::LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|loc| resp.url().join(loc).ok());
+                let refused = |location: String, refusal| ApiError::Redirected {
+                    method: method.to_string(),
+                    path: shown_path.to_owned(),
+                    status: status.as_u16(),
+                    location,
+                    refusal,
+                };
+                let Some(target) = target else {
+                    return Err(refused("(none)".into(), RedirectRefusal::NoLocation));
+                };
+                let shown = without_query(&target);
+                if method != Method::GET {
+                    return Err(refused(shown, RedirectRefusal::Write));
+                }
+                if target.origin() != resp.url().origin() {
+                    return Err(refused(shown, RedirectRefusal::OtherOrigin));
+                }
+                if hops == MAX_REDIRECTS {
+                    return Err(refused(shown, RedirectRefusal::TooMany));
+                }
+                hops += 1;
+                tracing::debug!(%method, path = shown_path, to = %shown, "following a same-origin redirect");
+                url = target.to_string();
+                continue;
+            }
+            let retry_after = resp
+                .headers()
+                .get(header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_retry_after);
+            let content_type = resp
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            let text = resp
+                .text()
+                .await
+                .map_err(|e| ApiError::transport(&method, shown_path, &self.base, &e))?;
+            if status.is_success() {
+                return Ok(Response {
+                    method: method.to_string(),
+                    path: shown_path.to_owned(),
+                    status: status.as_u16(),
+                    outcome_unknown: kind.changes(),
+                    content_type,
+                    text,
+                });
+            }
+            return Err(ApiError::from_status(
+                &method,
+                shown_path,
+                status,
+                &text,
+                retry_after,
+            ));
         }
-        Err(ApiError::from_status(
-            &method,
-            shown_path,
-            status,
-            &text,
-            retry_after,
-        ))
     }
 }
 
-/// A successful response body.
+/// `Ok(None)` for a 404 (the object is absent), the value otherwise.
+fn absent_as_none<T>(got: Result<T, ApiError>) -> Result<Option<T>, ApiError> {
+    match got {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// A URL as shown in an error: without its query or fragment, which could carry a token.
+fn without_query(url: &reqwest::Url) -> String {
+    let mut shown = url.clone();
+    shown.set_query(None);
+    shown.set_fragment(None);
+    shown.to_string()
+}
+
+/// A successful response body, with what an error about it must name.
 pub(crate) struct Response {
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+    /// The call changes something: an unreadable body leaves its outcome unknown.
+    pub outcome_unknown: bool,
     pub content_type: String,
     pub text: String,
 }
 
 impl Response {
-    pub(crate) fn json_as<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, ApiError> {
-        serde_json::from_str(&self.text).map_err(|e| ApiError::Decode {
-            path: path.to_owned(),
-            reason: e.to_string(),
+    /// The error for a body that is not the endpoint's answer.
+    pub(crate) fn unexpected(&self, problem: impl Into<String>) -> ApiError {
+        ApiError::UnexpectedAnswer {
+            method: self.method.clone(),
+            path: self.path.clone(),
+            status: self.status,
+            problem: problem.into(),
+            excerpt: excerpt(&self.text),
+            outcome_unknown: self.outcome_unknown,
+        }
+    }
+
+    /// The body as JSON; anything else (HTML, a cut-off body, nothing) is an unexpected answer.
+    pub(crate) fn json_value(&self) -> Result<Value, ApiError> {
+        if self.text.trim().is_empty() {
+            return Err(self.unexpected("the body is empty"));
+        }
+        serde_json::from_str(&self.text).map_err(|e| {
+            let problem = if e.is_eof() {
+                "the body is cut off".to_owned()
+            } else {
+                format!("the body is not JSON ({e})")
+            };
+            self.unexpected(problem)
         })
     }
 
-    fn bulk_id(&self) -> Option<String> {
-        let value: Value = serde_json::from_str(&self.text).ok()?;
-        value.get("bulkId").and_then(Value::as_str).map(str::to_owned)
+    pub(crate) fn json_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiError> {
+        let value = self.json_value()?;
+        serde_json::from_value(value)
+            .map_err(|e| self.unexpected(format!("the body is not the documented answer ({e})")))
     }
+
+    /// The optional `bulkId` of a write's answer. An empty body has none; a body that is not a
+    /// JSON object, or a `bulkId` that is not a string, is an unexpected answer.
+    fn bulk_id(&self) -> Result<Option<String>, ApiError> {
+        if self.text.trim().is_empty() {
+            return Ok(None);
+        }
+        match self.json_value()? {
+            Value::Object(obj) => match obj.get("bulkId") {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(b)) if !b.is_empty() => Ok(Some(b.clone())),
+                Some(_) => Err(self.unexpected("its `bulkId` is not a non-empty string")),
+            },
+            _ => Err(self.unexpected("the body is not a JSON object")),
+        }
+    }
+}
+
+/// The start of a body for an error: at most 200 characters, on one line.
+pub(crate) fn excerpt(text: &str) -> String {
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return "(empty body)".into();
+    }
+    let mut out: String = trimmed
+        .chars()
+        .take(200)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if trimmed.chars().count() > 200 {
+        out.push('…');
+    }
+    format!("`{out}`")
 }
 
 fn strip_query(path: &str) -> &str {
@@ -403,19 +594,52 @@ pub(crate) fn transport_reason(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         "timed out".into()
     } else if e.is_connect() {
-        "connection refused or unreachable".into()
-    } else {
-        let mut reason = e.to_string();
-        let mut source = std::error::Error::source(e);
-        while let Some(s) = source {
-            reason = s.to_string();
-            source = s.source();
+        match innermost(e) {
+            Some(detail) => format!("connection refused or unreachable ({detail})"),
+            None => "connection refused or unreachable".into(),
         }
-        reason
+    } else {
+        innermost(e).unwrap_or_else(|| e.to_string())
     }
 }
 
-/// Whether a status is worth retrying for an idempotent call.
-pub(crate) fn transient_status(status: StatusCode) -> bool {
-    matches!(status.as_u16(), 429 | 502 | 503 | 504)
+/// The message of the deepest source of an error: the actual cause.
+fn innermost(e: &reqwest::Error) -> Option<String> {
+    let mut reason = None;
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        reason = Some(s.to_string());
+        source = s.source();
+    }
+    reason
+}
+
+/// The reason of a TLS failure (certificate rejected, handshake failed, not a TLS server), or
+/// `None` when the error is not about TLS. Walks the sources for rustls's error, looking inside
+/// `io::Error`s too (their `source()` skips the error they wrap).
+pub(crate) fn tls_reason(e: &reqwest::Error) -> Option<String> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = next {
+        if let Some(tls) = s.downcast_ref::<rustls::Error>() {
+            return Some(tls_words(tls));
+        }
+        next = match s
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => s.source(),
+        };
+    }
+    None
+}
+
+fn tls_words(e: &rustls::Error) -> String {
+    match e {
+        rustls::Error::InvalidCertificate(c) => format!("the server's certificate was rejected: {c:?}"),
+        rustls::Error::InvalidMessage(_) => {
+            format!("the handshake failed ({e}); the server may not speak TLS on this port")
+        }
+        other => format!("the handshake failed: {other}"),
+    }
 }

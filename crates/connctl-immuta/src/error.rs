@@ -2,9 +2,10 @@
 
 use std::time::Duration;
 
+use connctl_spec::retry::{RETRY_AFTER_CAP, is_retry_status};
 use reqwest::{Method, StatusCode};
 
-use crate::client::{transient_status, transport_reason};
+use crate::client::{tls_reason, transport_reason};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -38,10 +39,84 @@ pub enum ApiError {
     },
     #[error("unexpected response from {path}: {reason}")]
     Decode { path: String, reason: String },
+    /// A TLS failure: the certificate was rejected, or the server does not speak TLS.
+    #[error(
+        "TLS with Immuta at {base} failed ({method} {path}): {reason}\n  = help: check that the URL's scheme and port are right and that the server's certificate is valid and trusted (a proxy that re-signs TLS needs its CA in the system trust store)"
+    )]
+    Tls {
+        method: String,
+        path: String,
+        base: String,
+        reason: String,
+    },
+    /// A 3xx that connctl does not follow (see `client` for the rule).
+    #[error(
+        "{method} {path} was redirected ({status}) to {location}: {refusal}\n  = help: set the Immuta URL to the address that answers without a redirect"
+    )]
+    Redirected {
+        method: String,
+        path: String,
+        status: u16,
+        /// The target, without its query (it could carry a token).
+        location: String,
+        refusal: RedirectRefusal,
+    },
+    /// A 2xx whose body is not the shape the endpoint must answer (HTML from a proxy, a cut-off
+    /// or empty body, JSON without the documented fields). For a write, `outcome_unknown` says
+    /// Immuta may have applied it: read before acting again.
+    #[error(
+        "{method} {path} answered {status} but {problem}: {excerpt}{}",
+        if *outcome_unknown { "\n  = note: Immuta may or may not have applied it; connctl reads before acting again" } else { "" }
+    )]
+    UnexpectedAnswer {
+        method: String,
+        path: String,
+        status: u16,
+        /// What is wrong, e.g. "the body is not JSON".
+        problem: String,
+        /// The start of the body (at most 200 characters, on one line).
+        excerpt: String,
+        outcome_unknown: bool,
+    },
+}
+
+/// Why a redirect was not followed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedirectRefusal {
+    /// POST/PUT/DELETE: following could turn the write into a GET that looks like success, or
+    /// re-send its body (with secrets) elsewhere.
+    Write,
+    /// A read redirected to another scheme, host or port: the API key would follow it.
+    OtherOrigin,
+    /// No usable `Location` header.
+    NoLocation,
+    /// More hops than [`crate::client::MAX_REDIRECTS`].
+    TooMany,
+}
+
+impl std::fmt::Display for RedirectRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RedirectRefusal::Write => "connctl follows no redirect on a write",
+            RedirectRefusal::OtherOrigin => {
+                "connctl follows a redirect on a read only to the same scheme, host and port"
+            }
+            RedirectRefusal::NoLocation => "the answer has no valid Location",
+            RedirectRefusal::TooMany => "too many redirects",
+        })
+    }
 }
 
 impl ApiError {
     pub(crate) fn transport(method: &Method, path: &str, base: &str, e: &reqwest::Error) -> ApiError {
+        if let Some(reason) = tls_reason(e) {
+            return ApiError::Tls {
+                method: method.to_string(),
+                path: path.to_owned(),
+                base: base.to_owned(),
+                reason,
+            };
+        }
         ApiError::Unreachable {
             method: method.to_string(),
             path: path.to_owned(),
@@ -65,11 +140,19 @@ impl ApiError {
                 path: path.to_owned(),
             };
         }
+        let mut message = error_message(body, status);
+        if let Some(after) = retry_after.filter(|a| *a > RETRY_AFTER_CAP) {
+            message.push_str(&format!(
+                " (Retry-After: {} s; connctl waits at most {} s)",
+                after.as_secs(),
+                RETRY_AFTER_CAP.as_secs()
+            ));
+        }
         ApiError::Status {
             method: method.to_string(),
             path: path.to_owned(),
             status: status.as_u16(),
-            message: error_message(body, status),
+            message,
             retry_after,
         }
     }
@@ -98,9 +181,14 @@ impl ApiError {
     pub fn is_transient(&self) -> bool {
         match self {
             ApiError::Unreachable { .. } => true,
-            ApiError::Status { status, .. } => StatusCode::from_u16(*status).is_ok_and(transient_status),
+            ApiError::Status { status, .. } => is_retry_status(*status),
             _ => false,
         }
+    }
+
+    /// A 2xx whose body could not be read as the endpoint's answer.
+    pub fn is_unexpected_answer(&self) -> bool {
+        matches!(self, ApiError::UnexpectedAnswer { .. })
     }
 
     /// Certainly never processed by Immuta: safe to retry even a non-idempotent call.
@@ -112,9 +200,15 @@ impl ApiError {
         }
     }
 
-    /// The outcome of a non-idempotent call is unknown: read before acting again.
+    /// The outcome of a write is unknown: read before acting again. True for a lost or failed
+    /// answer that may follow the change, for a redirected write (a 303 after a POST can mean
+    /// "done, see there"), and for a success whose body is not the documented answer.
     pub fn outcome_unknown(&self) -> bool {
-        self.is_transient() && !self.never_reached_server()
+        match self {
+            ApiError::UnexpectedAnswer { outcome_unknown, .. } => *outcome_unknown,
+            ApiError::Redirected { method, .. } => method != "GET",
+            _ => self.is_transient() && !self.never_reached_server(),
+        }
     }
 
     pub fn retry_after(&self) -> Option<Duration> {

@@ -7,5 +7,7 @@ pub mod live;
 pub mod payload;
 
 pub use client::{ClientConfig, ImmutaClient, check_url};
-pub use error::ApiError;
-pub use live::{Job, LiveConnection, LiveIntegration, LiveObject, ObjectHit, Registered, Script};
+pub use error::{ApiError, RedirectRefusal};
+pub use live::{
+    Job, LiveConnection, LiveIntegration, LiveObject, ObjectHit, Registered, Script, SearchPage, jobs_from,
+};

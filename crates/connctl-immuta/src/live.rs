@@ -21,23 +21,31 @@ impl std::fmt::Debug for Script {
 
 impl Script {
     /// The response format is unconfirmed: plain SQL, a JSON string, or an object with a
-    /// `script` field are all accepted; anything else is an error.
-    pub(crate) fn from_response(resp: Response, path: &str) -> Result<Script, ApiError> {
-        let looks_json = resp.content_type.contains("json") || resp.text.trim_start().starts_with(['{', '"']);
-        if !looks_json {
-            return Ok(Script { sql: resp.text });
+    /// `script` field are accepted. Anything else is an error carrying the start of the body,
+    /// never sent to a warehouse: an empty body, an HTML page (a proxy's or a login page),
+    /// a cut-off JSON document, JSON of another shape.
+    pub(crate) fn from_response(resp: Response) -> Result<Script, ApiError> {
+        let text = resp.text.trim_start();
+        let looks_json = resp.content_type.contains("json") || text.starts_with(['{', '"', '[']);
+        let sql = if looks_json {
+            match resp.json_value()? {
+                Value::String(sql) => sql,
+                Value::Object(obj) => match obj.get("script").and_then(Value::as_str) {
+                    Some(sql) => sql.to_owned(),
+                    None => return Err(resp.unexpected("it has no `script` field")),
+                },
+                _ => return Err(resp.unexpected("it is JSON but not a script")),
+            }
+        } else {
+            if resp.content_type.contains("html") || text.starts_with('<') {
+                return Err(resp.unexpected("the body is an HTML page, not a SQL script"));
+            }
+            resp.text.clone()
+        };
+        if sql.trim().is_empty() {
+            return Err(resp.unexpected("the script is empty"));
         }
-        match serde_json::from_str::<Value>(&resp.text) {
-            Ok(Value::String(sql)) => Ok(Script { sql }),
-            Ok(Value::Object(obj)) => match obj.get("script").and_then(Value::as_str) {
-                Some(sql) => Ok(Script { sql: sql.to_owned() }),
-                None => Err(ApiError::Decode {
-                    path: path.into(),
-                    reason: "no `script` field in the response".into(),
-                }),
-            },
-            _ => Ok(Script { sql: resp.text }),
-        }
+        Ok(Script { sql })
     }
 }
 
@@ -49,6 +57,18 @@ pub struct Registered {
     pub object_path: Vec<String>,
     #[serde(default)]
     pub bulk_id: Option<String>,
+}
+
+impl Registered {
+    /// A JSON object with at least one of the documented fields (`objectPath`, `bulkId`);
+    /// anything else leaves the registration's outcome unknown.
+    pub(crate) fn from_response(resp: &Response) -> Result<Registered, ApiError> {
+        let registered: Registered = resp.json_as()?;
+        if registered.object_path.is_empty() && registered.bulk_id.is_none() {
+            return Err(resp.unexpected("the body has neither `objectPath` nor `bulkId`"));
+        }
+        Ok(registered)
+    }
 }
 
 /// `GET /data/connection/{key}`.
@@ -118,18 +138,75 @@ impl ObjectHit {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
-pub(crate) struct SearchPage {
-    #[serde(default)]
+/// One page of `POST /data/object/search`. The answer is undocumented, so each plausible
+/// shape is accepted, all decided here:
+///
+/// - a bare array of hits;
+/// - an object with the hits under `hits`, `results` or `data` (the first present), and the
+///   total under `count` or `total` (optional).
+///
+/// Any other shape, and a hit without an object path, is an error: an answer that cannot be
+/// read must never look like an empty tenant.
+#[derive(Debug, Clone)]
+pub struct SearchPage {
     pub hits: Vec<ObjectHit>,
-    #[serde(default)]
-    pub count: Option<usize>,
+    /// The number of connections in the whole listing, when the answer says.
+    pub total: Option<usize>,
+}
+
+/// The envelope keys a search answer may hold its hits under, in order of preference.
+pub const SEARCH_ENVELOPES: [&str; 3] = ["hits", "results", "data"];
+
+impl SearchPage {
+    pub fn from_value(value: Value) -> Result<SearchPage, String> {
+        let (items, total) = match value {
+            Value::Array(items) => (items, None),
+            Value::Object(mut obj) => {
+                let Some(items) = SEARCH_ENVELOPES.iter().find_map(|k| obj.remove(*k)) else {
+                    let keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+                    return Err(format!(
+                        "it holds no list of connections (expected an array, or one of `hits`, `results`, `data`; got keys {keys:?})"
+                    ));
+                };
+                let Value::Array(items) = items else {
+                    return Err("its list of connections is not an array".into());
+                };
+                let total = match ["count", "total"].iter().find_map(|k| obj.get(*k)) {
+                    None | Some(Value::Null) => None,
+                    Some(n) => Some(
+                        n.as_u64()
+                            .and_then(|n| usize::try_from(n).ok())
+                            .ok_or("its `count`/`total` is not a non-negative integer")?,
+                    ),
+                };
+                (items, total)
+            }
+            _ => return Err("it is neither an array nor an object".into()),
+        };
+        let hits = items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let hit: ObjectHit = serde_json::from_value(item)
+                    .map_err(|e| format!("hit {i} is not a data object ({e})"))?;
+                if hit.key().is_none_or(str::is_empty) {
+                    return Err(format!("hit {i} has no `objectPath`"));
+                }
+                Ok(hit)
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(SearchPage { hits, total })
+    }
+
+    pub(crate) fn from_response(resp: &Response) -> Result<SearchPage, ApiError> {
+        SearchPage::from_value(resp.json_value()?).map_err(|problem| resp.unexpected(problem))
+    }
 }
 
 /// One job of a bulk request.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Job {
-    #[serde(deserialize_with = "id_string")]
+    #[serde(default, deserialize_with = "id_string")]
     pub id: Option<String>,
     pub state: String,
 }
@@ -140,6 +217,50 @@ impl Job {
             self.state.as_str(),
             "completed" | "failed" | "cancelled" | "expired"
         )
+    }
+}
+
+/// The jobs of `GET /jobs?bulkId=`. The answer's shape is undocumented, so each plausible one
+/// is accepted, all decided here:
+///
+/// - a bare array of jobs;
+/// - an object keyed by job id (the documented shape of `POST /jobs/statuses`), each value a
+///   job (its `id` defaults to the key);
+/// - an envelope with the array under `jobs`, `hits`, `data` or `results`.
+///
+/// Anything else (including a job without a `state`) is an error, never "no jobs".
+pub fn jobs_from(value: Value) -> Result<Vec<Job>, String> {
+    const ENVELOPES: [&str; 4] = ["jobs", "hits", "data", "results"];
+    let parse = |v: Value, what: &str| -> Result<Job, String> {
+        serde_json::from_value(v).map_err(|e| format!("{what} is not a job ({e})"))
+    };
+    match value {
+        Value::Array(items) => items
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| parse(v, &format!("item {i}")))
+            .collect(),
+        Value::Object(mut obj) => {
+            if let Some(items) = ENVELOPES.iter().find_map(|k| obj.remove(*k)) {
+                return match items {
+                    Value::Array(_) => jobs_from(items),
+                    _ => Err("its list of jobs is not an array".into()),
+                };
+            }
+            obj.into_iter()
+                .map(|(id, v)| {
+                    if !v.is_object() {
+                        return Err(format!(
+                            "it is neither an array of jobs, an envelope (`jobs`, `hits`, `data`, `results`) nor an object keyed by job id (`{id}` is not a job)"
+                        ));
+                    }
+                    let mut job = parse(v, &format!("job `{id}`"))?;
+                    job.id.get_or_insert(id);
+                    Ok(job)
+                })
+                .collect()
+        }
+        _ => Err("it is neither an array nor an object".into()),
     }
 }
 

@@ -9,6 +9,7 @@ pub mod diagnostic;
 mod load;
 mod merge;
 pub mod model;
+pub mod retry;
 mod schema;
 pub mod secret;
 mod secrets;
