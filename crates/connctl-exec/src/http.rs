@@ -1,14 +1,20 @@
-//! HTTP plumbing shared by the warehouse executors: URL checks, a timeout on every request, and
-//! retries with exponential backoff and jitter (`backon`) for connection failures, 429 (honouring
-//! `Retry-After`), 500/502/503/504.
+//! HTTP plumbing shared by the warehouse executors: the client ([`http_client`]), URL checks, a
+//! timeout on every request, and retries with exponential backoff and jitter (`backon`) for
+//! connection failures and the statuses of [`connctl_spec::retry`] (429, 500, 502, 503, 504),
+//! honouring `Retry-After` up to [`Timing::retry_max`] (30 s by default, like the Immuta client).
 //!
 //! A request that is not safe to repeat (a Databricks statement submission) is retried only when
 //! the server certainly did not act on it: the connection failed, or it answered 429 or 503.
+//!
+//! No redirect is followed: the warehouse APIs do not redirect, and following one could turn a
+//! submission into a GET that looks like success or re-send the script (with its passwords) and
+//! the token to another host. A 3xx is an error naming its target.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
+use connctl_spec::retry::{RETRY_AFTER_CAP, is_retry_status, parse_retry_after};
 use reqwest::{RequestBuilder, StatusCode};
 
 use crate::ExecError;
@@ -35,7 +41,7 @@ impl Default for Timing {
         Timing {
             request_timeout: Duration::from_secs(60),
             retry_min: Duration::from_millis(500),
-            retry_max: Duration::from_secs(30),
+            retry_max: RETRY_AFTER_CAP,
             retries: 6,
             poll_min: Duration::from_millis(100),
             poll_max: Duration::from_secs(5),
@@ -76,11 +82,17 @@ enum Failure {
         reply: Reply,
         retry_after: Option<Duration>,
     },
+    /// A redirect (never followed, never retried).
+    Redirect {
+        status: StatusCode,
+        target: Option<reqwest::Url>,
+    },
 }
 
 impl Failure {
     fn retryable(&self, repeat: Repeat) -> bool {
         match (self, repeat) {
+            (Failure::Redirect { .. }, _) => false,
             (Failure::Connect(_), _) => true,
             (Failure::NoAnswer(_), Repeat::Safe) => true,
             (Failure::NoAnswer(_), Repeat::OnlyIfRejected) => false,
@@ -96,13 +108,49 @@ impl Failure {
 }
 
 fn is_transient(status: StatusCode) -> bool {
-    matches!(status.as_u16(), 429 | 500 | 502 | 503 | 504)
+    is_retry_status(status.as_u16())
 }
 
 /// `Retry-After` in seconds (the HTTP-date form is rare for APIs and is ignored).
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
-    v.trim().parse::<u64>().ok().map(Duration::from_secs)
+    parse_retry_after(headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?)
+}
+
+/// The HTTP client the executors must be given ([`crate::Executor::new`]): it follows no
+/// redirect, so [`send`] sees every 3xx and refuses it.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        // Fails only when the TLS backend cannot start, where `reqwest::Client::new()` panics too.
+        .unwrap_or_else(|e| panic!("cannot start the HTTP client: {e}"))
+}
+
+/// The error for a redirect: never followed, named by its target (without the query, which
+/// could carry a token).
+fn redirected(
+    warehouse: &'static str,
+    what: &str,
+    status: StatusCode,
+    target: Option<reqwest::Url>,
+) -> ExecError {
+    let shown = target.map_or_else(
+        || "an address it did not give".to_owned(),
+        |mut url| {
+            url.set_query(None);
+            url.set_fragment(None);
+            url.to_string()
+        },
+    );
+    ExecError::Api {
+        warehouse,
+        what: what.to_owned(),
+        status: Some(status.as_u16()),
+        code: None,
+        message: format!("redirected to {shown}, which connctl does not follow"),
+        hint: "set the executor's `url` to the address that answers without a redirect; whether a \
+               submitted script ran there is unknown, so check the warehouse's query history",
+    }
 }
 
 /// Sends the request built by `build` (called once per attempt with the attempt number, from 0),
@@ -121,13 +169,30 @@ where
     let attempt = AtomicUsize::new(0);
     let once = || async {
         let n = attempt.fetch_add(1, Ordering::SeqCst);
-        let result = build(n).timeout(timing.request_timeout).send().await;
-        let response = match result {
+        let (client, request) = build(n).timeout(timing.request_timeout).build_split();
+        let request = request.map_err(|e| Failure::Connect(describe(&e)))?;
+        let asked = request.url().clone();
+        let response = match client.execute(request).await {
             Ok(r) => r,
             Err(e) if e.is_connect() => return Err(Failure::Connect(describe(&e))),
             Err(e) => return Err(Failure::NoAnswer(describe(&e))),
         };
         let status = response.status();
+        if status.is_redirection() {
+            let target = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|loc| asked.join(loc).ok());
+            return Err(Failure::Redirect { status, target });
+        }
+        if response.url() != &asked {
+            // A client that follows redirects was passed in: the answer is not from the API.
+            return Err(Failure::Redirect {
+                status,
+                target: Some(response.url().clone()),
+            });
+        }
         let after = retry_after(response.headers());
         let body = match response.text().await {
             Ok(b) => b,
@@ -163,7 +228,17 @@ where
         .notify(|f: &Failure, d: Duration| {
             let why = match f {
                 Failure::Connect(m) | Failure::NoAnswer(m) => m.clone(),
+                Failure::Status {
+                    reply,
+                    retry_after: Some(after),
+                } if *after > cap => format!(
+                    "HTTP {}, Retry-After {} s capped to {} s",
+                    reply.status.as_u16(),
+                    after.as_secs(),
+                    cap.as_secs()
+                ),
                 Failure::Status { reply, .. } => format!("HTTP {}", reply.status.as_u16()),
+                Failure::Redirect { status, .. } => format!("HTTP {}", status.as_u16()),
             };
             tracing::debug!(warehouse, what, %why, delay_ms = d.as_millis() as u64, "retrying");
         })
@@ -171,6 +246,7 @@ where
     match outcome {
         Ok(reply) => Ok(reply),
         Err(Failure::Status { reply, .. }) => Ok(reply),
+        Err(Failure::Redirect { status, target }) => Err(redirected(warehouse, what, status, target)),
         Err(Failure::Connect(message)) => Err(ExecError::Api {
             warehouse,
             what: what.to_owned(),
@@ -222,7 +298,16 @@ fn describe(e: &reqwest::Error) -> String {
 
 /// `https://` only, except for loopback hosts (tests, the emulator, local proxies).
 pub(crate) fn check_base_url(url: &str) -> Result<reqwest::Url, String> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+    let parsed = reqwest::Url::parse(url).map_err(|e| {
+        if url.contains("://") {
+            format!("`{url}` is not a URL: {e}")
+        } else {
+            format!(
+                "`{url}` has no scheme; did you mean `https://{}`?",
+                url.trim().trim_start_matches('/')
+            )
+        }
+    })?;
     match parsed.scheme() {
         "https" => Ok(parsed),
         "http" if is_loopback(&parsed) => Ok(parsed),
@@ -293,6 +378,135 @@ pub(crate) fn error_fields(reply: &Reply) -> (Option<String>, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{Answer, Mock, fast_timing, secret_file};
+    use crate::{
+        DatabricksAuth, DatabricksExecConfig, Executor, ExecutorConfig, Purpose, ScriptRun, SnowflakeAuth,
+        SnowflakeExecConfig, Target,
+    };
+
+    const SCRIPT: &str = "CREATE USER IF NOT EXISTS \"IMMUTA\" PASSWORD = 'Sup3r-Secret-Pw';";
+
+    /// A server that would answer success to anything: the target of every redirect below.
+    async fn elsewhere() -> Mock {
+        Mock::start(|_, _| {
+            Answer(
+                200,
+                vec![],
+                serde_json::json!({"code": "090001", "statementHandle": "h", "statement_id": "s",
+                                   "status": {"state": "SUCCEEDED"}}),
+            )
+        })
+        .await
+    }
+
+    async fn redirecting(status: u16, to: &str) -> Mock {
+        let to = format!("{to}/api/v2/statements?token=abc");
+        Mock::start(move |_, _| Answer(status, vec![("location", to.clone())], serde_json::json!({}))).await
+    }
+
+    #[tokio::test]
+    async fn no_redirect_is_followed_and_the_target_receives_nothing() {
+        for status in [301, 302, 303, 307, 308] {
+            let target = elsewhere().await;
+            let api = redirecting(status, target.url()).await;
+            let url = format!("{}/api/v2/statements", api.url());
+            for repeat in [Repeat::Safe, Repeat::OnlyIfRejected] {
+                let err = send(
+                    &fast_timing(),
+                    "Snowflake",
+                    "submitting the script",
+                    repeat,
+                    |_| http_client().post(&url).bearer_auth("tok").body(SCRIPT),
+                )
+                .await
+                .expect_err("a redirect is an error");
+                let msg = err.to_string();
+                assert!(
+                    matches!(err, ExecError::Api { status: Some(s), .. } if s == status),
+                    "{status}: {err:?}"
+                );
+                assert!(
+                    msg.contains(&format!("redirected to {}/api/v2/statements", target.url())),
+                    "{msg}"
+                );
+                assert!(!msg.contains("token=abc"), "{msg}");
+            }
+            assert!(target.requests().is_empty(), "{status}: {:?}", target.requests());
+            assert_eq!(api.requests().len(), 2, "{status}: never retried");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_client_that_follows_redirects_still_gets_no_success() {
+        let target = elsewhere().await;
+        let api = redirecting(302, target.url()).await;
+        let url = format!("{}/api/v2/statements/h", api.url());
+        let err = send(
+            &fast_timing(),
+            "Snowflake",
+            "checking the script",
+            Repeat::Safe,
+            |_| reqwest::Client::new().get(&url),
+        )
+        .await
+        .expect_err("an answer from elsewhere is not the API's");
+        assert!(err.to_string().contains("which connctl does not follow"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn executors_refuse_a_redirected_submission() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let target = elsewhere().await;
+        let api = redirecting(307, target.url()).await;
+        let snowflake = ExecutorConfig::Snowflake(SnowflakeExecConfig {
+            url: Some(api.url().to_owned()),
+            account: None,
+            user: "admin".into(),
+            role: None,
+            warehouse: None,
+            auth: SnowflakeAuth::OAuth {
+                token: secret_file(&dir, "token", "oauth-token"),
+            },
+            timeout_secs: 30,
+        });
+        let databricks = ExecutorConfig::Databricks(DatabricksExecConfig {
+            url: Some(api.url().to_owned()),
+            warehouse_id: None,
+            auth: DatabricksAuth::Token {
+                token: secret_file(&dir, "pat", "dapi-token"),
+            },
+            timeout_secs: 30,
+        });
+        let targets = [
+            Target::Snowflake {
+                host: "acme.snowflakecomputing.com".into(),
+            },
+            Target::Databricks {
+                workspace_url: "dbc-1.cloud.databricks.com".into(),
+                http_path: "/sql/1.0/warehouses/wh-1".into(),
+            },
+        ];
+        for (config, target_of) in [snowflake, databricks].into_iter().zip(targets) {
+            let ex = Executor::new(config, http_client(), "/nonexistent".into()).with_timing(fast_timing());
+            let run = ScriptRun {
+                connection_key: "c",
+                purpose: Purpose::Create,
+                sql: SCRIPT,
+                target: target_of,
+            };
+            let err = ex.execute(&run).await.expect_err("not executed");
+            assert!(err.to_string().contains("redirected to"), "{err}");
+        }
+        assert!(target.requests().is_empty(), "{:?}", target.requests());
+    }
+
+    #[test]
+    fn a_url_without_a_scheme_gets_a_hint() {
+        assert_eq!(
+            check_base_url("acme.snowflakecomputing.com").expect_err("no scheme"),
+            "`acme.snowflakecomputing.com` has no scheme; did you mean `https://acme.snowflakecomputing.com`?"
+        );
+    }
 
     #[test]
     fn base_urls() {

@@ -32,7 +32,7 @@ use std::time::Duration;
 
 pub use config::{DatabricksAuth, DatabricksExecConfig, ExecutorConfig, SnowflakeAuth, SnowflakeExecConfig};
 pub use error::ExecError;
-pub use http::Timing;
+pub use http::{Timing, http_client};
 
 /// Where the connection whose script runs lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,7 +134,9 @@ pub struct Executor {
 
 impl Executor {
     /// An executor for `config`; `scripts_dir` is where the manual executor saves scripts unless
-    /// the config names its own `dir`.
+    /// the config names its own `dir`. `http` should come from [`http_client`], which follows no
+    /// redirect; with a client that does, a redirected request still fails, but only after its
+    /// body went to the redirect's target.
     pub fn new(config: ExecutorConfig, http: reqwest::Client, scripts_dir: PathBuf) -> Executor {
         Executor {
             config,

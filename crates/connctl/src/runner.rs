@@ -19,7 +19,7 @@ pub struct Runner {
 
 impl Runner {
     pub fn new(configs: &BTreeMap<String, ExecutorConfig>, scripts_dir: PathBuf) -> Runner {
-        let http = reqwest::Client::new();
+        let http = connctl_exec::http_client();
         let configured = configs
             .iter()
             .map(|(tech, c)| {
