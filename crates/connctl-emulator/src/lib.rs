@@ -23,6 +23,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 pub use faults::fault_decision;
+pub use immuta::shapes::{JobsShape, SearchShape};
 
 /// Knobs of one emulator instance. `Default` gives a fault-free, fast emulator.
 #[derive(Debug, Clone)]
@@ -45,6 +46,10 @@ pub struct EmulatorConfig {
     pub state_file: Option<PathBuf>,
     /// Bearer token the warehouse APIs accept; `None` accepts any non-empty token.
     pub warehouse_token: Option<String>,
+    /// The shape of `GET /jobs?bulkId=` answers (undocumented; each one connctl accepts).
+    pub jobs_shape: JobsShape,
+    /// The shape of `POST /data/object/search` answers (undocumented; each one connctl accepts).
+    pub search_shape: SearchShape,
 }
 
 impl Default for EmulatorConfig {
@@ -59,6 +64,8 @@ impl Default for EmulatorConfig {
             job_step_ms: 50,
             state_file: None,
             warehouse_token: None,
+            jobs_shape: JobsShape::default(),
+            search_shape: SearchShape::default(),
         }
     }
 }

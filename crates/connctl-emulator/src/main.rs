@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Parser;
-use connctl_emulator::EmulatorConfig;
+use connctl_emulator::{EmulatorConfig, JobsShape, SearchShape};
 
 /// An Immuta + Snowflake SQL API + Databricks Statement Execution API emulator for connctl tests,
 /// benchmarks and demos. All three APIs are served on one port; `/_emulator/` is the admin API.
@@ -43,6 +43,13 @@ struct Args {
     /// Bearer token the warehouse APIs require (default: any non-empty token is accepted).
     #[arg(long, value_name = "TOKEN")]
     warehouse_token: Option<String>,
+    /// Shape of GET /jobs answers: array, keyed (by job id) or envelope ({"jobs": [...]}).
+    #[arg(long, value_enum, default_value_t = JobsShape::Array, value_name = "SHAPE", hide_possible_values = true)]
+    jobs_shape: JobsShape,
+    /// Shape of POST /data/object/search answers: hits ({hits, count}), results ({results, total}),
+    /// data ({data}) or array.
+    #[arg(long, value_enum, default_value_t = SearchShape::Hits, value_name = "SHAPE", hide_possible_values = true)]
+    search_shape: SearchShape,
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
@@ -77,6 +84,8 @@ fn main() -> std::process::ExitCode {
         job_step_ms: args.job_step_ms,
         state_file: args.state_file,
         warehouse_token: args.warehouse_token,
+        jobs_shape: args.jobs_shape,
+        search_shape: args.search_shape,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,

@@ -27,6 +27,8 @@ fn help_documents_every_flag() {
         "--job-step-ms",
         "--state-file",
         "--warehouse-token",
+        "--jobs-shape",
+        "--search-shape",
         "--help",
         "--version",
     ] {
@@ -113,5 +115,79 @@ async fn starts_and_serves_a_thousand_sequential_gets() {
         .await
         .unwrap();
     assert_eq!(log.as_array().unwrap().len(), 1000);
+    drop(child);
+}
+
+#[tokio::test]
+async fn shape_flags_change_the_answers() {
+    let mut child = Child(
+        Command::new(BIN)
+            .args([
+                "--api-key",
+                "bin-key",
+                "--jobs-shape",
+                "keyed",
+                "--search-shape",
+                "data",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let url = line.trim().strip_prefix("listening on ").unwrap().to_string();
+    let http = reqwest::Client::new();
+    let seeded: serde_json::Value = http
+        .post(format!("{url}/_emulator/seed"))
+        .json(&json!({"connections": [common::sf_registration("shaped")]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let search: serde_json::Value = http
+        .post(format!("{url}/data/object/search"))
+        .header("authorization", "bin-key")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(search["data"][0]["objectPath"], json!(["shaped"]), "{search}");
+    assert!(search.get("hits").is_none(), "{search}");
+
+    // A settings change makes a bulk job; its jobs come keyed by id.
+    let bulk: serde_json::Value = http
+        .put(format!("{url}/data/settings/shaped"))
+        .header("authorization", "bin-key")
+        .json(&json!({"settings": {"isActive": true}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let bulk_id = bulk["bulkId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{bulk} {seeded}"));
+    let jobs: serde_json::Value = http
+        .get(format!("{url}/jobs?bulkId={bulk_id}"))
+        .header("authorization", "bin-key")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let keyed = jobs.as_object().unwrap_or_else(|| panic!("{jobs}"));
+    assert_eq!(keyed.len(), 1, "{jobs}");
+    let (id, job) = keyed.iter().next().unwrap();
+    assert_eq!(job["id"], json!(id), "{jobs}");
     drop(child);
 }

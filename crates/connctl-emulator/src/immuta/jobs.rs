@@ -32,7 +32,7 @@ pub async fn by_bulk(
             .filter_map(|id| s.jobs.get(id))
             .map(|j| json!({"id": j.id, "state": job_state(j, now, step), "output": null}))
             .collect();
-        Ok(Json(Value::Array(jobs)))
+        Ok(Json(super::shapes::jobs(st.cfg.jobs_shape, jobs)))
     })
 }
 

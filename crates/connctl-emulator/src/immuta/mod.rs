@@ -5,6 +5,7 @@ pub mod connections;
 pub mod integrations;
 pub mod jobs;
 pub mod objects;
+pub mod shapes;
 
 use serde_json::{Value, json};
 

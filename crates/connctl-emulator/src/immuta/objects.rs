@@ -65,7 +65,8 @@ fn optional_object(body: &[u8]) -> ApiResult<Value> {
     }
 }
 
-/// `POST /data/object/search?offset=N&size=M` → `{hits, count}`, connections sorted by key.
+/// `POST /data/object/search?offset=N&size=M` → `{hits, count}` (or another
+/// [`super::shapes::SearchShape`]), connections sorted by key.
 pub async fn search(
     State(st): State<Shared>,
     Query(q): Query<HashMap<String, String>>,
@@ -81,7 +82,8 @@ pub async fn search(
             .take(size)
             .map(hit_json)
             .collect();
-        Ok(Json(json!({"hits": hits, "count": s.connections.len()})))
+        let total = s.connections.len();
+        Ok(Json(super::shapes::search(st.cfg.search_shape, hits, total)))
     })
 }
 
