@@ -251,10 +251,11 @@ impl ImmutaClient {
     /// `POST /data/object/search`, every page: the top-level objects, i.e. the connections.
     ///
     /// The envelope and paging are undocumented, so the page shapes of [`SearchPage`] are
-    /// accepted; pages are read until a short page, the reported count, or a page with nothing
-    /// new (a server that ignores `offset`). Hits are de-duplicated by key. An unreadable page
-    /// or an endless listing is an error: connctl never concludes "nothing exists" from an
-    /// answer it could not read.
+    /// accepted; pages are read until the reported total is reached or, without a total, a page
+    /// is shorter than asked. Hits are de-duplicated by object path. An unreadable page, a
+    /// listing that stalls before its total or repeats a full page (a server that ignores
+    /// `offset`), or one that does not end is an error: connctl never concludes that something
+    /// does not exist from an answer it could not read.
     pub async fn list_connections(&self) -> Result<Vec<ObjectHit>, ApiError> {
         let mut all: Vec<ObjectHit> = Vec::new();
         let mut seen = std::collections::BTreeSet::new();
@@ -273,23 +274,28 @@ impl ImmutaClient {
                     all.push(hit);
                 }
             }
-            let new = all.len() - before;
-            let done = match page.total {
-                Some(total) => all.len() >= total,
-                None => got < SEARCH_PAGE,
-            };
-            if done || got == 0 || new == 0 {
-                return Ok(all);
+            let stalled = got == 0 || all.len() == before;
+            match page.total {
+                Some(total) if all.len() >= total => return Ok(all),
+                Some(total) if stalled => {
+                    return Err(incomplete_listing(format!(
+                        "the listing stopped at {} of the {total} connections it reported (the server may ignore `offset`)",
+                        all.len()
+                    )));
+                }
+                None if got < SEARCH_PAGE => return Ok(all),
+                None if stalled => {
+                    return Err(incomplete_listing(
+                        "a full page came again: the server seems to ignore `offset`, so whether the listing is complete is unknown"
+                            .into(),
+                    ));
+                }
+                _ => {}
             }
         }
-        Err(ApiError::UnexpectedAnswer {
-            method: "POST".into(),
-            path: "/data/object/search".into(),
-            status: 200,
-            problem: format!("the listing did not end after {SEARCH_MAX_PAGES} pages"),
-            excerpt: format!("{} connections so far", all.len()),
-            outcome_unknown: false,
-        })
+        Err(incomplete_listing(format!(
+            "the listing did not end after {SEARCH_MAX_PAGES} pages"
+        )))
     }
 
     /// `PUT /data/settings/{key}`; returns the `bulkId`.
@@ -479,6 +485,18 @@ impl ImmutaClient {
                 retry_after,
             ));
         }
+    }
+}
+
+/// The error for a connection listing that cannot be trusted to be complete.
+fn incomplete_listing(problem: String) -> ApiError {
+    ApiError::UnexpectedAnswer {
+        method: "POST".into(),
+        path: "/data/object/search".into(),
+        status: 200,
+        problem,
+        excerpt: "(answers not shown)".into(),
+        outcome_unknown: false,
     }
 }
 

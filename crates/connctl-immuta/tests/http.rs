@@ -528,16 +528,47 @@ async fn the_listing_accepts_each_envelope_and_pages() {
 }
 
 #[tokio::test]
-async fn the_listing_deduplicates_and_stops_when_offset_is_ignored() {
-    // Ignores offset and size, always answers the same 1,000 hits and a larger count.
+async fn the_listing_deduplicates_and_never_passes_off_a_part_as_the_whole() {
+    // Duplicates within a page are dropped.
+    let immuta = Server::start(|_, _| {
+        json_answer(
+            StatusCode::OK,
+            json!({"hits": [hit("a"), hit("a"), hit("b")], "count": 2}),
+        )
+    })
+    .await;
+    let keys: Vec<String> = client(&immuta.url)
+        .list_connections()
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|h| h.key().map(str::to_owned))
+        .collect();
+    assert_eq!(keys, ["a", "b"]);
+
+    // Ignores offset and size: the same 1,000 hits again, with a larger count.
     let immuta = Server::start(|_, _| {
         let all: Vec<Value> = (0..1000).map(|i| hit(&format!("c{i}"))).collect();
         json_answer(StatusCode::OK, json!({"hits": all, "count": 5000}))
     })
     .await;
-    let hits = client(&immuta.url).list_connections().await.unwrap();
-    assert_eq!(hits.len(), 1000);
-    assert_eq!(immuta.seen().len(), 2, "stops at a page with nothing new");
+    let err = client(&immuta.url).list_connections().await.unwrap_err();
+    assert!(err.to_string().contains("stopped at 1000 of the 5000"), "{err}");
+    assert_eq!(immuta.seen().len(), 2);
+
+    // The same without a count: a full page again cannot be trusted either.
+    let immuta = Server::start(|_, _| {
+        let all: Vec<Value> = (0..1000).map(|i| hit(&format!("c{i}"))).collect();
+        json_answer(StatusCode::OK, Value::Array(all))
+    })
+    .await;
+    let err = client(&immuta.url).list_connections().await.unwrap_err();
+    assert!(err.to_string().contains("ignore `offset`"), "{err}");
+
+    // A count larger than what the pages hold: an error, not a short list.
+    let immuta = tenant(30, None, |p, _| json!({"hits": p, "count": 31})).await;
+    let err = client(&immuta.url).list_connections().await.unwrap_err();
+    assert!(err.to_string().contains("stopped at 30 of the 31"), "{err}");
 }
 
 #[tokio::test]
