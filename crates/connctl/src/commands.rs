@@ -112,6 +112,9 @@ fn validate(ctx: &Context, paths: &[PathBuf], resolve_secrets: bool) -> Result<u
             eprint!("{}", report.render(ctx.color));
             return Err(Reported(1).into());
         }
+        if !report.is_empty() {
+            eprint!("{}", report.render(ctx.color));
+        }
     }
     let n = desired.connections.len();
     let files = desired.files.len();
