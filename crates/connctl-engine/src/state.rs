@@ -171,13 +171,14 @@ impl ConnectionState {
         }
     }
 
-    /// Appends to the journal, keeping the last [`JOURNAL_LIMIT`] entries.
+    /// Appends to the journal, keeping the last [`JOURNAL_LIMIT`] entries. The detail (often
+    /// a server's or an executor's error) is stored with every secret of the run removed.
     pub fn journal(&mut self, step: &str, phase: &str, detail: Option<String>) {
         self.journal.push(JournalEntry {
             at: now(),
             step: step.to_owned(),
             phase: phase.to_owned(),
-            detail,
+            detail: detail.map(|d| connctl_spec::redact(&d).into_owned()),
         });
         if self.journal.len() > JOURNAL_LIMIT {
             let excess = self.journal.len() - JOURNAL_LIMIT;

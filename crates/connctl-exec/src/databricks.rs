@@ -218,7 +218,7 @@ impl Context<'_> {
     }
 
     async fn request_failed(&self, reply: &Reply, what: &str) -> ExecError {
-        let (code, message) = http::error_fields(reply);
+        let (code, message) = crate::error::error_fields(reply);
         let status = reply.status.as_u16();
         match status {
             401 | 403 => {
@@ -326,7 +326,7 @@ impl Context<'_> {
             .and_then(Value::as_str)
             .filter(|t| !t.is_empty());
         let (StatusCode::OK, Some(access)) = (reply.status, access) else {
-            let (code, message) = http::error_fields(&reply);
+            let (code, message) = crate::error::error_fields(&reply);
             return Err(ExecError::Auth {
                 warehouse: WAREHOUSE,
                 status: reply.status.as_u16(),

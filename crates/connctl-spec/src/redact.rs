@@ -380,7 +380,10 @@ mod tests {
             CANARY.replace('\\', "\\\\").replace('\'', "''"),
             CANARY.replace('"', "\"\""),
             serde_json::to_string(CANARY).unwrap(),
-            serde_json::to_string(&serde_json::to_string(&format!("PASSWORD = '{}'", CANARY.replace('\'', "''"))).unwrap()).unwrap(),
+            serde_json::to_string(
+                &serde_json::to_string(&format!("PASSWORD = '{}'", CANARY.replace('\'', "''"))).unwrap(),
+            )
+            .unwrap(),
             STANDARD.encode(CANARY),
             URL_SAFE_NO_PAD.encode(CANARY),
             STANDARD.encode(format!("client-id:{CANARY}")),
@@ -397,7 +400,10 @@ mod tests {
             assert!(out.starts_with("error: the server said <") && out.ends_with("> and stopped"));
         }
         // Text without a secret is returned as it is.
-        assert!(matches!(redact("nothing to see"), Cow::Borrowed("nothing to see")));
+        assert!(matches!(
+            redact("nothing to see"),
+            Cow::Borrowed("nothing to see")
+        ));
     }
 
     #[test]
@@ -416,10 +422,20 @@ mod tests {
 
     #[test]
     fn each_line_of_a_pem_key_is_removed() {
-        let body = ["MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQDmultiline", "Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0Z2FycGx5d2FsZG9mcmVk", "QUFB"];
-        let pem = format!("-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n", body.join("\n"));
+        let body = [
+            "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQDmultiline",
+            "Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0Z2FycGx5d2FsZG9mcmVk",
+            "QUFB",
+        ];
+        let pem = format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+            body.join("\n")
+        );
         register(&pem);
-        let cut = format!("bad request: {{\"content\": {}", &serde_json::to_string(&pem).unwrap()[..80]);
+        let cut = format!(
+            "bad request: {{\"content\": {}",
+            &serde_json::to_string(&pem).unwrap()[..80]
+        );
         let out = redact(&cut);
         assert!(!out.contains(body[0]), "{out}");
         let escaped = pem.replace('\n', "\\n");
@@ -433,13 +449,20 @@ mod tests {
     fn short_values_are_not_registered() {
         register("abc");
         assert_eq!(redact("abc abcdef"), "abc abcdef");
-        assert!(forms("abcdef").iter().all(|f| f.chars().count() >= MIN_SECRET_LEN));
+        assert!(
+            forms("abcdef")
+                .iter()
+                .all(|f| f.chars().count() >= MIN_SECRET_LEN)
+        );
     }
 
     #[test]
     fn longest_form_wins() {
         register("o'brien-secret");
-        assert_eq!(redact("PASSWORD = 'o''brien-secret';"), format!("PASSWORD = '{REDACTED}';"));
+        assert_eq!(
+            redact("PASSWORD = 'o''brien-secret';"),
+            format!("PASSWORD = '{REDACTED}';")
+        );
         assert!(contains_secret("x o'brien-secret y"));
         assert!(!contains_secret("x o'brien y"));
     }

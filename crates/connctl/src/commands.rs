@@ -137,7 +137,8 @@ fn print_plan(plan: &Plan, format: Format, kind: Kind, color: bool) {
         Format::Markdown => render::markdown(plan, kind),
         Format::Json => render::json(plan),
     };
-    print!("{text}");
+    // Plan errors can quote a server's answer, which can echo a request.
+    print!("{}", connctl_spec::redact(&text));
 }
 
 async fn plan_cmd(ctx: &Context, args: &PlanArgs, out: Option<&Path>, detailed: bool) -> Result<u8> {
@@ -147,8 +148,7 @@ async fn plan_cmd(ctx: &Context, args: &PlanArgs, out: Option<&Path>, detailed: 
         context::make_plan(ctx, args, desired, &state, Some(DEFAULT_MAX_DELETES)).await?;
     print_plan(&plan, args.format, Kind::Plan, ctx.color);
     if let Some(out) = out {
-        std::fs::write(out, render::json(&plan))
-            .with_context(|| format!("cannot write {}", out.display()))?;
+        save_plan(out, &plan)?;
         if args.format == Format::Text {
             println!(
                 "Saved the plan to {}; apply exactly it with `connctl apply {}`.",
@@ -161,6 +161,14 @@ async fn plan_cmd(ctx: &Context, args: &PlanArgs, out: Option<&Path>, detailed: 
         return Ok(1);
     }
     Ok(exit_for(&plan, detailed))
+}
+
+/// Writes the plan as JSON, mode 0600 (it names every connection and its settings), with
+/// every secret removed from the error texts it may quote.
+fn save_plan(out: &Path, plan: &Plan) -> Result<()> {
+    let text = render::json(plan);
+    connctl_engine::state::write_atomic(out, connctl_spec::redact(&text).as_bytes())
+        .with_context(|| format!("cannot write {}", out.display()))
 }
 
 fn exit_for(plan: &Plan, detailed: bool) -> u8 {
@@ -303,6 +311,8 @@ async fn apply_cmd(ctx: &Context, args: &PlanArgs, auto_approve: bool, wait: boo
 }
 
 fn report_outcomes(outcomes: &BTreeMap<String, Outcome>, color: bool) -> u8 {
+    // An outcome's text can quote a server's or an executor's answer, which can echo a secret.
+    let redact = |text: &str| connctl_spec::redact(text).into_owned();
     println!();
     let (mut ok, mut waiting, mut failed, mut skipped) = (0, 0, 0, 0);
     for (key, outcome) in outcomes {
@@ -310,8 +320,9 @@ fn report_outcomes(outcomes: &BTreeMap<String, Outcome>, color: bool) -> u8 {
             Outcome::Applied { detail } => {
                 ok += 1;
                 println!(
-                    "  {} {key}: {detail}",
-                    render::paint("✓", Style::new().green(), color)
+                    "  {} {key}: {}",
+                    render::paint("✓", Style::new().green(), color),
+                    redact(detail)
                 );
             }
             Outcome::AwaitingExecution { path } => {
@@ -325,15 +336,17 @@ fn report_outcomes(outcomes: &BTreeMap<String, Outcome>, color: bool) -> u8 {
             Outcome::Skipped { reason } => {
                 skipped += 1;
                 println!(
-                    "  {} {key}: skipped: {reason}",
-                    render::paint("-", Style::new().cyan(), color)
+                    "  {} {key}: skipped: {}",
+                    render::paint("-", Style::new().cyan(), color),
+                    redact(reason)
                 );
             }
             Outcome::Failed { error } => {
                 failed += 1;
                 println!(
-                    "  {} {key}: {error}",
-                    render::paint("✗", Style::new().red(), color)
+                    "  {} {key}: {}",
+                    render::paint("✗", Style::new().red(), color),
+                    redact(error)
                 );
             }
         }
@@ -520,7 +533,7 @@ async fn import(ctx: &Context, paths: &[PathBuf], keys: &[String], common: &Comm
     }
     if !problems.is_empty() {
         for p in &problems {
-            eprintln!("error: {p}");
+            eprintln!("error: {}", connctl_spec::redact(p));
         }
         return Err(Reported(1).into());
     }
@@ -547,7 +560,7 @@ async fn state_cmd(ctx: &Context, cmd: StateCommand) -> Result<u8> {
                 .connections
                 .get(&key)
                 .ok_or_else(|| anyhow!("`{key}` is not in the state ({})", path.display()))?;
-            println!("{}", serde_json::to_string_pretty(s)?);
+            println!("{}", connctl_spec::redact(&serde_json::to_string_pretty(s)?));
             Ok(0)
         }
         StateCommand::Rm { key, common } => {

@@ -350,7 +350,7 @@ fn number_in_message(message: &str) -> Option<usize> {
 }
 
 fn request_failed(reply: &Reply, auth: &Auth, what: &str) -> ExecError {
-    let (code, message) = http::error_fields(reply);
+    let (code, message) = crate::error::error_fields(reply);
     let status = reply.status.as_u16();
     match status {
         401 | 403 => ExecError::Auth {
