@@ -83,13 +83,10 @@ pub async fn run(cli: Cli, color: bool) -> Result<u8> {
             let yaml = crate::export::export(&ctx.client(&common)?, &keys).await?;
             match out {
                 Some(path) => {
-                    let mut file = std::fs::OpenOptions::new()
-                        .write(true)
-                        .create_new(true)
-                        .open(&path)
-                        .with_context(|| {
-                            format!("cannot create {} (export never overwrites)", path.display())
-                        })?;
+                    // 0600 like the state: it lists every connection and its settings.
+                    let mut file = connctl_engine::state::private_new_file(&path).with_context(|| {
+                        format!("cannot create {} (export never overwrites)", path.display())
+                    })?;
                     file.write_all(yaml.as_bytes())?;
                     println!("Wrote {}", path.display());
                 }
@@ -210,6 +207,14 @@ async fn apply_cmd(ctx: &Context, args: &PlanArgs, auto_approve: bool, wait: boo
         None => args.paths.clone(),
     };
     let desired = ctx.load_desired(&spec_paths)?;
+    // Every secret of the YAML, not only the targeted connections': redaction and the command
+    // executor's environment filter must know them all. A reference that does not resolve is
+    // reported where it is needed, not here.
+    for conn in &desired.connections {
+        for (_, reference) in conn.secret_refs() {
+            let _ = reference.resolve();
+        }
+    }
     let client = ctx.client(&args.common)?;
     let _lock = StateLock::acquire(&state_path, &std::env::args().collect::<Vec<_>>().join(" "))?;
     let mut state = State::load(&state_path)?;
