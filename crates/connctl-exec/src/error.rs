@@ -201,6 +201,28 @@ pub(crate) fn error_fields(reply: &crate::http::Reply) -> (Option<String>, Strin
     })
 }
 
+/// Longest excerpt of an unexpected answer kept in an error, in characters.
+const MAX_EXCERPT: usize = 200;
+
+/// A short, safe excerpt of an answer whose body is not what it must be (an HTML page from a
+/// proxy, a truncated or non-JSON body): secrets and the statement's literals removed
+/// ([`scrub`]), whitespace collapsed, cut to [`MAX_EXCERPT`] characters.
+pub(crate) fn excerpt(body: &str, literals: &[String]) -> String {
+    let collapsed = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    if collapsed.is_empty() {
+        return "(an empty body)".to_owned();
+    }
+    let text = scrub(&collapsed, literals);
+    if text.chars().count() > MAX_EXCERPT {
+        format!(
+            "{} …",
+            text.chars().take(MAX_EXCERPT).collect::<String>().trim_end()
+        )
+    } else {
+        text
+    }
+}
+
 /// Longest server message kept, in characters.
 const MAX_MESSAGE: usize = 600;
 
