@@ -46,7 +46,7 @@ impl Progress {
                     });
                     match event.kind {
                         EventKind::Started(action) => bar.set_message(action.as_str().to_owned()),
-                        EventKind::Step(step) => bar.set_message(connctl_spec::redact(&step).into_owned()),
+                        EventKind::Step(step) => bar.set_message(connctl_spec::redact(step).into_owned()),
                         EventKind::Finished(outcome) => bar.finish_with_message(describe(&outcome)),
                     }
                 })
