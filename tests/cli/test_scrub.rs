@@ -354,3 +354,34 @@ fn saved_plans_and_exports_are_written_0600() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(mode(&env.path("exported.yaml")), 0o600);
 }
+
+/// A secret too short to be redacted is named by `validate --resolve-secrets` (a warning; the
+/// run still succeeds), never shown.
+#[test]
+fn secrets_too_short_to_redact_are_a_warning() {
+    let mut env = TestEnv::new();
+    env.set_env("SHORT_PW", "abc12");
+    env.write(
+        "c.yaml",
+        "version: 1
+connections:
+  - key: sf-short
+    technology: Snowflake
+    host: acme-short.snowflakecomputing.com
+    warehouse: IMMUTA_WH
+    database: IMMUTA_SHORT
+    role: IMMUTA_SHORT_SYSTEM
+    auth: { type: userPassword, username: SHORT, password: { env: SHORT_PW } }
+",
+    );
+    let out = env.run(&["validate", "--resolve-secrets", "c.yaml"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "warning: connection `sf-short`: auth.password: the value is shorter than 6 characters"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("abc12") && !out.stdout.contains("abc12"));
+}

@@ -13,8 +13,9 @@
 //!   string that is itself inside a JSON string (an echoed request body as an error `message`);
 //! - URL encodings (strict RFC 3986, form encoding with `+` for a space, the sets of common path
 //!   and component encoders; upper- and lower-case hex), HTML escaping;
-//! - base64 (standard and URL-safe, padded or not), including the part of a longer base64 text
-//!   that holds only the value's bytes at any alignment (e.g. a `Basic` header of `id:secret`);
+//! - base64 (standard and URL-safe, padded or not), and for values up to 256 bytes also the part
+//!   of a longer base64 text that holds only the value's bytes, at any alignment (e.g. a `Basic`
+//!   header of `id:secret`);
 //! - for a multi-line value (a PEM private key), also each long line on its own, so that a text
 //!   cut short or re-wrapped still loses every line of the key.
 //!
@@ -43,6 +44,11 @@ pub const MIN_SECRET_LEN: usize = 6;
 /// Lines of a multi-line value shorter than this are not registered on their own (a PEM's last
 /// line can be a few characters; its armour lines are not secret).
 const MIN_LINE_LEN: usize = 16;
+
+/// Longest value whose base64 is also looked for inside longer base64 texts. Short secrets are
+/// the ones embedded so (`Basic` headers of `id:secret`); a long token or key repeated at three
+/// alignments would only grow the matcher.
+const MAX_EMBEDDED_BASE64: usize = 256;
 
 #[derive(Default)]
 struct Registry {
@@ -338,12 +344,16 @@ fn html_forms(value: &str) -> Vec<String> {
     vec![escape("&#39;"), escape("&#x27;")]
 }
 
-/// Base64 of the value alone, and the part of a longer base64 text that depends only on the
-/// value's bytes, for each of the three alignments the value can have in it.
+/// Base64 of the value alone, and (for values up to [`MAX_EMBEDDED_BASE64`] bytes) the part of
+/// a longer base64 text that depends only on the value's bytes, for each of the three alignments
+/// the value can have in it.
 fn base64_forms(bytes: &[u8]) -> Vec<String> {
     let mut out = Vec::new();
     for engine in [&STANDARD, &URL_SAFE] {
         out.push(engine.encode(bytes));
+    }
+    if bytes.len() > MAX_EMBEDDED_BASE64 {
+        return out;
     }
     for engine in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
         for offset in 0..3usize {
