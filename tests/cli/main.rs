@@ -16,4 +16,5 @@ mod test_http;
 mod test_plan;
 mod test_reliability;
 mod test_shapes;
+mod test_scrub;
 mod test_validate;

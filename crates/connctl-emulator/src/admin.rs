@@ -155,10 +155,10 @@ pub async fn patch_integration(
     })
 }
 
-/// `POST /_emulator/faults` `{"method", "path", "count"?: 1, "status"?: 503, "delay_ms"?}`
+/// `POST /_emulator/faults` `{"method", "path", "count"?: 1, "status"?: 503, "delay_ms"?, "echo"?: false}`
 pub async fn add_fault(State(st): State<Shared>, body: Bytes) -> ApiResult<Json<Value>> {
     let v = parse_object(&body)?;
-    only_keys(&v, &["method", "path", "count", "status", "delay_ms"])?;
+    only_keys(&v, &["method", "path", "count", "status", "delay_ms", "echo"])?;
     let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
     let (Some(method), Some(path)) = (s("method"), s("path")) else {
         return Err(ApiError::bad_request("method and path: required strings"));
@@ -181,6 +181,7 @@ pub async fn add_fault(State(st): State<Shared>, body: Bytes) -> ApiResult<Json<
         remaining: count,
         status,
         delay_ms,
+        echo: v.get("echo").and_then(Value::as_bool).unwrap_or(false),
     };
     if count > 0 {
         lock(&st.injected).push(fault.clone());

@@ -1,6 +1,6 @@
 //! Fault injection: the seeded per-sequence-number RNG (fail-rate 503s and jitter), the
 //! requests-per-second limiter (429 + `Retry-After`) and the admin-programmed faults
-//! ("fail the next N `POST /data/connection`").
+//! ("fail the next N `POST /data/connection`", optionally echoing the request in the answer).
 
 use std::time::{Duration, Instant};
 
@@ -77,6 +77,9 @@ pub struct InjectedFault {
     pub remaining: u64,
     pub status: Option<u16>,
     pub delay_ms: Option<u64>,
+    /// Answer with the request (its `Authorization` header and body) echoed in the error
+    /// `message`, as a verbose server, a proxy or a WAF may.
+    pub echo: bool,
 }
 
 /// Take one use of the first fault matching `method path`, if any.

@@ -230,6 +230,9 @@ async fn front(State(st): State<Shared>, req: Request, next: Next) -> Response {
             }
             if let Some(code) = f.status {
                 let status = StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+                if f.echo {
+                    break 'resp envelope(status, &echo(req, &method, &path).await);
+                }
                 let mut r = envelope(status, &format!("injected fault for {method} {path}"));
                 if code == 429 {
                     r.headers_mut()
@@ -262,4 +265,21 @@ async fn front(State(st): State<Shared>, req: Request, next: Next) -> Response {
     log.push_back(entry);
     drop(log);
     response.into_response()
+}
+
+/// The text of an echoing fault: the request line, its `Authorization` header and its body.
+async fn echo(req: Request, method: &str, path: &str) -> String {
+    let auth = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let body = axum::body::to_bytes(req.into_body(), 16 << 20)
+        .await
+        .unwrap_or_default();
+    format!(
+        "request rejected: {method} {path} Authorization: {auth} body: {}",
+        String::from_utf8_lossy(&body)
+    )
 }

@@ -191,3 +191,28 @@ async fn programmed_faults_and_admin_is_never_faulted() {
     assert_eq!(last["query"], "bulkId=abc");
     assert_eq!(last["status"], 404);
 }
+
+#[tokio::test]
+async fn an_echoing_fault_repeats_the_request_in_its_message() {
+    let env = Env::new();
+    let r = env
+        .admin(
+            Method::POST,
+            "/_emulator/faults",
+            Some(json!({"method": "POST", "path": "/data/connection", "status": 400, "echo": true})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["echo"], true);
+    let body = sf_registration("echoed");
+    let r = env
+        .immuta(Method::POST, "/data/connection", Some(body.clone()))
+        .await;
+    assert_eq!(r.status, 400);
+    let message = r.message();
+    assert!(message.contains(&format!("Authorization: {KEY}")), "{message}");
+    assert!(message.contains(&body.to_string()), "{message}");
+    // Used up: the next request gets the real answer.
+    let r = env.immuta(Method::POST, "/data/connection", Some(body)).await;
+    assert!(!r.message().contains("request rejected"), "{}", r.text);
+}

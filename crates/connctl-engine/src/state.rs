@@ -171,13 +171,14 @@ impl ConnectionState {
         }
     }
 
-    /// Appends to the journal, keeping the last [`JOURNAL_LIMIT`] entries.
+    /// Appends to the journal, keeping the last [`JOURNAL_LIMIT`] entries. The detail (often
+    /// a server's or an executor's error) is stored with every secret of the run removed.
     pub fn journal(&mut self, step: &str, phase: &str, detail: Option<String>) {
         self.journal.push(JournalEntry {
             at: now(),
             step: step.to_owned(),
             phase: phase.to_owned(),
-            detail,
+            detail: detail.map(|d| connctl_spec::redact(&d).into_owned()),
         });
         if self.journal.len() > JOURNAL_LIMIT {
             let excess = self.journal.len() - JOURNAL_LIMIT;
@@ -304,14 +305,24 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 /// Creates (truncating) a file readable only by its owner.
 pub fn private_file(path: &Path) -> std::io::Result<File> {
+    private_options().create(true).truncate(true).open(path)
+}
+
+/// Creates a new file readable only by its owner; fails if `path` exists.
+pub fn private_new_file(path: &Path) -> std::io::Result<File> {
+    private_options().create_new(true).open(path)
+}
+
+/// Options to write a file that, when created, is readable only by its owner.
+fn private_options() -> OpenOptions {
     let mut options = OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    options.open(path)
+    options
 }
 
 /// Now, as RFC 3339 UTC.

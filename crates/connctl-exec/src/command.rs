@@ -2,8 +2,8 @@
 //!
 //! The program is started directly from its argv (no shell), with the script on standard input
 //! and `CONNCTL_CONNECTION_KEY` / `CONNCTL_SCRIPT_PURPOSE` in its environment. connctl's own
-//! secrets stay out of it: every inherited variable named `IMMUTA_*` or `CONNCTL_*` (the Immuta
-//! API key among them) is removed. Standard output is read and discarded (it may echo the
+//! secrets stay out of it: the program sees only an allow-list of connctl's variables
+//! ([`crate::child_env`]). Standard output is read and discarded (it may echo the
 //! script); the last 20 lines of standard error are kept for the error message. Exit status 0
 //! means success. A program still running at the timeout is killed.
 
@@ -21,7 +21,12 @@ const TAIL_LINES: usize = 20;
 const TAIL_BYTES: usize = 64 * 1024;
 
 /// Runs the command with the script on standard input.
-pub(crate) async fn run(argv: &[String], run: &ScriptRun<'_>, timeout: Duration) -> Result<(), ExecError> {
+pub(crate) async fn run(
+    argv: &[String],
+    env: &[String],
+    run: &ScriptRun<'_>,
+    timeout: Duration,
+) -> Result<(), ExecError> {
     let Some((program, args)) = argv.split_first() else {
         return Err(ExecError::config(
             "executor `command` needs a non-empty `command`",
@@ -33,13 +38,11 @@ pub(crate) async fn run(argv: &[String], run: &ScriptRun<'_>, timeout: Duration)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    for (name, _) in std::env::vars_os() {
-        let n = name.to_string_lossy();
-        if n.starts_with("IMMUTA_") || n.starts_with("CONNCTL_") {
-            cmd.env_remove(&name);
-        }
-    }
-    cmd.env("CONNCTL_CONNECTION_KEY", run.connection_key)
+    // An allow-list, not connctl's environment: the API key and other connections' secrets
+    // live there under names nobody can predict.
+    cmd.env_clear()
+        .envs(crate::child_env::allowed(std::env::vars_os(), env))
+        .env("CONNCTL_CONNECTION_KEY", run.connection_key)
         .env("CONNCTL_SCRIPT_PURPOSE", run.purpose.as_str());
 
     let mut child = cmd.spawn().map_err(|e| ExecError::Spawn {
@@ -123,9 +126,16 @@ async fn read_tail(mut pipe: impl AsyncRead + Unpin, keep: usize) -> Vec<u8> {
     tail
 }
 
+/// The last lines of standard error, with every secret of the run removed (the program may echo
+/// the script). When the tail was cut, its first line is partial and is dropped: a secret cut in
+/// half would not be recognised.
 fn last_lines(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
-    let lines: Vec<&str> = text.trim_end().lines().collect();
+    let text = connctl_spec::redact(&text);
+    let mut lines: Vec<&str> = text.trim_end().lines().collect();
+    if bytes.len() >= TAIL_BYTES && !lines.is_empty() {
+        lines.remove(0);
+    }
     lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n")
 }
 
@@ -177,6 +187,7 @@ mod tests {
         let sql = "GRANT USE CATALOG ON CATALOG `c` TO `p`;\nSELECT 'x;y';\n".repeat(2000);
         run(
             &argv(&["sh", "-c", &sh]),
+            &[],
             &script_run(&sql),
             Duration::from_secs(30),
         )
@@ -196,6 +207,7 @@ mod tests {
         let sh = format!("cat > '{}'", out.display());
         run(
             &argv(&["sh", "-c", &sh]),
+            &[],
             &script_run("SELECT 1;"),
             Duration::from_secs(30),
         )
@@ -208,6 +220,7 @@ mod tests {
     async fn false_fails_with_exit_code() {
         let err = run(
             &argv(&["false"]),
+            &[],
             &script_run("SELECT 1;"),
             Duration::from_secs(30),
         )
@@ -227,6 +240,7 @@ mod tests {
         let sh = "cat >/dev/null; for i in $(seq 1 50); do echo \"line $i\" >&2; done; exit 3";
         let err = run(
             &argv(&["sh", "-c", sh]),
+            &[],
             &script_run("SELECT 1;"),
             Duration::from_secs(30),
         )
@@ -250,6 +264,7 @@ mod tests {
     async fn missing_binary_is_a_spawn_error() {
         let err = run(
             &argv(&["/nonexistent/connctl-runner"]),
+            &[],
             &script_run("SELECT 1;"),
             Duration::from_secs(5),
         )
@@ -266,6 +281,7 @@ mod tests {
         let started = std::time::Instant::now();
         let err = run(
             &argv(&["sleep", "30"]),
+            &[],
             &script_run("SELECT 1;"),
             Duration::from_millis(300),
         )
@@ -286,6 +302,7 @@ mod tests {
         let arg = format!("; touch {}", marker.display());
         run(
             &argv(&["echo", &arg]),
+            &[],
             &script_run("SELECT 1;"),
             Duration::from_secs(10),
         )

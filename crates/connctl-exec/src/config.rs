@@ -50,6 +50,10 @@ pub enum ExecutorConfig {
     Command {
         /// The program and its arguments, run without a shell.
         command: Vec<String>,
+        /// Variables passed to the program besides the defaults (`PATH`, `HOME`, `LANG`, …): names,
+        /// or prefixes ending in `*`. A variable holding a secret of the run is never passed.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        env: Vec<String>,
     },
     /// Run the script through the Snowflake SQL API v2.
     Snowflake(SnowflakeExecConfig),
@@ -78,8 +82,10 @@ impl ExecutorConfig {
     pub fn validate(&self) -> Result<(), String> {
         match self {
             ExecutorConfig::Manual { .. } => Ok(()),
-            ExecutorConfig::Command { command } => match command.first() {
-                Some(p) if !p.trim().is_empty() => Ok(()),
+            ExecutorConfig::Command { command, env } => match command.first() {
+                Some(p) if !p.trim().is_empty() => {
+                    env.iter().try_for_each(|e| crate::child_env::check_pattern(e))
+                }
                 _ => Err("executor `command` needs a non-empty `command = [\"program\", \"arg\", …]`".into()),
             },
             ExecutorConfig::Snowflake(c) => {
@@ -273,7 +279,8 @@ command = ["databricks-sql-runner", "--stdin"]
         assert_eq!(
             f.executor["databricks"],
             ExecutorConfig::Command {
-                command: vec!["databricks-sql-runner".into(), "--stdin".into()]
+                command: vec!["databricks-sql-runner".into(), "--stdin".into()],
+                env: vec![],
             }
         );
         assert!(f.executor.values().all(|e| e.validate().is_ok()));
@@ -356,7 +363,20 @@ kind = "manual"
 
     #[test]
     fn validation() {
-        assert!(ExecutorConfig::Command { command: vec![] }.validate().is_err());
+        assert!(
+            ExecutorConfig::Command {
+                command: vec![],
+                env: vec![]
+            }
+            .validate()
+            .is_err()
+        );
+        let with_env = |e: &str| ExecutorConfig::Command {
+            command: vec!["snowsql".into()],
+            env: vec![e.into()],
+        };
+        assert!(with_env("SNOWSQL_*").validate().is_ok());
+        assert!(with_env("NOT A NAME").validate().is_err());
         let sf = |url: &str| {
             ExecutorConfig::Snowflake(SnowflakeExecConfig {
                 url: Some(url.into()),

@@ -4,7 +4,9 @@
 //! and each statement is submitted with `POST /api/2.0/sql/statements` (`wait_timeout: "30s"`,
 //! `on_wait_timeout: "CONTINUE"`) and polled with `GET /api/2.0/sql/statements/{id}` until it is
 //! `SUCCEEDED`, `FAILED`, `CANCELED` or `CLOSED`. The first statement that does not succeed stops
-//! the run, reported by number and keyword. A submission is not idempotent, so it is retried only
+//! the run, reported by number and keyword. Only `status.state == SUCCEEDED` counts as success: a
+//! 200 without a statement id and a known state (an HTML page, a truncated or non-JSON body, an
+//! unknown state) is an error quoting (a safe excerpt of) the body. A submission is not idempotent, so it is retried only
 //! when Databricks certainly did not take it (connection refused, 429, 503).
 //!
 //! Authentication: a personal access token, or OAuth M2M client credentials exchanged at
@@ -20,7 +22,7 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use crate::config::{DatabricksAuth, DatabricksExecConfig, warehouse_id_from_http_path};
-use crate::error::{scrub, statement_label};
+use crate::error::{excerpt, scrub, statement_label};
 use crate::http::{self, Repeat, Reply, Timing};
 
 /// How long the server may hold a submission open for its result (Databricks allows 5–50 s).
@@ -123,7 +125,8 @@ impl Context<'_> {
                 .json(&body)
         })
         .await?;
-        let mut status = self.status(&reply, &what).await?;
+        let literals = split::string_literals(statement.text, SqlDialect::Databricks);
+        let mut status = self.status(&reply, &what, &literals).await?;
 
         let started = Instant::now();
         let limit = Duration::from_secs(self.cfg.timeout_secs);
@@ -131,8 +134,8 @@ impl Context<'_> {
         loop {
             match status.state.as_str() {
                 "SUCCEEDED" => return Ok(()),
+                "PENDING" | "RUNNING" => {}
                 "FAILED" | "CANCELED" | "CLOSED" => {
-                    let literals = split::string_literals(statement.text, SqlDialect::Databricks);
                     let message = status.message.as_deref().map_or_else(
                         || match status.state.as_str() {
                             "FAILED" => "the statement failed without a message".to_owned(),
@@ -149,7 +152,19 @@ impl Context<'_> {
                         message,
                     });
                 }
-                _ => {}
+                other => {
+                    return Err(ExecError::Api {
+                        warehouse: WAREHOUSE,
+                        what: format!("running {label}"),
+                        status: Some(200),
+                        code: None,
+                        message: format!(
+                            "unknown statement state {:?}; whether it ran is not known",
+                            excerpt(other, &literals)
+                        ),
+                        hint: "check the warehouse's query history for the statement, then run again",
+                    });
+                }
             }
             if started.elapsed() > limit {
                 self.cancel(base, &status.id).await;
@@ -167,7 +182,7 @@ impl Context<'_> {
                 self.request(reqwest::Method::GET, url.clone(), &token)
             })
             .await?;
-            status = self.status(&reply, &what).await?;
+            status = self.status(&reply, &what, &literals).await?;
         }
     }
 
@@ -183,7 +198,7 @@ impl Context<'_> {
     }
 
     /// Reads a statement status from an answer, or turns a rejected request into an error.
-    async fn status(&self, reply: &Reply, what: &str) -> Result<Status, ExecError> {
+    async fn status(&self, reply: &Reply, what: &str, literals: &[String]) -> Result<Status, ExecError> {
         if reply.status != StatusCode::OK {
             return Err(self.request_failed(reply, what).await);
         }
@@ -204,7 +219,10 @@ impl Context<'_> {
                 what: what.to_owned(),
                 status: Some(200),
                 code: None,
-                message: "the answer has no usable statement_id and status.state".into(),
+                message: format!(
+                    "the answer has no usable statement_id and status.state: {}",
+                    excerpt(&reply.body, literals)
+                ),
                 hint: "check that `url` points at the Databricks workspace",
             });
         }
@@ -218,7 +236,7 @@ impl Context<'_> {
     }
 
     async fn request_failed(&self, reply: &Reply, what: &str) -> ExecError {
-        let (code, message) = http::error_fields(reply);
+        let (code, message) = crate::error::error_fields(reply);
         let status = reply.status.as_u16();
         match status {
             401 | 403 => {
@@ -326,7 +344,7 @@ impl Context<'_> {
             .and_then(Value::as_str)
             .filter(|t| !t.is_empty());
         let (StatusCode::OK, Some(access)) = (reply.status, access) else {
-            let (code, message) = http::error_fields(&reply);
+            let (code, message) = crate::error::error_fields(&reply);
             return Err(ExecError::Auth {
                 warehouse: WAREHOUSE,
                 status: reply.status.as_u16(),

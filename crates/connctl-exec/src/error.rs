@@ -192,14 +192,47 @@ fn status_suffix(status: Option<u16>) -> String {
     status.map(|s| format!(" (HTTP {s})")).unwrap_or_default()
 }
 
+/// [`crate::http::error_fields`] of the answer with every secret of the run removed first, so
+/// that cutting the body short cannot leave part of a secret behind.
+pub(crate) fn error_fields(reply: &crate::http::Reply) -> (Option<String>, String) {
+    crate::http::error_fields(&crate::http::Reply {
+        status: reply.status,
+        body: connctl_spec::redact(&reply.body).into_owned(),
+    })
+}
+
+/// Longest excerpt of an unexpected answer kept in an error, in characters.
+const MAX_EXCERPT: usize = 200;
+
+/// A short, safe excerpt of an answer whose body is not what it must be (an HTML page from a
+/// proxy, a truncated or non-JSON body): secrets and the statement's literals removed
+/// ([`scrub`]), whitespace collapsed, cut to [`MAX_EXCERPT`] characters.
+pub(crate) fn excerpt(body: &str, literals: &[String]) -> String {
+    let collapsed = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    if collapsed.is_empty() {
+        return "(an empty body)".to_owned();
+    }
+    let text = scrub(&collapsed, literals);
+    if text.chars().count() > MAX_EXCERPT {
+        format!(
+            "{} …",
+            text.chars().take(MAX_EXCERPT).collect::<String>().trim_end()
+        )
+    } else {
+        text
+    }
+}
+
 /// Longest server message kept, in characters.
 const MAX_MESSAGE: usize = 600;
 
 /// Makes a server message safe to keep: drops an echoed copy of the statement (Databricks parse
-/// errors append `== SQL ==` and the statement), replaces the statement's string literals with
-/// `'***'` and cuts the rest to a few hundred characters.
+/// errors append `== SQL ==` and the statement), removes every secret of the run
+/// ([`connctl_spec::redact`]), replaces the statement's string literals with `'***'` and cuts
+/// the rest to a few hundred characters.
 pub(crate) fn scrub(message: &str, literals: &[String]) -> String {
-    let mut text = message.split("== SQL").next().unwrap_or("").trim_end().to_owned();
+    let first = message.split("== SQL").next().unwrap_or("").trim_end();
+    let mut text = connctl_spec::redact(first).into_owned();
     let mut sorted: Vec<&String> = literals.iter().collect();
     sorted.sort_by_key(|l| std::cmp::Reverse(l.len()));
     for lit in sorted {

@@ -16,6 +16,7 @@
 //! Credentials are [`connctl_spec::SecretRef`]s resolved only when a script runs; they never
 //! appear in logs or errors, and neither does the text of a statement ([`ExecError`]).
 
+mod child_env;
 mod command;
 pub mod config;
 mod databricks;
@@ -179,8 +180,8 @@ impl Executor {
                 let dir = dir.as_deref().unwrap_or(&self.scripts_dir);
                 manual::save(dir, run).map(|path| Outcome::AwaitingManual { path })
             }
-            ExecutorConfig::Command { command } => {
-                command::run(command, run, self.command_timeout).await?;
+            ExecutorConfig::Command { command, env } => {
+                command::run(command, env, run, self.command_timeout).await?;
                 let statements =
                     split::split_statements(run.sql, run.target.dialect()).map_or(0, |s| s.len());
                 Ok(Outcome::Executed { statements })

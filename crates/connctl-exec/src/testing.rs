@@ -27,7 +27,8 @@ impl Recorded {
     }
 }
 
-/// An answer: status, extra headers, JSON body.
+/// An answer: status, extra headers, JSON body. With a `content-type` among the headers and a
+/// JSON string as the body, the string is sent as it is (an HTML page, a truncated body, …).
 pub(crate) struct Answer(pub u16, pub Vec<(&'static str, String)>, pub serde_json::Value);
 
 type Responder = dyn Fn(&Recorded, &[Recorded]) -> Answer + Send + Sync;
@@ -76,8 +77,12 @@ impl Mock {
                         a
                     };
                     let Answer(status, extra, body) = answer;
-                    let mut resp: Response =
-                        (StatusCode::from_u16(status).expect("status"), axum::Json(body)).into_response();
+                    let status = StatusCode::from_u16(status).expect("status");
+                    let raw = extra.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type"));
+                    let mut resp: Response = match body {
+                        serde_json::Value::String(text) if raw => (status, text).into_response(),
+                        body => (status, axum::Json(body)).into_response(),
+                    };
                     for (k, v) in extra {
                         resp.headers_mut().insert(k, v.parse().expect("header value"));
                     }

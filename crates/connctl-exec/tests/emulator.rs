@@ -332,6 +332,7 @@ async fn command_and_manual_executors_with_an_immuta_script() {
             "-c".into(),
             format!("cat > '{}'", out_file.display()),
         ],
+        env: vec![],
     };
     let ex = Executor::new(cfg, reqwest::Client::new(), dir.path().join("scripts"));
     let out = ex.execute(&sf_run(&script)).await.expect("command runs");

@@ -219,14 +219,16 @@ impl ApiError {
     }
 }
 
-/// The message of an Immuta error body (`{"message": …}`), or a short cut of the raw text.
+/// The message of an Immuta error body (`{"message": …}`), or a short cut of the raw text;
+/// redacted before it is cut, since a server (or a proxy) may echo the request and its secrets.
 fn error_message(body: &str, status: StatusCode) -> String {
+    let body = &*connctl_spec::redact(body);
     if let Ok(value) = serde_json::from_str::<serde_json::Value>(body) {
         if let Some(m) = value.get("message").and_then(|m| m.as_str()) {
-            return m.to_owned();
+            return connctl_spec::redact(m).into_owned();
         }
         if let Some(m) = value.get("error").and_then(|m| m.as_str()) {
-            return m.to_owned();
+            return connctl_spec::redact(m).into_owned();
         }
     }
     let text: String = body.chars().take(200).collect();

@@ -2,7 +2,8 @@
 //! `file:line:col` diagnostics, and holds secret *references* (never values).
 //!
 //! Entry points: [`load`] (files and directories → [`Desired`] or a [`Report`] of every
-//! problem), [`check_secrets`] (does every reference resolve?) and [`json_schema`].
+//! problem), [`check_secrets`] (does every reference resolve?), [`json_schema`], and
+//! [`redact`] (removes every secret value of the run from text that leaves the process).
 
 mod check;
 pub mod diagnostic;
@@ -10,6 +11,7 @@ mod load;
 mod merge;
 pub mod model;
 pub mod retry;
+pub mod redact;
 mod schema;
 pub mod secret;
 mod secrets;
@@ -22,6 +24,7 @@ pub use diagnostic::{Diagnostic, Report, Severity};
 pub use load::{load, load_with_warnings};
 pub use merge::{DEFAULT_FORCE_RECURSIVE_CRAWL, DEFAULT_IS_ACTIVE, DEFAULT_PORT};
 pub use model::*;
+pub use redact::redact;
 pub use schema::{json_schema, json_schema_text};
 pub use secret::{Secret, SecretError, SecretRef};
 pub use secrets::check_secrets;

@@ -3,7 +3,7 @@
 //! The YAML never holds a secret, only where to find one: `{ env: NAME }` or `{ file: PATH }`.
 //! A resolved [`Secret`] cannot be printed, debugged or serialised by accident: its `Debug`
 //! shows `(sensitive)`, it has no `Display` and no `Serialize`, and the only way to the value is
-//! the explicit [`Secret::expose`].
+//! the explicit [`Secret::expose`]. Making one registers its value for [`crate::redact`].
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -59,7 +59,7 @@ impl SecretRef {
         match self {
             SecretRef::Env(name) => match std::env::var(name) {
                 Ok(v) if v.is_empty() => Err(SecretError::EnvEmpty(name.clone())),
-                Ok(v) => Ok(Secret(v)),
+                Ok(v) => Ok(Secret::new(v)),
                 Err(_) => Err(SecretError::EnvMissing(name.clone())),
             },
             SecretRef::File(path) => {
@@ -75,7 +75,7 @@ impl SecretRef {
                 if value.trim().is_empty() {
                     return Err(SecretError::FileEmpty(path.clone()));
                 }
-                Ok(Secret(value))
+                Ok(Secret::new(value))
             }
         }
     }
@@ -98,9 +98,12 @@ impl SecretRef {
 pub struct Secret(String);
 
 impl Secret {
-    /// Wraps a value obtained elsewhere (an executor's token, an API key).
+    /// Wraps a value obtained elsewhere (an executor's token, an API key). Every secret is
+    /// registered for [`crate::redact`], so no text that leaves the process can carry it.
     pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
+        let value = value.into();
+        crate::redact::register(&value);
+        Secret(value)
     }
 
     /// The value itself. Call only where it leaves for the wire.

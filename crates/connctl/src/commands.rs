@@ -83,13 +83,10 @@ pub async fn run(cli: Cli, color: bool) -> Result<u8> {
             let yaml = crate::export::export(&ctx.client(&common)?, &keys).await?;
             match out {
                 Some(path) => {
-                    let mut file = std::fs::OpenOptions::new()
-                        .write(true)
-                        .create_new(true)
-                        .open(&path)
-                        .with_context(|| {
-                            format!("cannot create {} (export never overwrites)", path.display())
-                        })?;
+                    // 0600 like the state: it lists every connection and its settings.
+                    let mut file = connctl_engine::state::private_new_file(&path).with_context(|| {
+                        format!("cannot create {} (export never overwrites)", path.display())
+                    })?;
                     file.write_all(yaml.as_bytes())?;
                     println!("Wrote {}", path.display());
                 }
@@ -111,6 +108,9 @@ fn validate(ctx: &Context, paths: &[PathBuf], resolve_secrets: bool) -> Result<u
         if report.has_errors() {
             eprint!("{}", report.render(ctx.color));
             return Err(Reported(1).into());
+        }
+        if !report.is_empty() {
+            eprint!("{}", report.render(ctx.color));
         }
     }
     let n = desired.connections.len();
@@ -134,7 +134,8 @@ fn print_plan(plan: &Plan, format: Format, kind: Kind, color: bool) {
         Format::Markdown => render::markdown(plan, kind),
         Format::Json => render::json(plan),
     };
-    print!("{text}");
+    // Plan errors can quote a server's answer, which can echo a request.
+    print!("{}", connctl_spec::redact(&text));
 }
 
 async fn plan_cmd(ctx: &Context, args: &PlanArgs, out: Option<&Path>, detailed: bool) -> Result<u8> {
@@ -144,8 +145,7 @@ async fn plan_cmd(ctx: &Context, args: &PlanArgs, out: Option<&Path>, detailed: 
         context::make_plan(ctx, args, desired, &state, Some(DEFAULT_MAX_DELETES)).await?;
     print_plan(&plan, args.format, Kind::Plan, ctx.color);
     if let Some(out) = out {
-        std::fs::write(out, render::json(&plan))
-            .with_context(|| format!("cannot write {}", out.display()))?;
+        save_plan(out, &plan)?;
         if args.format == Format::Text {
             println!(
                 "Saved the plan to {}; apply exactly it with `connctl apply {}`.",
@@ -158,6 +158,14 @@ async fn plan_cmd(ctx: &Context, args: &PlanArgs, out: Option<&Path>, detailed: 
         return Ok(1);
     }
     Ok(exit_for(&plan, detailed))
+}
+
+/// Writes the plan as JSON, mode 0600 (it names every connection and its settings), with
+/// every secret removed from the error texts it may quote.
+fn save_plan(out: &Path, plan: &Plan) -> Result<()> {
+    let text = render::json(plan);
+    connctl_engine::state::write_atomic(out, connctl_spec::redact(&text).as_bytes())
+        .with_context(|| format!("cannot write {}", out.display()))
 }
 
 fn exit_for(plan: &Plan, detailed: bool) -> u8 {
@@ -199,6 +207,14 @@ async fn apply_cmd(ctx: &Context, args: &PlanArgs, auto_approve: bool, wait: boo
         None => args.paths.clone(),
     };
     let desired = ctx.load_desired(&spec_paths)?;
+    // Every secret of the YAML, not only the targeted connections': redaction and the command
+    // executor's environment filter must know them all. A reference that does not resolve is
+    // reported where it is needed, not here.
+    for conn in &desired.connections {
+        for (_, reference) in conn.secret_refs() {
+            let _ = reference.resolve();
+        }
+    }
     let client = ctx.client(&args.common)?;
     let _lock = StateLock::acquire(&state_path, &std::env::args().collect::<Vec<_>>().join(" "))?;
     let mut state = State::load(&state_path)?;
@@ -300,6 +316,8 @@ async fn apply_cmd(ctx: &Context, args: &PlanArgs, auto_approve: bool, wait: boo
 }
 
 fn report_outcomes(outcomes: &BTreeMap<String, Outcome>, color: bool) -> u8 {
+    // An outcome's text can quote a server's or an executor's answer, which can echo a secret.
+    let redact = |text: &str| connctl_spec::redact(text).into_owned();
     println!();
     let (mut ok, mut waiting, mut failed, mut skipped) = (0, 0, 0, 0);
     for (key, outcome) in outcomes {
@@ -307,8 +325,9 @@ fn report_outcomes(outcomes: &BTreeMap<String, Outcome>, color: bool) -> u8 {
             Outcome::Applied { detail } => {
                 ok += 1;
                 println!(
-                    "  {} {key}: {detail}",
-                    render::paint("✓", Style::new().green(), color)
+                    "  {} {key}: {}",
+                    render::paint("✓", Style::new().green(), color),
+                    redact(detail)
                 );
             }
             Outcome::AwaitingExecution { path } => {
@@ -322,15 +341,17 @@ fn report_outcomes(outcomes: &BTreeMap<String, Outcome>, color: bool) -> u8 {
             Outcome::Skipped { reason } => {
                 skipped += 1;
                 println!(
-                    "  {} {key}: skipped: {reason}",
-                    render::paint("-", Style::new().cyan(), color)
+                    "  {} {key}: skipped: {}",
+                    render::paint("-", Style::new().cyan(), color),
+                    redact(reason)
                 );
             }
             Outcome::Failed { error } => {
                 failed += 1;
                 println!(
-                    "  {} {key}: {error}",
-                    render::paint("✗", Style::new().red(), color)
+                    "  {} {key}: {}",
+                    render::paint("✗", Style::new().red(), color),
+                    redact(error)
                 );
             }
         }
@@ -517,7 +538,7 @@ async fn import(ctx: &Context, paths: &[PathBuf], keys: &[String], common: &Comm
     }
     if !problems.is_empty() {
         for p in &problems {
-            eprintln!("error: {p}");
+            eprintln!("error: {}", connctl_spec::redact(p));
         }
         return Err(Reported(1).into());
     }
@@ -544,7 +565,7 @@ async fn state_cmd(ctx: &Context, cmd: StateCommand) -> Result<u8> {
                 .connections
                 .get(&key)
                 .ok_or_else(|| anyhow!("`{key}` is not in the state ({})", path.display()))?;
-            println!("{}", serde_json::to_string_pretty(s)?);
+            println!("{}", connctl_spec::redact(&serde_json::to_string_pretty(s)?));
             Ok(0)
         }
         StateCommand::Rm { key, common } => {

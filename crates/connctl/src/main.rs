@@ -11,7 +11,7 @@ mod render;
 mod runner;
 mod settings;
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write as _};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -48,7 +48,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(*code);
             }
             let prefix = if color { "\x1b[1;31merror\x1b[0m" } else { "error" };
-            eprintln!("{prefix}: {e:#}");
+            eprintln!("{prefix}: {}", connctl_spec::redact(&format!("{e:#}")));
             ExitCode::from(1)
         }
     }
@@ -81,12 +81,45 @@ fn init_logging(cli: &Cli) {
     ));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(RedactingStderr)
         .with_target(false);
     match cli.global.log_format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder
             .with_ansi(use_color(cli.global.color) && std::io::stderr().is_terminal())
             .init(),
+    }
+}
+
+/// The log writer: standard error, with every secret of the run removed from each log line.
+struct RedactingStderr;
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for RedactingStderr {
+    type Writer = LogLine;
+
+    fn make_writer(&'a self) -> LogLine {
+        LogLine(Vec::new())
+    }
+}
+
+/// One event, buffered whole so a secret cannot be split across two writes, redacted and
+/// written when the event is done.
+struct LogLine(Vec<u8>);
+
+impl std::io::Write for LogLine {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LogLine {
+    fn drop(&mut self) {
+        let text = String::from_utf8_lossy(&self.0);
+        let _ = std::io::stderr().write_all(connctl_spec::redact(&text).as_bytes());
     }
 }

@@ -46,7 +46,7 @@ impl Progress {
                     });
                     match event.kind {
                         EventKind::Started(action) => bar.set_message(action.as_str().to_owned()),
-                        EventKind::Step(step) => bar.set_message(step),
+                        EventKind::Step(step) => bar.set_message(connctl_spec::redact(step).into_owned()),
                         EventKind::Finished(outcome) => bar.finish_with_message(describe(&outcome)),
                     }
                 })
@@ -57,7 +57,7 @@ impl Progress {
                     EventKind::Step(step) => format!("{}: {step}", event.key),
                     EventKind::Finished(outcome) => format!("{}: {}", event.key, describe(&outcome)),
                 };
-                eprintln!("{text}");
+                eprintln!("{}", connctl_spec::redact(&text));
             }),
         }
     }
@@ -71,9 +71,9 @@ impl Progress {
 
 fn describe(outcome: &Outcome) -> String {
     match outcome {
-        Outcome::Applied { detail } => format!("done ({detail})"),
+        Outcome::Applied { detail } => format!("done ({})", connctl_spec::redact(detail)),
         Outcome::AwaitingExecution { .. } => "awaiting execution of the saved script".into(),
-        Outcome::Skipped { reason } => format!("skipped ({reason})"),
+        Outcome::Skipped { reason } => format!("skipped ({})", connctl_spec::redact(reason)),
         Outcome::Failed { .. } => "failed".into(),
     }
 }

@@ -100,25 +100,9 @@ impl ScriptRunner for Runner {
             match executor.execute(&run).await {
                 Ok(connctl_exec::Outcome::Executed { .. }) => Ok(RunOutcome::Executed),
                 Ok(connctl_exec::Outcome::AwaitingManual { path }) => Ok(RunOutcome::AwaitingManual { path }),
-                Err(e) => Err(scrub(&e.to_string(), conn)),
+                // A failing command may echo its input, and the script holds the password.
+                Err(e) => Err(connctl_spec::redact(&e.to_string()).into_owned()),
             }
         })
     }
-}
-
-/// Removes the connection's secret values from an executor's error: a failing command may echo
-/// its input, and the setup script holds the system user's password.
-fn scrub(message: &str, conn: &Connection) -> String {
-    let mut text = message.to_owned();
-    for (_, reference) in conn.secret_refs() {
-        if let Ok(secret) = reference.resolve() {
-            for piece in std::iter::once(secret.expose()).chain(secret.expose().lines()) {
-                // Short fragments (a PEM's last line) would blank out ordinary words.
-                if piece.trim().len() >= 6 {
-                    text = text.replace(piece.trim(), "(sensitive)");
-                }
-            }
-        }
-    }
-    text
 }

@@ -336,3 +336,79 @@ async fn empty_script_executes_nothing() {
     assert_eq!(out, Outcome::Executed { statements: 0 });
     assert!(mock.requests().is_empty());
 }
+
+/// Only `status.state == SUCCEEDED` is success: an HTML or non-JSON 200, a body without a
+/// statement id and state, or an unknown state is an error quoting a safe excerpt of the body.
+#[tokio::test]
+async fn a_200_that_is_not_a_statement_status_is_a_failure() {
+    let secret = "dbx-exec-token-secret-9a2";
+    let cases: Vec<(&str, Answer, &str)> = vec![
+        (
+            "html",
+            Answer(
+                200,
+                vec![("content-type", "text/html".into())],
+                json!(format!("<html>\n<body>Login {secret}</body></html>")),
+            ),
+            "no usable statement_id",
+        ),
+        (
+            "truncated",
+            Answer(
+                200,
+                vec![("content-type", "application/json".into())],
+                json!("{\"statement_id\": \"s-1\", \"status\": {\"sta"),
+            ),
+            "no usable statement_id",
+        ),
+        (
+            "wrong shape",
+            Answer(200, vec![], json!({"result": "ok"})),
+            "no usable statement_id",
+        ),
+        (
+            "unknown state",
+            state("s-1", "DONE_MAYBE"),
+            "unknown statement state",
+        ),
+    ];
+    for (name, answer, expected) in cases {
+        let answer = std::sync::Mutex::new(Some(answer));
+        let mock = Mock::start(move |_req: &Recorded, _earlier: &[Recorded]| {
+            answer
+                .lock()
+                .expect("lock")
+                .take()
+                .unwrap_or_else(|| state("s-2", "SUCCEEDED"))
+        })
+        .await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let auth = DatabricksAuth::Token {
+            token: secret_file(&dir, "pat", secret),
+        };
+        let err = executor(config(mock.url(), auth))
+            .execute(&run("GRANT USE CATALOG ON CATALOG `c` TO `p`"))
+            .await
+            .expect_err(name);
+        let text = err.to_string();
+        assert!(
+            matches!(
+                &err,
+                ExecError::Api {
+                    status: Some(200),
+                    ..
+                }
+            ),
+            "{name}: {err:?}"
+        );
+        assert!(text.contains(expected), "{name}: {text}");
+        assert!(!text.contains(secret), "{name}: {text}");
+        assert_eq!(mock.requests().len(), 1, "{name}: stops at the first answer");
+        if name == "html" {
+            assert!(
+                text.contains("<html> <body>Login (sensitive)"),
+                "the body is quoted: {text}"
+            );
+        }
+    }
+}

@@ -5,7 +5,10 @@
 //! the script ends (about 45 s at most, then 202), then — only if still running —
 //! `GET /api/v2/statements/{handle}` with growing delays until 200 (done) or 422 (a statement
 //! failed). Retries of the submission reuse the `requestId` and add `retry=true`, so Snowflake
-//! runs the script at most once however often it is sent. Authentication: key-pair JWT
+//! runs the script at most once however often it is sent. A 200 counts as "executed" only when
+//! its body is a statement result that says so (a `statementHandle` and the success code
+//! `090001` or SQL state `00000`); an HTML page, a truncated or non-JSON body or any other shape
+//! is an error quoting (a safe excerpt of) the body. Authentication: key-pair JWT
 //! ([`jwt`]), OAuth token or programmatic access token, each with its
 //! `X-Snowflake-Authorization-Token-Type`.
 
@@ -18,7 +21,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::config::{SnowflakeAuth, SnowflakeExecConfig, account_from_host};
-use crate::error::{scrub, statement_label};
+use crate::error::{excerpt, scrub, statement_label};
 use crate::http::{self, Repeat, Reply, Timing};
 use crate::split::{self, SqlDialect};
 use crate::{ExecError, Outcome};
@@ -26,6 +29,10 @@ use crate::{ExecError, Outcome};
 const WAREHOUSE: &str = "Snowflake";
 /// Renew a key-pair token this long after issuing it (it is valid for 59 minutes).
 const JWT_RENEW_AFTER: Duration = Duration::from_secs(54 * 60);
+/// The `code` of a statement result that succeeded ("Statement executed successfully.").
+const SUCCESS_CODE: &str = "090001";
+/// The SQL state of success.
+const SUCCESS_SQL_STATE: &str = "00000";
 /// Extra time allowed beyond the configured statement timeout before giving up polling.
 const POLL_GRACE: Duration = Duration::from_secs(60);
 
@@ -154,6 +161,11 @@ impl Script<'_> {
     fn count(&self) -> Option<usize> {
         self.statements.as_ref().map(Vec::len)
     }
+
+    /// The script's string literals, to scrub from anything quoted back.
+    fn literals(&self) -> Vec<String> {
+        split::string_literals(self.sql, SqlDialect::Snowflake)
+    }
 }
 
 /// Runs `sql` on the Snowflake account at `host`.
@@ -221,7 +233,7 @@ pub(crate) async fn execute(
     let mut reply = reply;
     loop {
         match reply.status {
-            StatusCode::OK => return Ok(finished(&reply, &script)),
+            StatusCode::OK => return finished(&reply, &script),
             StatusCode::ACCEPTED => {}
             s if s == StatusCode::UNPROCESSABLE_ENTITY => return Err(statement_failed(&reply, &script)),
             StatusCode::REQUEST_TIMEOUT => {
@@ -232,7 +244,7 @@ pub(crate) async fn execute(
             }
             _ => return Err(request_failed(&reply, &auth, "running the script")),
         }
-        let handle = statement_handle(&reply)?;
+        let handle = statement_handle(&reply, &script)?;
         if started.elapsed() > limit {
             cancel(client, timing, &base, &handle, &mut auth).await;
             return Err(ExecError::Timeout {
@@ -271,7 +283,7 @@ fn request(
 }
 
 /// The `statementHandle` of a 202, checked to be safe in a URL path.
-fn statement_handle(reply: &Reply) -> Result<String, ExecError> {
+fn statement_handle(reply: &Reply, script: &Script<'_>) -> Result<String, ExecError> {
     let v = reply.json();
     match v.get("statementHandle").and_then(Value::as_str) {
         Some(h)
@@ -287,14 +299,34 @@ fn statement_handle(reply: &Reply) -> Result<String, ExecError> {
             what: "running the script".into(),
             status: Some(reply.status.as_u16()),
             code: None,
-            message: "the answer has no usable statementHandle".into(),
+            message: format!(
+                "the answer has no usable statementHandle: {}",
+                excerpt(&reply.body, &script.literals())
+            ),
             hint: "check that `url` points at the Snowflake SQL API",
         }),
     }
 }
 
-fn finished(reply: &Reply, script: &Script<'_>) -> Outcome {
+/// The outcome of a 200, which must be a statement result saying the script succeeded.
+fn finished(reply: &Reply, script: &Script<'_>) -> Result<Outcome, ExecError> {
     let v = reply.json();
+    let text = |key: &str| v.get(key).and_then(Value::as_str);
+    let succeeded = text("code") == Some(SUCCESS_CODE) || text("sqlState") == Some(SUCCESS_SQL_STATE);
+    if !succeeded || text("statementHandle").is_none_or(str::is_empty) {
+        return Err(ExecError::Api {
+            warehouse: WAREHOUSE,
+            what: "running the script".into(),
+            status: Some(reply.status.as_u16()),
+            code: text("code").map(str::to_owned),
+            message: format!(
+                "the answer does not show that the script ran: {}",
+                excerpt(&reply.body, &script.literals())
+            ),
+            hint: "check that `url` points at the Snowflake SQL API (not a proxy or a login page), and the \
+                   account's query history for what ran, then run again",
+        });
+    }
     let statements = v
         .get("statementHandles")
         .and_then(Value::as_array)
@@ -303,7 +335,7 @@ fn finished(reply: &Reply, script: &Script<'_>) -> Outcome {
         .or(script.count())
         .unwrap_or(1);
     tracing::debug!(statements, "the Snowflake script finished");
-    Outcome::Executed { statements }
+    Ok(Outcome::Executed { statements })
 }
 
 fn statement_failed(reply: &Reply, script: &Script<'_>) -> ExecError {
@@ -330,7 +362,7 @@ fn statement_failed(reply: &Reply, script: &Script<'_>) -> ExecError {
         .or_else(|| number_in_message(raw))
         .or_else(|| (script.count() == Some(1)).then_some(1));
     let keyword = number.and_then(|n| script.keyword(n));
-    let message = scrub(raw, &split::string_literals(script.sql, SqlDialect::Snowflake));
+    let message = scrub(raw, &script.literals());
     tracing::debug!(code, statement = %statement_label(number, keyword.as_deref()), "a Snowflake statement failed");
     ExecError::Statement {
         warehouse: WAREHOUSE,
@@ -350,7 +382,7 @@ fn number_in_message(message: &str) -> Option<usize> {
 }
 
 fn request_failed(reply: &Reply, auth: &Auth, what: &str) -> ExecError {
-    let (code, message) = http::error_fields(reply);
+    let (code, message) = crate::error::error_fields(reply);
     let status = reply.status.as_u16();
     match status {
         401 | 403 => ExecError::Auth {

@@ -320,3 +320,93 @@ fn numbers_in_messages() {
     assert_eq!(super::number_in_message("SQL compilation error"), None);
     assert_eq!(super::number_in_message("Statement executed"), None);
 }
+
+/// A 200 proves nothing by itself: a proxy's HTML page, a non-JSON or truncated body, or a
+/// JSON of another shape is an error quoting a safe excerpt of the body, never "executed".
+#[tokio::test]
+async fn a_200_that_is_not_a_successful_statement_result_is_a_failure() {
+    let secret = "sf-exec-oauth-secret-9a1";
+    let cases: Vec<(&str, Answer)> = vec![
+        (
+            "html",
+            Answer(
+                200,
+                vec![("content-type", "text/html".into())],
+                json!(format!(
+                    "<html><body>Sign in\n\n to continue {secret} 'Sup3r-Secret-Pw'</body></html>"
+                )),
+            ),
+        ),
+        (
+            "not json",
+            Answer(200, vec![("content-type", "text/plain".into())], json!("OK")),
+        ),
+        (
+            "truncated",
+            Answer(
+                200,
+                vec![("content-type", "application/json".into())],
+                json!("{\"code\": \"090001\", \"statementHa"),
+            ),
+        ),
+        (
+            "empty",
+            Answer(200, vec![("content-type", "text/plain".into())], json!("")),
+        ),
+        ("other shape", Answer(200, vec![], json!({"data": [["ok"]]}))),
+        (
+            "no handle",
+            Answer(
+                200,
+                vec![],
+                json!({"code": "090001", "message": "Statement executed successfully."}),
+            ),
+        ),
+        (
+            "a failure code",
+            Answer(
+                200,
+                vec![],
+                json!({"code": "000604", "sqlState": "57014", "statementHandle": "01b2"}),
+            ),
+        ),
+    ];
+    for (name, answer) in cases {
+        let answer = std::sync::Mutex::new(Some(answer));
+        let mock = Mock::start(move |_req: &Recorded, _earlier: &[Recorded]| {
+            answer.lock().expect("lock").take().unwrap_or_else(|| done(3))
+        })
+        .await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let auth = SnowflakeAuth::OAuth {
+            token: secret_file(&dir, "token", secret),
+        };
+        let err = executor(config(mock.url(), auth))
+            .execute(&run(SCRIPT))
+            .await
+            .expect_err(name);
+        let text = err.to_string();
+        assert!(
+            matches!(
+                &err,
+                ExecError::Api {
+                    status: Some(200),
+                    ..
+                }
+            ),
+            "{name}: {err:?}"
+        );
+        assert!(
+            text.contains("does not show that the script ran"),
+            "{name}: {text}"
+        );
+        assert!(
+            !text.contains(secret) && !text.contains("Sup3r-Secret-Pw"),
+            "{name}: {text}"
+        );
+        assert_eq!(mock.requests().len(), 1, "{name}: one request, no retry");
+        if name == "html" {
+            assert!(text.contains("<html><body>Sign in to continue"), "{text}");
+        }
+    }
+}
