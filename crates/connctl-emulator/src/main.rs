@@ -77,6 +77,7 @@ fn main() -> std::process::ExitCode {
         job_step_ms: args.job_step_ms,
         state_file: args.state_file,
         warehouse_token: args.warehouse_token,
+        faults: Vec::new(),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
