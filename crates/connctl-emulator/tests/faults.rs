@@ -212,7 +212,7 @@ async fn issued_settings_bulks(env: &Env) -> usize {
     let state = env.admin(Method::GET, "/_emulator/state", None).await.json();
     state["issuedBulkIds"]
         .as_array()
-        .unwrap()
+        .expect("issuedBulkIds")
         .iter()
         .filter(|b| b["origin"] == "settings" && b["key"] == "k")
         .count()
