@@ -158,14 +158,14 @@ pub async fn patch_integration(
 }
 
 /// `POST /_emulator/faults` `{"method", "path", "count"?: 1, "kind"?, "status"?, "applied"?: false,
-/// "delay_ms"?, "to"?: "other"}`. `path` may hold `*` segments. Without `kind`: `status` (503
+/// "delay_ms"?, "to"?: "other", "echo"?: false}`. `path` may hold `*` segments. Without `kind`: `status` (503
 /// unless given), or `late` when only `delay_ms` is given. See docs/emulator.md.
 pub async fn add_fault(State(st): State<Shared>, body: Bytes) -> ApiResult<Json<Value>> {
     let v = parse_object(&body)?;
     only_keys(
         &v,
         &[
-            "method", "path", "count", "kind", "status", "applied", "delay_ms", "to",
+            "method", "path", "count", "kind", "status", "applied", "delay_ms", "to", "echo",
         ],
     )?;
     let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
@@ -174,11 +174,12 @@ pub async fn add_fault(State(st): State<Shared>, body: Bytes) -> ApiResult<Json<
     };
     let count = v.get("count").and_then(Value::as_u64).unwrap_or(1);
     let delay_ms = v.get("delay_ms").and_then(Value::as_u64);
-    let applied = match v.get("applied") {
-        None => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => return Err(ApiError::bad_request("applied: expected a boolean")),
+    let flag = |k: &str| match v.get(k) {
+        None => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(ApiError::bad_request(format!("{k}: expected a boolean"))),
     };
+    let (applied, echo) = (flag("applied")?, flag("echo")?);
     let status = v.get("status").and_then(Value::as_u64);
     let kind = match (s("kind").as_deref(), status) {
         (Some("status") | None, Some(code)) if (100..=599).contains(&code) => {
@@ -234,6 +235,9 @@ pub async fn add_fault(State(st): State<Shared>, body: Bytes) -> ApiResult<Json<
     if v.get("to").is_some() && !matches!(kind, FaultKind::Redirect { .. }) {
         return Err(ApiError::bad_request("to: only for kind redirect"));
     }
+    if echo && !matches!(kind, FaultKind::Status { .. }) {
+        return Err(ApiError::bad_request("echo: only for kind status"));
+    }
     let fault = InjectedFault {
         method: method.to_ascii_uppercase(),
         path,
@@ -241,6 +245,7 @@ pub async fn add_fault(State(st): State<Shared>, body: Bytes) -> ApiResult<Json<
         kind,
         applied,
         delay_ms,
+        echo,
     };
     if count > 0 {
         lock(&st.injected).push(fault.clone());

@@ -1,6 +1,7 @@
 //! Fault injection: the seeded per-sequence-number RNG (fail-rate 503s and jitter), the
 //! requests-per-second limiter (429 + `Retry-After`) and the programmed faults ("lose the
-//! next N answers of `POST /data/connection`"), which `lost.rs` carries out.
+//! next N answers of `POST /data/connection`", optionally echoing the request in the answer),
+//! which `lost.rs` carries out.
 
 use std::time::{Duration, Instant};
 
@@ -120,6 +121,9 @@ pub struct InjectedFault {
     /// `late`: how long the request or answer is held; `timeout`: how long before the cut;
     /// `status`: a delay before the error answer.
     pub delay_ms: Option<u64>,
+    /// `status`: the error `message` repeats the request (its `Authorization` header and body),
+    /// as a verbose server, a proxy or a WAF may.
+    pub echo: bool,
 }
 
 impl InjectedFault {
@@ -132,6 +136,7 @@ impl InjectedFault {
             kind,
             applied: false,
             delay_ms: None,
+            echo: false,
         }
     }
 
@@ -149,6 +154,12 @@ impl InjectedFault {
 
     pub fn delay_ms(mut self, ms: u64) -> InjectedFault {
         self.delay_ms = Some(ms);
+        self
+    }
+
+    /// Whether a `status` answer echoes the request.
+    pub fn echo(mut self, echo: bool) -> InjectedFault {
+        self.echo = echo;
         self
     }
 }

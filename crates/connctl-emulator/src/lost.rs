@@ -44,6 +44,11 @@ pub struct Faulted {
 /// then its answer is lost) or, for `late`, after the hold. A cut (`reset`, `timeout`) is left
 /// to the caller, so it can log the request first.
 pub async fn respond(fault: &InjectedFault, other_host: SocketAddr, req: Request, next: Next) -> Faulted {
+    let (req, echoed) = if fault.echo {
+        echo(req).await
+    } else {
+        (req, String::new())
+    };
     let cut = req.extensions().get::<ConnectInfo<Cut>>().map(|c| c.0.clone());
     let method = req.method().clone();
     let path_and_query = req
@@ -93,7 +98,11 @@ pub async fn respond(fault: &InjectedFault, other_host: SocketAddr, req: Request
                 tokio::time::sleep(Duration::from_millis(d)).await;
             }
             let code = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-            let mut r = envelope(code, &format!("injected fault for {method} {path_and_query}"));
+            let message = match fault.echo {
+                true => format!("request rejected: {method} {path_and_query} {echoed}"),
+                false => format!("injected fault for {method} {path_and_query}"),
+            };
+            let mut r = envelope(code, &message);
             if status == 429 {
                 r.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
@@ -160,6 +169,21 @@ pub async fn respond(fault: &InjectedFault, other_host: SocketAddr, req: Request
         }
         FaultKind::Late => unreachable!("handled above"),
     }
+}
+
+/// The request's `Authorization` header and body as an echoing server repeats them, and the
+/// request rebuilt to be handled still.
+async fn echo(req: Request) -> (Request, String) {
+    let (parts, body) = req.into_parts();
+    let body = axum::body::to_bytes(body, 16 << 20).await.unwrap_or_default();
+    let auth = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let text = format!("Authorization: {auth} body: {}", String::from_utf8_lossy(&body));
+    (Request::from_parts(parts, Body::from(body)), text)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -406,3 +406,24 @@ async fn faults_from_the_config_apply_from_the_start() {
     }
     assert_eq!(env.immuta(Method::GET, "/integrations", None).await.status, 200);
 }
+
+#[tokio::test]
+async fn an_echoing_fault_repeats_the_request() {
+    let env = Env::new();
+    program(
+        &env,
+        json!({"method": "POST", "path": "/data/connection", "status": 502, "echo": true}),
+    )
+    .await;
+    let r = env
+        .immuta(Method::POST, "/data/connection", Some(sf_registration("x")))
+        .await;
+    assert_eq!(r.status, 502);
+    let message = r.message();
+    assert!(
+        message.starts_with("request rejected: POST /data/connection"),
+        "{message}"
+    );
+    assert!(message.contains(&format!("Authorization: {KEY}")), "{message}");
+    assert!(message.contains("pa'ss;word"), "the body is echoed: {message}");
+}
