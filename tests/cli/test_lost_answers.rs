@@ -65,11 +65,13 @@ enum Kind {
 impl Kind {
     fn program(self, method: &str, path: &str, applied: bool) -> Value {
         let mut v = json!({"method": method, "path": path, "count": 1, "applied": applied});
+        // Longer than the client waits: 1 s for Immuta (connctl.toml below), 60 s for the
+        // warehouse executors.
+        let hold = if is_warehouse(path) { 61_000 } else { 1_500 };
         let (kind, extra) = match self {
             Kind::Reset => ("reset", None),
-            // The client's timeout is 1 s (connctl.toml below); the emulator holds 1.5 s.
-            Kind::Timeout => ("timeout", Some(("delay_ms", json!(1500)))),
-            Kind::Late => ("late", Some(("delay_ms", json!(1500)))),
+            Kind::Timeout => ("timeout", Some(("delay_ms", json!(hold)))),
+            Kind::Late => ("late", Some(("delay_ms", json!(hold)))),
             Kind::Status(code) => ("status", Some(("status", json!(code)))),
             Kind::Html502 => ("html502", None),
             Kind::Truncated => ("truncated", None),
@@ -130,6 +132,10 @@ enum Scenario {
 
 const SF_STATEMENTS: &str = "/api/v2/statements";
 const DBX_STATEMENTS: &str = "/api/2.0/sql/statements";
+
+fn is_warehouse(path: &str) -> bool {
+    path == SF_STATEMENTS || path == DBX_STATEMENTS
+}
 
 impl Scenario {
     /// The write endpoints (method, path pattern) the faulted run uses.
@@ -756,10 +762,12 @@ fn lost_answer_suite(scenario: Scenario) {
             .enumerate()
             .map(|(e, (method, path))| {
                 let mut kind = kinds[(rotation + e) % kinds.len()];
-                let warehouse = *path == SF_STATEMENTS || *path == DBX_STATEMENTS;
                 // The warehouse executors wait 60 s for an answer: their timeout and late
                 // cases run at full size only, and only where the scripts are created.
-                if warehouse && kind.waits_out_the_timeout() && !(soak() && scenario == Scenario::Create) {
+                if is_warehouse(path)
+                    && kind.waits_out_the_timeout()
+                    && !(soak() && scenario == Scenario::Create)
+                {
                     kind = Kind::Reset;
                 }
                 Fault {
