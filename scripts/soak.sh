@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The reliability suites at full size (`make soak`; see docs/reliability.md):
-#   1. faults, secrets, concurrency, bad input, the state-reader property test and the crash
-#      suite with CONNCTL_SOAK=1 (release build);
+#   1. faults, secrets, concurrency, bad input, the state-reader property test, the crash
+#      suite and the lost-answer and redirect suites with CONNCTL_SOAK=1 (release build);
 #   2. the YAML loader fuzz (crates/connctl-spec/tests/fuzz.rs) and the state-reader fuzz,
 #      alternately, for FUZZ_SECONDS (default 600) in all.
 # Exits non-zero on the first failure; prints a summary either way.
@@ -37,13 +37,13 @@ if ! $CARGO test --release --locked -p connctl --test cli --no-run >"$LOG_DIR/bu
 fi
 
 # 1. The suites at full size.
-echo "soak: reliability and crash suites at full size (CONNCTL_SOAK=1)"
+echo "soak: reliability, crash, lost-answer and redirect suites at full size (CONNCTL_SOAK=1)"
 t0=$(date +%s)
 CONNCTL_SOAK=1 $CARGO test --release --locked -p connctl --test cli -- \
-    test_reliability test_crash --nocapture >"$LOG_DIR/suites.log" 2>&1
+    test_reliability test_crash test_lost_answers --nocapture >"$LOG_DIR/suites.log" 2>&1
 status=$?
 # The figures each suite prints (faults injected, rounds, kills, duplicates …).
-grep -E '^(faults|secrets|concurrency|bad input|crash|crashes|kills)' "$LOG_DIR/suites.log" | sed 's/^/soak:   /'
+grep -E '^(faults|secrets|concurrency|bad input|crash|crashes|kills|lost answers|redirects)' "$LOG_DIR/suites.log" | sed 's/^/soak:   /'
 grep -E '^test result:' "$LOG_DIR/suites.log" | sed 's/^/soak:   /'
 if passed $status "$LOG_DIR/suites.log"; then
     note "suites: passed in $(($(date +%s) - t0)) s"

@@ -13,6 +13,7 @@ mod test_drift;
 mod test_errors;
 mod test_help;
 mod test_http;
+mod test_lost_answers;
 mod test_plan;
 mod test_reliability;
 mod test_shapes;

@@ -1,6 +1,7 @@
 //! The `/_emulator/` admin API for tests (no auth, no faults, not logged): reset, the request
 //! log, drift (change a live connection or integration as a person in the UI would), deletion
-//! behind the tool's back, programmed faults, a state dump, and seeding live connections.
+//! behind the tool's back, programmed faults (and what the other host received), a state dump,
+//! and seeding live connections.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -11,7 +12,7 @@ use axum::extract::{Path, Query, State};
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, ApiResult, parse_json, parse_object};
-use crate::faults::InjectedFault;
+use crate::faults::{FaultKind, InjectedFault};
 use crate::immuta::{connection_json, integration_json};
 use crate::server::{Shared, lock};
 use crate::store::{Store, now_ms};
@@ -57,6 +58,7 @@ pub async fn reset(State(st): State<Shared>) -> Json<Value> {
     st.mutate(|s| *s = Store::default());
     lock(&st.log).clear();
     lock(&st.injected).clear();
+    lock(&st.other_host.received).clear();
     lock(&st.rate).reset();
     st.seq.store(0, Ordering::SeqCst);
     Json(json!({"reset": true}))
@@ -155,38 +157,115 @@ pub async fn patch_integration(
     })
 }
 
-/// `POST /_emulator/faults` `{"method", "path", "count"?: 1, "status"?: 503, "delay_ms"?, "echo"?: false}`
+/// `POST /_emulator/faults` `{"method", "path", "count"?: 1, "kind"?, "status"?, "applied"?: false,
+/// "delay_ms"?, "to"?: "other", "echo"?: false}`. `path` may hold `*` segments. Without `kind`: `status` (503
+/// unless given), or `late` when only `delay_ms` is given. See docs/emulator.md.
 pub async fn add_fault(State(st): State<Shared>, body: Bytes) -> ApiResult<Json<Value>> {
     let v = parse_object(&body)?;
-    only_keys(&v, &["method", "path", "count", "status", "delay_ms", "echo"])?;
+    only_keys(
+        &v,
+        &[
+            "method", "path", "count", "kind", "status", "applied", "delay_ms", "to", "echo",
+        ],
+    )?;
     let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
     let (Some(method), Some(path)) = (s("method"), s("path")) else {
         return Err(ApiError::bad_request("method and path: required strings"));
     };
     let count = v.get("count").and_then(Value::as_u64).unwrap_or(1);
     let delay_ms = v.get("delay_ms").and_then(Value::as_u64);
-    let status = match v.get("status").and_then(Value::as_u64) {
-        Some(code) if (100..=599).contains(&code) => Some(code as u16),
-        Some(code) => {
+    let flag = |k: &str| match v.get(k) {
+        None => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(ApiError::bad_request(format!("{k}: expected a boolean"))),
+    };
+    let (applied, echo) = (flag("applied")?, flag("echo")?);
+    let status = v.get("status").and_then(Value::as_u64);
+    let kind = match (s("kind").as_deref(), status) {
+        (Some("status") | None, Some(code)) if (100..=599).contains(&code) => {
+            FaultKind::Status { status: code as u16 }
+        }
+        (Some("status") | None, Some(code)) => {
             return Err(ApiError::bad_request(format!(
                 "status: not an HTTP status: {code}"
             )));
         }
-        None if delay_ms.is_some() => None,
-        None => Some(503),
+        (None, None) if delay_ms.is_some() => FaultKind::Late,
+        (Some("status") | None, None) => FaultKind::Status { status: 503 },
+        (Some("redirect"), code) => {
+            let code = code.unwrap_or(307);
+            if ![301, 302, 303, 307, 308].contains(&code) {
+                return Err(ApiError::bad_request(format!(
+                    "status: a redirect is 301, 302, 303, 307 or 308, not {code}"
+                )));
+            }
+            let same_origin = match s("to").as_deref() {
+                None | Some("other") => false,
+                Some("same") => true,
+                Some(other) => {
+                    return Err(ApiError::bad_request(format!(
+                        "to: `other` (the other host) or `same` (this origin), not `{other}`"
+                    )));
+                }
+            };
+            FaultKind::Redirect {
+                status: code as u16,
+                same_origin,
+            }
+        }
+        (Some(name), None) => match name {
+            "reset" => FaultKind::Reset,
+            "timeout" => FaultKind::Timeout,
+            "late" => FaultKind::Late,
+            "html502" => FaultKind::Html502,
+            "truncated" => FaultKind::Truncated,
+            "nonjson200" => FaultKind::Nonjson200,
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "kind: unknown fault `{other}` (known: status, reset, timeout, late, html502, truncated, nonjson200, redirect)"
+                )));
+            }
+        },
+        (Some(name), Some(_)) => {
+            return Err(ApiError::bad_request(format!(
+                "status: only for kind status or redirect, not {name}"
+            )));
+        }
     };
+    if v.get("to").is_some() && !matches!(kind, FaultKind::Redirect { .. }) {
+        return Err(ApiError::bad_request("to: only for kind redirect"));
+    }
+    if echo && !matches!(kind, FaultKind::Status { .. }) {
+        return Err(ApiError::bad_request("echo: only for kind status"));
+    }
     let fault = InjectedFault {
         method: method.to_ascii_uppercase(),
         path,
         remaining: count,
-        status,
+        kind,
+        applied,
         delay_ms,
-        echo: v.get("echo").and_then(Value::as_bool).unwrap_or(false),
+        echo,
     };
     if count > 0 {
         lock(&st.injected).push(fault.clone());
     }
     Ok(Json(serde_json::to_value(fault).unwrap_or(Value::Null)))
+}
+
+/// `GET /_emulator/other-host`: its URL and every request it received (method, path, query,
+/// headers, body), oldest first.
+pub async fn other_host(State(st): State<Shared>) -> Json<Value> {
+    let received = lock(&st.other_host.received).clone();
+    Json(json!({
+        "url": st.other_host.url(),
+        "requests": serde_json::to_value(received).unwrap_or(Value::Null),
+    }))
+}
+
+pub async fn clear_other_host(State(st): State<Shared>) -> Json<Value> {
+    lock(&st.other_host.received).clear();
+    Json(json!({"cleared": true}))
 }
 
 pub async fn list_faults(State(st): State<Shared>) -> Json<Value> {
@@ -240,6 +319,9 @@ pub async fn state(State(st): State<Shared>) -> Json<Value> {
             "scripts": scripts,
             "jobs": s.jobs.len(),
             "bulkIds": s.bulks.keys().collect::<Vec<_>>(),
+            "issuedBulkIds": s.issued.iter().map(|(b, i)| json!({"bulkId": b, "key": i.key, "origin": i.origin})).collect::<Vec<_>>(),
+            "registrations": s.registrations,
+            "deletions": s.deletions,
             "pendingStatements": s.pending.len(),
         }))
     })

@@ -1,6 +1,7 @@
 //! Fault injection: the seeded per-sequence-number RNG (fail-rate 503s and jitter), the
-//! requests-per-second limiter (429 + `Retry-After`) and the admin-programmed faults
-//! ("fail the next N `POST /data/connection`", optionally echoing the request in the answer).
+//! requests-per-second limiter (429 + `Retry-After`) and the programmed faults ("lose the
+//! next N answers of `POST /data/connection`", optionally echoing the request in the answer),
+//! which `lost.rs` carries out.
 
 use std::time::{Duration, Instant};
 
@@ -69,24 +70,121 @@ impl RateWindow {
     }
 }
 
-/// An admin-programmed fault: the next `remaining` requests with `method` and exact `path`.
-#[derive(Debug, Clone, serde::Serialize)]
+/// What a programmed fault does to the answer (see `docs/emulator.md`, "Programmed faults").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase", tag = "kind")]
+pub enum FaultKind {
+    /// An error answer with this status and the Immuta envelope (500, 502, 503, 504, 400, 429 …).
+    Status { status: u16 },
+    /// The connection is cut (TCP reset) without an answer.
+    Reset,
+    /// No answer until the client gives up: the connection is held `delay_ms` (default 300 s), then cut.
+    Timeout,
+    /// The request (not applied yet) or the answer (applied) is held `delay_ms`, then handled normally.
+    Late,
+    /// 502 with an HTML error page, as a proxy in front of Immuta sends.
+    Html502,
+    /// 200 whose JSON body is cut in half.
+    Truncated,
+    /// 200 with an HTML body.
+    Nonjson200,
+    /// A redirect (301, 302, 303, 307, 308) to the same path on the other host, or on this one.
+    Redirect { status: u16, same_origin: bool },
+}
+
+impl FaultKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            FaultKind::Status { .. } => "status",
+            FaultKind::Reset => "reset",
+            FaultKind::Timeout => "timeout",
+            FaultKind::Late => "late",
+            FaultKind::Html502 => "html502",
+            FaultKind::Truncated => "truncated",
+            FaultKind::Nonjson200 => "nonjson200",
+            FaultKind::Redirect { .. } => "redirect",
+        }
+    }
+}
+
+/// A programmed fault: the next `remaining` requests with `method` and a path matching `path`
+/// (exact, or with `*` standing for one path segment: `/data/connection/*`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct InjectedFault {
     pub method: String,
     pub path: String,
     pub remaining: u64,
-    pub status: Option<u16>,
+    #[serde(flatten)]
+    pub kind: FaultKind,
+    /// Whether the request reaches the handler (the write happens) before the answer is lost.
+    pub applied: bool,
+    /// `late`: how long the request or answer is held; `timeout`: how long before the cut;
+    /// `status`: a delay before the error answer.
     pub delay_ms: Option<u64>,
-    /// Answer with the request (its `Authorization` header and body) echoed in the error
-    /// `message`, as a verbose server, a proxy or a WAF may.
+    /// `status`: the error `message` repeats the request (its `Authorization` header and body),
+    /// as a verbose server, a proxy or a WAF may.
     pub echo: bool,
+}
+
+impl InjectedFault {
+    /// The next one `method path` request meets `kind`, its answer lost before the handler runs.
+    pub fn new(method: &str, path: &str, kind: FaultKind) -> InjectedFault {
+        InjectedFault {
+            method: method.to_ascii_uppercase(),
+            path: path.to_owned(),
+            remaining: 1,
+            kind,
+            applied: false,
+            delay_ms: None,
+            echo: false,
+        }
+    }
+
+    /// The next `count` matching requests.
+    pub fn times(mut self, count: u64) -> InjectedFault {
+        self.remaining = count;
+        self
+    }
+
+    /// Whether the handler runs (the write happens) before the answer is lost.
+    pub fn applied(mut self, applied: bool) -> InjectedFault {
+        self.applied = applied;
+        self
+    }
+
+    pub fn delay_ms(mut self, ms: u64) -> InjectedFault {
+        self.delay_ms = Some(ms);
+        self
+    }
+
+    /// Whether a `status` answer echoes the request.
+    pub fn echo(mut self, echo: bool) -> InjectedFault {
+        self.echo = echo;
+        self
+    }
+}
+
+/// Whether `path` matches `pattern`, where a `*` segment matches any one non-empty segment.
+pub fn path_matches(pattern: &str, path: &str) -> bool {
+    if !pattern.contains('*') {
+        return pattern == path;
+    }
+    let (mut p, mut q) = (pattern.split('/'), path.split('/'));
+    loop {
+        match (p.next(), q.next()) {
+            (None, None) => return true,
+            (Some("*"), Some(seg)) if !seg.is_empty() => {}
+            (Some(a), Some(b)) if a == b => {}
+            _ => return false,
+        }
+    }
 }
 
 /// Take one use of the first fault matching `method path`, if any.
 pub fn take_injected(faults: &mut Vec<InjectedFault>, method: &str, path: &str) -> Option<InjectedFault> {
     let idx = faults
         .iter()
-        .position(|f| f.method.eq_ignore_ascii_case(method) && f.path == path)?;
+        .position(|f| f.method.eq_ignore_ascii_case(method) && path_matches(&f.path, path))?;
     let f = &mut faults[idx];
     f.remaining = f.remaining.saturating_sub(1);
     let out = f.clone();
@@ -119,5 +217,23 @@ mod tests {
             assert!(w.admit(3, now).is_ok());
         }
         assert_eq!(w.admit(3, now), Err(1));
+    }
+
+    #[test]
+    fn patterns_match_one_segment_per_star() {
+        assert!(path_matches("/data/connection", "/data/connection"));
+        assert!(!path_matches("/data/connection", "/data/connection/k"));
+        assert!(path_matches("/data/connection/*", "/data/connection/k"));
+        assert!(!path_matches("/data/connection/*", "/data/connection"));
+        assert!(!path_matches("/data/connection/*", "/data/connection/"));
+        assert!(!path_matches("/data/connection/*", "/data/connection/k/x"));
+        assert!(path_matches(
+            "/integrations/*/scripts/edit",
+            "/integrations/7/scripts/edit"
+        ));
+        assert!(!path_matches(
+            "/integrations/*/scripts/edit",
+            "/integrations/7/scripts/delete"
+        ));
     }
 }

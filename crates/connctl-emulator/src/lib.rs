@@ -10,6 +10,7 @@ mod databricks;
 mod error;
 mod faults;
 mod immuta;
+mod lost;
 mod scripts;
 mod server;
 mod snowflake;
@@ -22,7 +23,7 @@ use std::path::PathBuf;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-pub use faults::fault_decision;
+pub use faults::{FaultKind, InjectedFault, fault_decision};
 pub use immuta::shapes::{JobsShape, SearchShape};
 
 /// Knobs of one emulator instance. `Default` gives a fault-free, fast emulator.
@@ -50,6 +51,8 @@ pub struct EmulatorConfig {
     pub jobs_shape: JobsShape,
     /// The shape of `POST /data/object/search` answers (undocumented; each one connctl accepts).
     pub search_shape: SearchShape,
+    /// Faults programmed from the start, as `POST /_emulator/faults` adds them (a reset clears them).
+    pub faults: Vec<InjectedFault>,
 }
 
 impl Default for EmulatorConfig {
@@ -66,19 +69,20 @@ impl Default for EmulatorConfig {
             warehouse_token: None,
             jobs_shape: JobsShape::default(),
             search_shape: SearchShape::default(),
+            faults: Vec::new(),
         }
     }
 }
 
 /// Serve the emulator on `listener` until the future is dropped or the listener fails.
 pub async fn serve(config: EmulatorConfig, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-    let app = server::router(config)?;
-    axum::serve(listener, app).await
+    server::App::new(config)?.serve(listener).await
 }
 
 /// An emulator on its own thread and tokio runtime, bound to `127.0.0.1:0`; dropped = stopped.
 pub struct RunningEmulator {
     addr: SocketAddr,
+    other_host: SocketAddr,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -89,7 +93,8 @@ impl RunningEmulator {
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         std_listener.set_nonblocking(true)?;
         let addr = std_listener.local_addr()?;
-        let app = server::router(config)?;
+        let app = server::App::new(config)?;
+        let other_host = app.other_host_addr();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("connctl-emulator")
@@ -112,7 +117,7 @@ impl RunningEmulator {
                         }
                     };
                     tokio::select! {
-                        res = axum::serve(listener, app) => {
+                        res = app.serve(listener) => {
                             if let Err(e) = res {
                                 tracing::error!("emulator stopped: {e}");
                             }
@@ -129,6 +134,7 @@ impl RunningEmulator {
         }
         Ok(RunningEmulator {
             addr,
+            other_host,
             shutdown: Some(tx),
             thread: Some(thread),
         })
@@ -142,6 +148,12 @@ impl RunningEmulator {
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// `http://127.0.0.1:PORT` of the other host, where cross-origin redirect faults point
+    /// (what it received: `GET /_emulator/other-host`).
+    pub fn other_host_url(&self) -> String {
+        format!("http://{}", self.other_host)
     }
 }
 

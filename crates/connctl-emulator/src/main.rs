@@ -86,6 +86,7 @@ fn main() -> std::process::ExitCode {
         warehouse_token: args.warehouse_token,
         jobs_shape: args.jobs_shape,
         search_shape: args.search_shape,
+        faults: Vec::new(),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,

@@ -1,6 +1,6 @@
 //! The axum router: shared state, the front middleware (request log, latency, rate limit,
 //! programmed and random faults) and the route table for Immuta, Snowflake, Databricks and the
-//! `/_emulator/` admin API.
+//! `/_emulator/` admin API; [`App`] serves it beside the other host.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,13 +11,14 @@ use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, patch, post, put};
 use serde::Serialize;
 
 use crate::EmulatorConfig;
 use crate::error::envelope;
 use crate::faults::{self, InjectedFault, RateWindow};
+use crate::lost::{self, Cut, CuttableListener, OtherHost};
 use crate::store::Store;
 use crate::{admin, auth, databricks, immuta, snowflake};
 
@@ -30,9 +31,17 @@ pub struct LogEntry {
     pub method: String,
     pub path: String,
     pub query: Option<String>,
+    /// The status the client was sent; 0 when the connection was cut without an answer.
     pub status: u16,
     /// Milliseconds since the emulator started, when the request arrived.
     pub at_ms: u64,
+    /// The programmed fault that met this request (`reset`, `timeout`, `redirect` …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fault: Option<&'static str>,
+    /// Under a fault: the status the handler answered when the request reached it (the write
+    /// happened), `null` when it never did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub handled: Option<u16>,
 }
 
 pub struct AppState {
@@ -45,6 +54,8 @@ pub struct AppState {
     pub injected: Mutex<Vec<InjectedFault>>,
     pub immuta_tokens: Mutex<HashSet<String>>,
     pub warehouse_tokens: Mutex<HashSet<String>>,
+    /// Where cross-origin redirects point.
+    pub other_host: OtherHost,
 }
 
 pub type Shared = Arc<AppState>;
@@ -77,11 +88,47 @@ impl AppState {
     }
 }
 
-pub fn router(cfg: EmulatorConfig) -> std::io::Result<Router> {
+/// The emulator's router and the other host, ready to serve.
+pub struct App {
+    router: Router,
+    other_host: OtherHost,
+    other_listener: std::net::TcpListener,
+}
+
+impl App {
+    pub fn new(cfg: EmulatorConfig) -> std::io::Result<App> {
+        let (other_host, other_listener) = OtherHost::bind()?;
+        let router = router(cfg, other_host.clone())?;
+        Ok(App {
+            router,
+            other_host,
+            other_listener,
+        })
+    }
+
+    pub fn other_host_addr(&self) -> std::net::SocketAddr {
+        self.other_host.addr
+    }
+
+    /// Serves the emulator on `listener` and the other host on its own port, until either fails.
+    pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+        let main = axum::serve(
+            CuttableListener(listener),
+            self.router.into_make_service_with_connect_info::<Cut>(),
+        );
+        tokio::select! {
+            res = main => res,
+            res = self.other_host.serve(self.other_listener) => res,
+        }
+    }
+}
+
+fn router(cfg: EmulatorConfig, other_host: OtherHost) -> std::io::Result<Router> {
     let store = match &cfg.state_file {
         Some(p) => Store::load(p)?,
         None => Store::default(),
     };
+    let injected = cfg.faults.clone();
     let state: Shared = Arc::new(AppState {
         cfg,
         store: Mutex::new(store),
@@ -89,9 +136,10 @@ pub fn router(cfg: EmulatorConfig) -> std::io::Result<Router> {
         seq: AtomicU64::new(0),
         rate: Mutex::new(RateWindow::default()),
         log: Mutex::new(VecDeque::new()),
-        injected: Mutex::new(Vec::new()),
+        injected: Mutex::new(injected),
         immuta_tokens: Mutex::new(HashSet::new()),
         warehouse_tokens: Mutex::new(HashSet::new()),
+        other_host,
     });
 
     let immuta_routes = Router::new()
@@ -154,6 +202,10 @@ pub fn router(cfg: EmulatorConfig) -> std::io::Result<Router> {
                 .delete(admin::clear_faults),
         )
         .route("/_emulator/state", get(admin::state))
+        .route(
+            "/_emulator/other-host",
+            get(admin::other_host).delete(admin::clear_other_host),
+        )
         .route("/_emulator/seed", post(admin::seed));
 
     let app = Router::new()
@@ -192,12 +244,34 @@ fn is_admin(path: &str) -> bool {
     path == "/_emulator" || path.starts_with("/_emulator/")
 }
 
-/// Log every non-admin request and apply latency and faults before handing it on.
+/// Log every non-admin request and apply latency and faults before handing it on. The work runs
+/// in its own task, so a client that gives up (a timeout, a late answer) does not cancel it: the
+/// write still lands and the request is still logged, as on a real server.
 async fn front(State(st): State<Shared>, req: Request, next: Next) -> Response {
-    let path = req.uri().path().to_string();
-    if is_admin(&path) {
+    if is_admin(req.uri().path()) {
         return next.run(req).await;
     }
+    let (response, cut_after) = match tokio::spawn(handle(st, req, next)).await {
+        Ok(done) => done,
+        Err(e) => {
+            return envelope(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("emulator task failed: {e}"),
+            );
+        }
+    };
+    if let Some((after, cut)) = cut_after {
+        tokio::time::sleep(after).await;
+        if let Some(cut) = cut {
+            cut.cut();
+        }
+    }
+    response
+}
+
+/// The response to one logged request, and when to cut its connection instead of answering.
+async fn handle(st: Shared, req: Request, next: Next) -> (Response, Option<(Duration, Option<Cut>)>) {
+    let path = req.uri().path().to_string();
     let method = req.method().to_string();
     let query = req.uri().query().map(str::to_string);
     let seq = st.seq.fetch_add(1, Ordering::SeqCst);
@@ -209,6 +283,9 @@ async fn front(State(st): State<Shared>, req: Request, next: Next) -> Response {
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
 
+    let mut fault = None;
+    let mut handled = None;
+    let mut cut_after = None;
     let response = 'resp: {
         if let Some(limit) = cfg.rate_limit {
             let admitted = lock(&st.rate).admit(limit, Instant::now());
@@ -225,21 +302,11 @@ async fn front(State(st): State<Shared>, req: Request, next: Next) -> Response {
         }
         let injected = faults::take_injected(&mut lock(&st.injected), &method, &path);
         if let Some(f) = injected {
-            if let Some(d) = f.delay_ms {
-                tokio::time::sleep(Duration::from_millis(d)).await;
-            }
-            if let Some(code) = f.status {
-                let status = StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-                if f.echo {
-                    break 'resp envelope(status, &echo(req, &method, &path).await);
-                }
-                let mut r = envelope(status, &format!("injected fault for {method} {path}"));
-                if code == 429 {
-                    r.headers_mut()
-                        .insert("retry-after", HeaderValue::from_static("1"));
-                }
-                break 'resp r;
-            }
+            fault = Some(f.kind.name());
+            let faulted = lost::respond(&f, st.other_host.addr, req, next).await;
+            handled = faulted.handled;
+            cut_after = faulted.cut_after;
+            break 'resp faulted.response;
         }
         if faults::fault_decision(cfg.seed, seq, cfg.fail_rate) {
             break 'resp envelope(
@@ -255,8 +322,15 @@ async fn front(State(st): State<Shared>, req: Request, next: Next) -> Response {
         method,
         path,
         query,
-        status: response.status().as_u16(),
+        // 0: the connection is cut, nothing reaches the client.
+        status: if cut_after.is_some() {
+            0
+        } else {
+            response.status().as_u16()
+        },
         at_ms,
+        fault,
+        handled,
     };
     let mut log = lock(&st.log);
     if log.len() >= LOG_CAP {
@@ -264,22 +338,5 @@ async fn front(State(st): State<Shared>, req: Request, next: Next) -> Response {
     }
     log.push_back(entry);
     drop(log);
-    response.into_response()
-}
-
-/// The text of an echoing fault: the request line, its `Authorization` header and its body.
-async fn echo(req: Request, method: &str, path: &str) -> String {
-    let auth = req
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    let body = axum::body::to_bytes(req.into_body(), 16 << 20)
-        .await
-        .unwrap_or_default();
-    format!(
-        "request rejected: {method} {path} Authorization: {auth} body: {}",
-        String::from_utf8_lossy(&body)
-    )
+    (response, cut_after)
 }

@@ -128,6 +128,14 @@ pub struct PendingExec {
     pub statements: Vec<String>,
 }
 
+/// Who a bulkId was issued to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IssuedBulk {
+    pub key: String,
+    /// `register`, `update` (connection), `settings` or `crawl`.
+    pub origin: String,
+}
+
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Store {
     pub connections: BTreeMap<String, Connection>,
@@ -136,6 +144,15 @@ pub struct Store {
     pub scripts: Vec<Script>,
     pub jobs: HashMap<String, Job>,
     pub bulks: HashMap<String, Vec<String>>,
+    /// Every bulkId issued: for which connection and by which request.
+    #[serde(default)]
+    pub issued: BTreeMap<String, IssuedBulk>,
+    /// Per connection key: registrations that succeeded (`POST /data/connection`).
+    #[serde(default)]
+    pub registrations: BTreeMap<String, u64>,
+    /// Per connection key: deletions that succeeded (`DELETE /data/object/{key}`).
+    #[serde(default)]
+    pub deletions: BTreeMap<String, u64>,
     #[serde(skip)]
     index: HashMap<(Tech, String), Vec<(usize, usize)>>,
     #[serde(skip)]
@@ -241,7 +258,8 @@ impl Store {
         }
     }
 
-    pub fn new_bulk(&mut self, now: u64) -> String {
+    /// A bulk request with one job, issued to connection `key` by an `origin` request.
+    pub fn new_bulk(&mut self, now: u64, key: &str, origin: &str) -> String {
         let bulk_id = uuid::Uuid::new_v4().to_string();
         let job_id = uuid::Uuid::new_v4().to_string();
         self.jobs.insert(
@@ -253,6 +271,13 @@ impl Store {
             },
         );
         self.bulks.insert(bulk_id.clone(), vec![job_id]);
+        self.issued.insert(
+            bulk_id.clone(),
+            IssuedBulk {
+                key: key.to_owned(),
+                origin: origin.to_owned(),
+            },
+        );
         bulk_id
     }
 }

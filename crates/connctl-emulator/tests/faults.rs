@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use connctl_emulator::{EmulatorConfig, fault_decision};
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{Value, json};
 
 async fn statuses(env: &Env, n: usize) -> Vec<(u16, Option<String>)> {
     let mut out = Vec::new();
@@ -192,27 +192,238 @@ async fn programmed_faults_and_admin_is_never_faulted() {
     assert_eq!(last["status"], 404);
 }
 
-#[tokio::test]
-async fn an_echoing_fault_repeats_the_request_in_its_message() {
+/// Programs one fault through the admin API.
+async fn program(env: &Env, fault: serde_json::Value) {
+    let r = env.admin(Method::POST, "/_emulator/faults", Some(fault)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+/// `POST /data/settings`-free probe: `PUT /data/settings/k` changes isActive and issues a bulkId.
+async fn settings_put(env: &Env, client: &reqwest::Client) -> Result<reqwest::Response, reqwest::Error> {
+    client
+        .put(format!("{}/data/settings/k", env.emu.url()))
+        .header("authorization", KEY)
+        .json(&json!({"settings": {"isActive": true}}))
+        .send()
+        .await
+}
+
+async fn issued_settings_bulks(env: &Env) -> usize {
+    let state = env.admin(Method::GET, "/_emulator/state", None).await.json();
+    state["issuedBulkIds"]
+        .as_array()
+        .expect("issuedBulkIds")
+        .iter()
+        .filter(|b| b["origin"] == "settings" && b["key"] == "k")
+        .count()
+}
+
+async fn seeded() -> Env {
     let env = Env::new();
     let r = env
         .admin(
             Method::POST,
-            "/_emulator/faults",
-            Some(json!({"method": "POST", "path": "/data/connection", "status": 400, "echo": true})),
+            "/_emulator/seed",
+            Some(json!({"connections": [sf_registration("k")]})),
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(r.json()["echo"], true);
-    let body = sf_registration("echoed");
-    let r = env
-        .immuta(Method::POST, "/data/connection", Some(body.clone()))
+    env
+}
+
+#[tokio::test]
+async fn lost_answers_applied_or_not() {
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_millis(500))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for applied in [false, true] {
+        // reset: no answer at all; the write happened exactly when `applied`
+        let env = seeded().await;
+        program(
+            &env,
+            json!({"method": "PUT", "path": "/data/settings/*", "kind": "reset", "applied": applied}),
+        )
         .await;
-    assert_eq!(r.status, 400);
+        let err = settings_put(&env, &client).await.expect_err("no answer");
+        assert!(!err.is_timeout() && !err.is_connect(), "{err:?}");
+        assert_eq!(issued_settings_bulks(&env).await, usize::from(applied));
+        let log = env.admin(Method::GET, "/_emulator/requests", None).await.json();
+        assert_eq!(log[0]["fault"], "reset");
+        assert_eq!(log[0]["status"], 0);
+        assert_eq!(log[0]["handled"], if applied { json!(200) } else { Value::Null });
+        // the next request is answered normally
+        assert_eq!(settings_put(&env, &client).await.unwrap().status(), 200);
+
+        // timeout: the client gives up; late: the answer comes after the client gave up
+        for kind in ["timeout", "late"] {
+            let env = seeded().await;
+            program(&env, json!({"method": "PUT", "path": "/data/settings/k", "kind": kind, "applied": applied, "delay_ms": 1500})).await;
+            let err = settings_put(&env, &client).await.expect_err("no answer in time");
+            assert!(err.is_timeout(), "{kind}: {err:?}");
+            let expect = usize::from(applied || kind == "late");
+            if kind == "late" && !applied {
+                // the held request is applied after the client gave up
+                assert_eq!(issued_settings_bulks(&env).await, 0);
+                tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+            }
+            assert_eq!(
+                issued_settings_bulks(&env).await,
+                expect,
+                "{kind} applied={applied}"
+            );
+        }
+
+        // mangled answers: status 5xx, HTML 502, a cut JSON 200, an HTML 200
+        for (fault, status, content_type) in [
+            (json!({"kind": "status", "status": 500}), 500, "application/json"),
+            (json!({"status": 504}), 504, "application/json"),
+            (json!({"kind": "html502"}), 502, "text/html"),
+            (json!({"kind": "truncated"}), 200, "application/json"),
+            (json!({"kind": "nonjson200"}), 200, "text/html"),
+        ] {
+            let env = seeded().await;
+            let mut f = fault.clone();
+            f["method"] = json!("PUT");
+            f["path"] = json!("/data/settings/*");
+            f["applied"] = json!(applied);
+            program(&env, f).await;
+            let r = settings_put(&env, &client).await.unwrap();
+            assert_eq!(r.status().as_u16(), status, "{fault}");
+            assert!(
+                r.headers()["content-type"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with(content_type),
+                "{fault}"
+            );
+            let text = r.text().await.unwrap();
+            if status == 200 {
+                assert!(serde_json::from_str::<Value>(&text).is_err(), "{fault}: {text}");
+            }
+            assert_eq!(issued_settings_bulks(&env).await, usize::from(applied), "{fault}");
+        }
+    }
+    // a truncated answer of an applied write is the real answer, cut
+    let env = seeded().await;
+    program(
+        &env,
+        json!({"method": "PUT", "path": "/data/settings/k", "kind": "truncated", "applied": true}),
+    )
+    .await;
+    let text = settings_put(&env, &client).await.unwrap().text().await.unwrap();
+    assert!(text.starts_with("{\"bulkId\":\""), "{text}");
+}
+
+#[tokio::test]
+async fn redirects_point_at_the_other_host_which_records_everything() {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let env = seeded().await;
+    for code in [301, 302, 303, 307, 308] {
+        program(
+            &env,
+            json!({"method": "PUT", "path": "/data/settings/*", "kind": "redirect", "status": code}),
+        )
+        .await;
+        let r = settings_put(&env, &client).await.unwrap();
+        assert_eq!(r.status().as_u16(), code);
+        let location = r.headers()["location"].to_str().unwrap().to_owned();
+        assert_eq!(location, format!("{}/data/settings/k", env.emu.other_host_url()));
+        // what a client that follows it would send
+        let followed = client
+            .put(&location)
+            .header("authorization", KEY)
+            .json(&json!({"settings": {"isActive": true}, "secret": "canary"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(followed.status(), 200, "the other host says yes to anything");
+    }
+    assert_eq!(issued_settings_bulks(&env).await, 0, "nothing applied");
+    let other = env.admin(Method::GET, "/_emulator/other-host", None).await.json();
+    assert_eq!(other["url"], env.emu.other_host_url());
+    let received = other["requests"].as_array().unwrap();
+    assert_eq!(received.len(), 5);
+    assert_eq!(received[0]["method"], "PUT");
+    assert_eq!(received[0]["path"], "/data/settings/k");
+    assert_eq!(received[0]["headers"]["authorization"], KEY);
+    assert!(received[0]["body"].as_str().unwrap().contains("canary"));
+
+    // same-origin: the Location is a path on this host, and following it gets the real answer
+    program(&env, json!({"method": "GET", "path": "/data/connection/k", "kind": "redirect", "status": 302, "to": "same"})).await;
+    let r = env.immuta(Method::GET, "/data/connection/k", None).await;
+    assert_eq!(
+        r.status, 200,
+        "reqwest follows a same-origin redirect: {}",
+        r.text
+    );
+    assert_eq!(r.json()["connectionKey"], "k");
+
+    // a reset clears what the other host received
+    env.admin(Method::POST, "/_emulator/reset", None).await;
+    let other = env.admin(Method::GET, "/_emulator/other-host", None).await.json();
+    assert_eq!(other["requests"], json!([]));
+
+    // bad programs are refused with the field named
+    for (bad, says) in [
+        (
+            json!({"method": "GET", "path": "/x", "kind": "redirect", "status": 304}),
+            "status",
+        ),
+        (json!({"method": "GET", "path": "/x", "kind": "explode"}), "kind"),
+        (
+            json!({"method": "GET", "path": "/x", "kind": "reset", "to": "same"}),
+            "to",
+        ),
+        (
+            json!({"method": "GET", "path": "/x", "kind": "reset", "applied": "yes"}),
+            "applied",
+        ),
+    ] {
+        let r = env
+            .admin(Method::POST, "/_emulator/faults", Some(bad.clone()))
+            .await;
+        assert_eq!(r.status, 400, "{bad}");
+        assert!(r.message().starts_with(says), "{bad}: {}", r.message());
+    }
+}
+
+#[tokio::test]
+async fn faults_from_the_config_apply_from_the_start() {
+    use connctl_emulator::{FaultKind, InjectedFault};
+    let env = Env::with(EmulatorConfig {
+        faults: vec![InjectedFault::new("get", "/integrations", FaultKind::Html502).times(2)],
+        ..Default::default()
+    });
+    for _ in 0..2 {
+        let r = env.immuta(Method::GET, "/integrations", None).await;
+        assert_eq!(r.status, 502);
+        assert!(r.text.contains("<html>"), "{}", r.text);
+    }
+    assert_eq!(env.immuta(Method::GET, "/integrations", None).await.status, 200);
+}
+
+#[tokio::test]
+async fn an_echoing_fault_repeats_the_request() {
+    let env = Env::new();
+    program(
+        &env,
+        json!({"method": "POST", "path": "/data/connection", "status": 502, "echo": true}),
+    )
+    .await;
+    let r = env
+        .immuta(Method::POST, "/data/connection", Some(sf_registration("x")))
+        .await;
+    assert_eq!(r.status, 502);
     let message = r.message();
+    assert!(
+        message.starts_with("request rejected: POST /data/connection"),
+        "{message}"
+    );
     assert!(message.contains(&format!("Authorization: {KEY}")), "{message}");
-    assert!(message.contains(&body.to_string()), "{message}");
-    // Used up: the next request gets the real answer.
-    let r = env.immuta(Method::POST, "/data/connection", Some(body)).await;
-    assert!(!r.message().contains("request rejected"), "{}", r.text);
+    assert!(message.contains("pa'ss;word"), "the body is echoed: {message}");
 }

@@ -119,7 +119,7 @@ pub fn create(s: &mut Store, reg: &Registration, now: u64) -> (u64, String) {
             child_count: 0,
         },
     );
-    (id, s.new_bulk(now))
+    (id, s.new_bulk(now, &reg.key, "register"))
 }
 
 /// `POST /data/connection` → `{objectPath: [key], bulkId}`.
@@ -128,6 +128,7 @@ pub async fn register(State(st): State<Shared>, body: Bytes) -> ApiResult<Json<V
     st.mutate(|s| {
         check_new(s, &reg)?;
         let (_, bulk) = create(s, &reg, now_ms());
+        *s.registrations.entry(reg.key.clone()).or_default() += 1;
         Ok(Json(json!({"objectPath": [reg.key], "bulkId": bulk})))
     })
 }
@@ -220,7 +221,7 @@ pub async fn put_one(
                 i.http_path = Some(h.to_string());
             }
         }
-        let bulk = s.new_bulk(now);
+        let bulk = s.new_bulk(now, &key, "update");
         Ok(Json(json!({"connectionKey": key, "bulkId": bulk})))
     })
 }

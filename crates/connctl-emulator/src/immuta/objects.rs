@@ -145,7 +145,7 @@ pub async fn settings(
             }
         }
         c.updated_ms = now;
-        Ok(Json(json!({"bulkId": s.new_bulk(now)})))
+        Ok(Json(json!({"bulkId": s.new_bulk(now, &key, "settings")})))
     })
 }
 
@@ -171,7 +171,7 @@ pub async fn crawl(
         if !s.connections.contains_key(&key) {
             return Err(not_found(&key));
         }
-        Ok(Json(json!({"bulkId": s.new_bulk(now_ms())})))
+        Ok(Json(json!({"bulkId": s.new_bulk(now_ms(), &key, "crawl")})))
     })
 }
 
@@ -181,6 +181,7 @@ pub async fn delete_one(State(st): State<Shared>, Path(path): Path<String>) -> A
     st.mutate(|s| {
         let c = s.connections.remove(&key).ok_or_else(|| not_found(&key))?;
         s.integrations.remove(&c.integration_id);
+        *s.deletions.entry(key.clone()).or_default() += 1;
         Ok(Json(json!({"objectPath": [key], "childCount": c.child_count})))
     })
 }
