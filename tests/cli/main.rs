@@ -16,6 +16,6 @@ mod test_http;
 mod test_lost_answers;
 mod test_plan;
 mod test_reliability;
-mod test_shapes;
 mod test_scrub;
+mod test_shapes;
 mod test_validate;
