@@ -311,3 +311,20 @@ fn other_formats(env: &TestEnv, name: &str) {
     assert_eq!(json.code, 0, "{}", json.stderr);
     insta::assert_json_snapshot!(format!("{name}_json"), stable_json(&json.stdout));
 }
+
+#[test]
+fn the_import_hint_is_a_command_that_runs() {
+    let env = world();
+    let plan = env.run(&["plan", "c.yaml"]);
+    let hint = plan
+        .stdout
+        .split("adopt it with `")
+        .nth(1)
+        .and_then(|rest| rest.split('`').next())
+        .unwrap_or_else(|| panic!("no import hint in:\n{}", plan.stdout));
+    assert_eq!(hint, "connctl import c.yaml --key dbx-existing");
+    let args: Vec<&str> = hint.split_whitespace().skip(1).collect();
+    let import = env.run(&args);
+    assert_eq!(import.code, 0, "{}\n{}", import.stdout, import.stderr);
+    assert_eq!(env.state()["connections"]["dbx-existing"]["step"], "registered");
+}

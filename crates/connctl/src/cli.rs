@@ -199,7 +199,7 @@ pub enum StateCommand {
     },
     /// Forget a connection (Immuta is not touched)
     #[command(
-        after_help = "Example:\n  connctl state rm snowflake-prod    # then `connctl import` to adopt it again"
+        after_help = "Example:\n  connctl state rm snowflake-prod\n  connctl import connections/ --key snowflake-prod    # adopts it again"
     )]
     Rm {
         key: String,

@@ -550,7 +550,9 @@ async fn state_cmd(ctx: &Context, cmd: StateCommand) -> Result<u8> {
         StateCommand::Rm { key, common } => {
             edit_state(ctx, &common, &key, "connctl state rm", |state, key| {
                 state.connections.remove(key);
-                format!("Forgot `{key}`. Immuta was not touched; `connctl import` adopts it again.")
+                format!(
+                    "Forgot `{key}`. Immuta was not touched; `connctl import PATHS --key {key}` adopts it again."
+                )
             })
         }
         StateCommand::Unprotect { key, common } => {
