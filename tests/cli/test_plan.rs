@@ -328,3 +328,27 @@ fn the_import_hint_is_a_command_that_runs() {
     assert_eq!(import.code, 0, "{}\n{}", import.stdout, import.stderr);
     assert_eq!(env.state()["connections"]["dbx-existing"]["step"], "registered");
 }
+
+#[test]
+fn a_target_that_matches_nothing_is_an_error_naming_close_keys() {
+    let env = TestEnv::new();
+    env.write("c.yaml", BASE);
+    let out = env.run(&["plan", "--target", "sf-mian", "c.yaml"]);
+    insta::assert_snapshot!(out.snapshot(), @r"
+    exit: 1
+    --- stdout
+    --- stderr
+    error: --target `sf-mian` matches no connection in the YAML, the state or Immuta
+      = help: did you mean `sf-main` or `sf-orphan`?
+    ");
+    let none_close = env.run(&["apply", "--auto-approve", "--target", "zzz*", "c.yaml"]);
+    assert_eq!(none_close.code, 1, "{}", none_close.stdout);
+    assert!(
+        none_close.stderr.contains("run without --target"),
+        "{}",
+        none_close.stderr
+    );
+    // A glob that matches plans as before.
+    let some = env.run(&["plan", "--detailed-exitcode", "--target", "sf-*", "c.yaml"]);
+    assert_eq!(some.code, 2, "{}", some.stderr);
+}

@@ -246,7 +246,7 @@ pub struct PlanArgs {
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
     pub common: CommonArgs,
-    /// Only these keys (repeatable; globs such as `snowflake-*`).
+    /// Only these keys (repeatable; globs such as `snowflake-*`); one matching no connection is an error.
     #[arg(long = "target", value_name = "KEY")]
     pub targets: Vec<String>,
     /// Delete connections that left the YAML (protected ones are still refused).
