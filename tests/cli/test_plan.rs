@@ -352,3 +352,22 @@ fn a_target_that_matches_nothing_is_an_error_naming_close_keys() {
     let some = env.run(&["plan", "--detailed-exitcode", "--target", "sf-*", "c.yaml"]);
     assert_eq!(some.code, 2, "{}", some.stderr);
 }
+
+#[test]
+fn detailed_exitcode_is_2_when_the_only_actions_are_imports() {
+    let env = TestEnv::new();
+    env.write("c.yaml", BASE);
+    assert_eq!(env.run(&["apply", "--auto-approve", "c.yaml"]).code, 0);
+    assert_eq!(env.run(&["state", "rm", "dbx-main"]).code, 0);
+    let out = env.run(&["plan", "--detailed-exitcode", "c.yaml"]);
+    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("import   dbx-main"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("Plan: 0 to create, 0 to update"),
+        "{}",
+        out.stdout
+    );
+    // Once imported there is nothing left to do.
+    assert_eq!(env.run(&["import", "c.yaml", "--key", "dbx-main"]).code, 0);
+    assert_eq!(env.run(&["plan", "--detailed-exitcode", "c.yaml"]).code, 0);
+}

@@ -93,7 +93,7 @@ pub enum Command {
         /// Save the plan; `connctl apply plan.json` then applies exactly it.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
-        /// Exit 2 when there are changes, 3 when they include a destructive one.
+        /// Exit 2 when there are changes (an import counts), 3 when they include a destructive one.
         #[arg(long)]
         detailed_exitcode: bool,
     },

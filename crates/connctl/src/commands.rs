@@ -161,7 +161,9 @@ async fn plan_cmd(ctx: &Context, args: &PlanArgs, out: Option<&Path>, detailed: 
 }
 
 fn exit_for(plan: &Plan, detailed: bool) -> u8 {
-    if !detailed || plan.is_empty() {
+    // An import sends nothing to Immuta, but it is still to do (it changes the state): 2.
+    let to_do = plan.changes.iter().any(|c| c.action != Action::Orphan);
+    if !detailed || !to_do {
         0
     } else if plan.is_destructive() {
         3
