@@ -73,3 +73,33 @@ fn status_shows_step_bulk_id_and_job() {
     let plan = env.run(&["plan", "c.yaml"]);
     assert!(plan.stdout.contains("import   dbx-b"), "{}", plan.stdout);
 }
+
+#[test]
+fn drift_json_counts_what_it_lists() {
+    let env = TestEnv::new();
+    env.write("c.yaml", SPEC);
+    assert_eq!(env.run(&["apply", "--auto-approve", "c.yaml"]).code, 0);
+    env.admin(
+        "PATCH",
+        "/_emulator/connections/sf-a",
+        serde_json::json!({"connection": {"warehouse": "UI_WH"}}),
+    );
+    let out = env.run(&["drift", "--format", "json", "c.yaml"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let keys = |field: &str| -> Vec<String> {
+        json[field]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .map_or_else(|| v["key"].as_str().unwrap().to_owned(), str::to_owned)
+            })
+            .collect()
+    };
+    assert_eq!(keys("changes"), ["sf-a"]);
+    assert_eq!(keys("unchanged"), ["dbx-b"]);
+    assert_eq!(json["summary"]["drifted"], 1);
+    assert_eq!(json["summary"]["unchanged"], 1);
+}

@@ -378,14 +378,22 @@ async fn drift(ctx: &Context, paths: &[PathBuf], common: &CommonArgs, format: Fo
     let options = connctl_engine::plan::PlanOptions::default();
     let mut plan = connctl_engine::plan::plan(&applied, &state, Some(&live), &options, vec![])?;
     // Keep only what Immuta changed: drifted fields and objects deleted outside connctl.
+    let mut undrifted = Vec::new();
     plan.changes.retain_mut(|c| {
         c.fields.retain(|f| f.cause != Cause::Config);
-        c.action == Action::Recreate || (c.action == Action::Update && !c.fields.is_empty())
+        let drifted = c.action == Action::Recreate || (c.action == Action::Update && !c.fields.is_empty());
+        if !drifted {
+            undrifted.push(c.key.clone());
+        }
+        drifted
     });
+    plan.unchanged.extend(undrifted);
+    plan.unchanged.sort();
     plan.unmanaged.clear();
     // The counts describe drift only, not what a plan would do.
     plan.summary = connctl_engine::plan::Summary {
         drifted: plan.changes.len(),
+        unchanged: plan.unchanged.len(),
         ..Default::default()
     };
     print_plan(&plan, format, Kind::Drift, ctx.color);
