@@ -285,3 +285,27 @@ fn one_failing_connection_does_not_stop_the_others() {
     assert!(plan.stdout.contains("resume   dbx-2"), "{}", plan.stdout);
     assert!(plan.stdout.contains("Plan: 0 to create"), "{}", plan.stdout);
 }
+
+#[test]
+fn an_update_reports_each_step_once() {
+    let env = TestEnv::new();
+    let spec = "version: 1
+connections:
+  - key: dbx-u
+    technology: Databricks
+    workspaceUrl: dbc-u.cloud.databricks.com
+    httpPath: /sql/1.0/warehouses/u
+    catalog: immuta_u
+    auth: { type: token, token: { env: CONNCTL_TEST_DBX_TOKEN } }
+";
+    env.write("c.yaml", spec);
+    assert_eq!(env.run(&["apply", "--auto-approve", "c.yaml"]).code, 0);
+    env.write("c.yaml", &spec.replace("warehouses/u", "warehouses/u2"));
+    let out = env.run(&["apply", "--auto-approve", "c.yaml"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    insta::assert_snapshot!(out.stderr, @r"
+    dbx-u: update
+    dbx-u: update-connection
+    dbx-u: done (connection updated)
+    ");
+}

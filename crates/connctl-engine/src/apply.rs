@@ -503,7 +503,7 @@ impl Worker {
         for op in operations {
             match op {
                 Operation::UpdateConnection => {
-                    self.emit(key, EventKind::Step("update"));
+                    self.emit(key, EventKind::Step("update-connection"));
                     let body = payload::connection_update(conn, &secrets);
                     if let Some(b) = self.client.update_connection(key, &body).await.map_err(api)? {
                         bulk_ids.push((b, "update"));
