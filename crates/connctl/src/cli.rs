@@ -125,7 +125,9 @@ pub enum Command {
         format: Format,
     },
     /// Each connection's step, last bulkId and its job state
-    #[command(after_help = "Example:\n  connctl status snowflake-prod")]
+    #[command(
+        after_help = "Exit status: 0 shown (when Immuta cannot be read, a warning says so and JOB shows the recorded states), 1 error.\n\nExample:\n  connctl status snowflake-prod"
+    )]
     Status {
         /// Connection keys (all when omitted).
         keys: Vec<String>,

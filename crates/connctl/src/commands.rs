@@ -402,23 +402,37 @@ async fn drift(ctx: &Context, paths: &[PathBuf], common: &CommonArgs, format: Fo
 
 async fn status(ctx: &Context, keys: &[String], common: &CommonArgs, json: bool) -> Result<u8> {
     let (state, path) = ctx.state(common.state.as_deref())?;
-    let client = ctx.client(common).ok();
+    // Immuta unreachable or refusing the key: the recorded state is still worth showing, with
+    // a warning that the job states are the recorded ones (exit 0, docs/plan-json.md).
+    let mut unread: Option<String> = None;
+    let mut client = ctx
+        .client(common)
+        .map_err(|e| unread = Some(format!("{e:#}")))
+        .ok();
     let mut rows = Vec::new();
     for (key, s) in &state.connections {
         if !keys.is_empty() && !keys.contains(key) {
             continue;
         }
         let bulk = s.last_bulk();
-        let job = match (bulk, &client) {
-            (Some(b), Some(c)) => match c.jobs(&b.bulk_id).await {
-                Ok(jobs) if !jobs.is_empty() => {
-                    jobs.iter().map(|j| j.state.clone()).collect::<Vec<_>>().join(",")
-                }
-                Ok(_) => "unknown".into(),
-                Err(e) if e.is_not_found() => "unknown".into(),
-                Err(e) => return Err(e.into()),
-            },
-            (Some(b), None) => b.job_state.clone().unwrap_or_else(|| "unknown".into()),
+        let live = match (bulk, &client) {
+            (Some(b), Some(c)) => Some(c.jobs(&b.bulk_id).await),
+            _ => None,
+        };
+        let recorded =
+            |b: &connctl_engine::state::BulkRecord| b.job_state.clone().unwrap_or_else(|| "unknown".into());
+        let job = match (bulk, live) {
+            (Some(_), Some(Ok(jobs))) if !jobs.is_empty() => {
+                jobs.iter().map(|j| j.state.clone()).collect::<Vec<_>>().join(",")
+            }
+            (Some(_), Some(Ok(_))) => "unknown".into(),
+            (Some(_), Some(Err(e))) if e.is_not_found() => "unknown".into(),
+            (Some(b), Some(Err(e))) => {
+                unread = Some(e.to_string());
+                client = None;
+                recorded(b)
+            }
+            (Some(b), None) => recorded(b),
             (None, _) => "-".into(),
         };
         rows.push(serde_json::json!({
@@ -435,6 +449,12 @@ async fn status(ctx: &Context, keys: &[String], common: &CommonArgs, json: bool)
         if !state.connections.contains_key(k) {
             bail!("`{k}` is not in the state ({})", path.display());
         }
+    }
+    if let Some(reason) = &unread {
+        eprintln!(
+            "warning: live job states could not be read from Immuta: {reason}\n  = help: JOB shows the states recorded in {}",
+            path.display()
+        );
     }
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
