@@ -16,8 +16,9 @@ use crate::yaml::{Node, Pos};
 /// exhausting the stack of the recursive tree reader.
 const MAX_DEPTH: usize = 20;
 
-/// Largest spec file read, in bytes (4 MiB: some 10,000 connections). A bigger file is refused
-/// before it is parsed, with the limit in the message (`docs/yaml-reference.md`).
+/// Largest spec file read, in bytes (4 MiB). A bigger file is refused before it is parsed, with
+/// the limit in the message (`docs/yaml-reference.md`). For ordinary files the YAML reader's own
+/// limit of 250,000 values (some 10,000 connections) is reached first.
 pub const MAX_SPEC_FILE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Loads and validates every spec file below `paths` (files, or directories searched
