@@ -208,7 +208,9 @@ fn refuse_tags(sink: &mut Sink<'_>, source: &str) -> bool {
                 len: text.chars().count().max(1),
             },
             format!("YAML tag `{text}` is not supported"),
-            Some("remove the tag and write the plain value; connctl files use no tags".into()),
+            Some(
+                "remove the tag (quote the value if it must stay a string); connctl files use no tags".into(),
+            ),
         );
         found = true;
     }
