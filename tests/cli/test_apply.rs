@@ -285,3 +285,58 @@ fn one_failing_connection_does_not_stop_the_others() {
     assert!(plan.stdout.contains("resume   dbx-2"), "{}", plan.stdout);
     assert!(plan.stdout.contains("Plan: 0 to create"), "{}", plan.stdout);
 }
+
+#[test]
+fn an_update_reports_each_step_once() {
+    let env = TestEnv::new();
+    let spec = "version: 1
+connections:
+  - key: dbx-u
+    technology: Databricks
+    workspaceUrl: dbc-u.cloud.databricks.com
+    httpPath: /sql/1.0/warehouses/u
+    catalog: immuta_u
+    auth: { type: token, token: { env: CONNCTL_TEST_DBX_TOKEN } }
+";
+    env.write("c.yaml", spec);
+    assert_eq!(env.run(&["apply", "--auto-approve", "c.yaml"]).code, 0);
+    env.write("c.yaml", &spec.replace("warehouses/u", "warehouses/u2"));
+    let out = env.run(&["apply", "--auto-approve", "c.yaml"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    insta::assert_snapshot!(out.stderr, @r"
+    dbx-u: update
+    dbx-u: update-connection
+    dbx-u: done (connection updated)
+    ");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_pruned_entrys_cleanup_script_is_saved_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::new();
+    let spec = "version: 1
+connections:
+  - key: dbx-p
+    technology: Databricks
+    workspaceUrl: dbc-p.cloud.databricks.com
+    httpPath: /sql/1.0/warehouses/p
+    catalog: immuta_p
+    auth: { type: token, token: { env: CONNCTL_TEST_DBX_TOKEN } }
+";
+    env.write("c.yaml", spec);
+    assert_eq!(env.run(&["apply", "--auto-approve", "c.yaml"]).code, 0);
+    env.write("c.yaml", "version: 1\nconnections: []\n");
+    let out = env.run(&["apply", "--auto-approve", "--prune", "c.yaml"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains(
+            "dbx-p: deregistered; run the cleanup script saved at .connctl/scripts/dbx-p.delete.sql"
+        ),
+        "{}",
+        out.stdout
+    );
+    let mode = |p: &str| std::fs::metadata(env.path(p)).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(".connctl/scripts"), 0o700);
+    assert_eq!(mode(".connctl/scripts/dbx-p.delete.sql"), 0o600);
+}

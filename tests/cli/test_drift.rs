@@ -73,3 +73,85 @@ fn status_shows_step_bulk_id_and_job() {
     let plan = env.run(&["plan", "c.yaml"]);
     assert!(plan.stdout.contains("import   dbx-b"), "{}", plan.stdout);
 }
+
+#[test]
+fn drift_json_counts_what_it_lists() {
+    let env = TestEnv::new();
+    env.write("c.yaml", SPEC);
+    assert_eq!(env.run(&["apply", "--auto-approve", "c.yaml"]).code, 0);
+    env.admin(
+        "PATCH",
+        "/_emulator/connections/sf-a",
+        serde_json::json!({"connection": {"warehouse": "UI_WH"}}),
+    );
+    let out = env.run(&["drift", "--format", "json", "c.yaml"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let keys = |field: &str| -> Vec<String> {
+        json[field]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .map_or_else(|| v["key"].as_str().unwrap().to_owned(), str::to_owned)
+            })
+            .collect()
+    };
+    assert_eq!(keys("changes"), ["sf-a"]);
+    assert_eq!(keys("unchanged"), ["dbx-b"]);
+    assert_eq!(json["summary"]["drifted"], 1);
+    assert_eq!(json["summary"]["unchanged"], 1);
+}
+
+#[test]
+fn status_without_immuta_shows_the_recorded_state_with_a_warning() {
+    let mut env = TestEnv::new();
+    env.write("c.yaml", SPEC);
+    assert_eq!(env.run(&["apply", "--auto-approve", "--wait", "c.yaml"]).code, 0);
+    // The warning's first and last lines; the reason between them is the client's own message.
+    let assert_warned = |stderr: &str, reason: &str| {
+        assert!(
+            stderr.starts_with("warning: live job states could not be read from Immuta: ")
+                && stderr.contains(reason)
+                && stderr.ends_with("  = help: JOB shows the states recorded in .connctl/state.json\n"),
+            "{stderr}"
+        );
+    };
+    // Nothing listens on port 1.
+    let unreachable = env.run(&["status", "--immuta-url", "http://127.0.0.1:1"]);
+    assert_warned(&unreachable.stderr, "http://127.0.0.1:1");
+    insta::assert_snapshot!(format!("exit: {}\n{}", unreachable.code, unreachable.stdout), @r"
+    exit: 0
+    KEY                          TECHNOLOGY  STEP                LAST BULK ID                           JOB
+    dbx-b                        Databricks  registered          [UUID]   completed
+    sf-a                         Snowflake   registered          [UUID]   completed
+    ");
+    env.set_env("TEST_IMMUTA_KEY", "wrong-key");
+    let refused = env.run(&["status", "--json"]);
+    assert_warned(&refused.stderr, "401");
+    insta::assert_snapshot!(format!("exit: {}\n{}", refused.code, refused.stdout), @r#"
+    exit: 0
+    [
+      {
+        "key": "dbx-b",
+        "technology": "Databricks",
+        "step": "registered",
+        "protect": false,
+        "bulkId": "[UUID]",
+        "bulkOrigin": "register",
+        "jobState": "completed"
+      },
+      {
+        "key": "sf-a",
+        "technology": "Snowflake",
+        "step": "registered",
+        "protect": false,
+        "bulkId": "[UUID]",
+        "bulkOrigin": "register",
+        "jobState": "completed"
+      }
+    ]
+    "#);
+    assert!(!refused.stderr.contains("wrong-key"), "{}", refused.stderr);
+}

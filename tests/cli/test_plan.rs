@@ -311,3 +311,63 @@ fn other_formats(env: &TestEnv, name: &str) {
     assert_eq!(json.code, 0, "{}", json.stderr);
     insta::assert_json_snapshot!(format!("{name}_json"), stable_json(&json.stdout));
 }
+
+#[test]
+fn the_import_hint_is_a_command_that_runs() {
+    let env = world();
+    let plan = env.run(&["plan", "c.yaml"]);
+    let hint = plan
+        .stdout
+        .split("adopt it with `")
+        .nth(1)
+        .and_then(|rest| rest.split('`').next())
+        .unwrap_or_else(|| panic!("no import hint in:\n{}", plan.stdout));
+    assert_eq!(hint, "connctl import c.yaml --key dbx-existing");
+    let args: Vec<&str> = hint.split_whitespace().skip(1).collect();
+    let import = env.run(&args);
+    assert_eq!(import.code, 0, "{}\n{}", import.stdout, import.stderr);
+    assert_eq!(env.state()["connections"]["dbx-existing"]["step"], "registered");
+}
+
+#[test]
+fn a_target_that_matches_nothing_is_an_error_naming_close_keys() {
+    let env = TestEnv::new();
+    env.write("c.yaml", BASE);
+    let out = env.run(&["plan", "--target", "sf-mian", "c.yaml"]);
+    insta::assert_snapshot!(out.snapshot(), @r"
+    exit: 1
+    --- stdout
+    --- stderr
+    error: --target `sf-mian` matches no connection in the YAML, the state or Immuta
+      = help: did you mean `sf-main` or `sf-orphan`?
+    ");
+    let none_close = env.run(&["apply", "--auto-approve", "--target", "zzz*", "c.yaml"]);
+    assert_eq!(none_close.code, 1, "{}", none_close.stdout);
+    assert!(
+        none_close.stderr.contains("run without --target"),
+        "{}",
+        none_close.stderr
+    );
+    // A glob that matches plans as before.
+    let some = env.run(&["plan", "--detailed-exitcode", "--target", "sf-*", "c.yaml"]);
+    assert_eq!(some.code, 2, "{}", some.stderr);
+}
+
+#[test]
+fn detailed_exitcode_is_2_when_the_only_actions_are_imports() {
+    let env = TestEnv::new();
+    env.write("c.yaml", BASE);
+    assert_eq!(env.run(&["apply", "--auto-approve", "c.yaml"]).code, 0);
+    assert_eq!(env.run(&["state", "rm", "dbx-main"]).code, 0);
+    let out = env.run(&["plan", "--detailed-exitcode", "c.yaml"]);
+    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("import   dbx-main"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("Plan: 0 to create, 0 to update"),
+        "{}",
+        out.stdout
+    );
+    // Once imported there is nothing left to do.
+    assert_eq!(env.run(&["import", "c.yaml", "--key", "dbx-main"]).code, 0);
+    assert_eq!(env.run(&["plan", "--detailed-exitcode", "c.yaml"]).code, 0);
+}

@@ -683,6 +683,7 @@ fn state_expectation(name: &str) -> &'static str {
     match name {
         "newer-version.json" => "newer than this connctl understands",
         "missing-version.json" | "top-level-array.json" => "no \"version\" field",
+        "version-string.json" | "version-fraction.json" => "\"version\" must be a whole number",
         _ => "is corrupt",
     }
 }

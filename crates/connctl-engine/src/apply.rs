@@ -503,7 +503,7 @@ impl Worker {
         for op in operations {
             match op {
                 Operation::UpdateConnection => {
-                    self.emit(key, EventKind::Step("update"));
+                    self.emit(key, EventKind::Step("update-connection"));
                     let body = payload::connection_update(conn, &secrets);
                     if let Some(b) = self.client.update_connection(key, &body).await.map_err(api)? {
                         bulk_ids.push((b, "update"));
@@ -698,7 +698,12 @@ impl Worker {
 /// Saves a script readable only by its owner (it can hold passwords).
 fn save_script(dir: &std::path::Path, key: &str, purpose: Purpose, sql: &str) -> std::io::Result<PathBuf> {
     use std::io::Write;
-    std::fs::create_dir_all(dir)?;
+    // 0700 like the manual executor's folder (docs/security.md); an existing folder keeps its mode.
+    let mut folder = std::fs::DirBuilder::new();
+    folder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut folder, 0o700);
+    folder.create(dir)?;
     let path = dir.join(format!("{key}.{}.sql", purpose.as_str()));
     let mut file = crate::state::private_file(&path)?;
     file.write_all(sql.as_bytes())?;

@@ -213,6 +213,11 @@ pub fn plan(
         keys.extend(live.keys.iter().map(String::as_str));
     }
 
+    // The import hint names the files planned from, so it can be run as it is.
+    let import_paths = match spec_files.len() {
+        1..=3 => spec_files.join(" "),
+        _ => "PATHS".to_owned(),
+    };
     let mut out = Plan {
         format_version: PLAN_FORMAT_VERSION,
         generated_at: crate::state::now(),
@@ -260,7 +265,7 @@ pub fn plan(
                     risk: Risk::None,
                     fields: vec![],
                     note: Some(format!(
-                        "exists in Immuta but not in the state; adopt it with `connctl import {key}` (apply never creates over it)"
+                        "exists in Immuta but not in the state; adopt it with `connctl import {import_paths} --key {key}` (apply never creates over it)"
                     )),
                 }),
                 _ => Some(create(key, w, Action::Create)),

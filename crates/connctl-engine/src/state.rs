@@ -231,15 +231,21 @@ impl State {
             path: path.into(),
             reason: e.to_string(),
         })?;
-        let version = value.get("version").and_then(serde_json::Value::as_u64);
-        match version {
-            Some(v) if v > u64::from(STATE_VERSION) => {
+        let version = value.get("version");
+        match version.map(|v| (v, v.as_u64())) {
+            Some((_, Some(v))) if v > u64::from(STATE_VERSION) => {
                 return Err(StateError::TooNew {
                     path: path.into(),
                     found: v,
                 });
             }
-            Some(_) => {}
+            Some((_, Some(_))) => {}
+            Some((v, None)) => {
+                return Err(StateError::Corrupt {
+                    path: path.into(),
+                    reason: bad_version(path, &text, v),
+                });
+            }
             None => {
                 return Err(StateError::Corrupt {
                     path: path.into(),
@@ -272,6 +278,40 @@ impl State {
         text.push('\n');
         Ok(text.into_bytes())
     }
+}
+
+/// Why a `version` that is there is not a version (`-1`, `1.5`, `"1"`), at its
+/// `file:line:col`: serde_json's error for the field gives the line, the line gives the column.
+fn bad_version(path: &Path, text: &str, found: &serde_json::Value) -> String {
+    #[derive(Deserialize)]
+    struct Probe {
+        #[allow(dead_code)]
+        version: u64,
+    }
+    let at = serde_json::from_str::<Probe>(text).err().map(|e| {
+        let column = text
+            .lines()
+            .nth(e.line().saturating_sub(1))
+            .and_then(|line| {
+                let key = line.find("\"version\"")?;
+                let value = line[key + "\"version\"".len()..]
+                    .trim_start()
+                    .strip_prefix(':')?
+                    .trim_start();
+                Some(line[..line.len() - value.len()].chars().count() + 1)
+            })
+            .unwrap_or(e.column());
+        format!(" at {}:{}:{column}", path.display(), e.line())
+    });
+    let found = match found {
+        serde_json::Value::Array(_) => "a list".to_owned(),
+        serde_json::Value::Object(_) => "an object".to_owned(),
+        scalar => scalar.to_string().chars().take(40).collect(),
+    };
+    format!(
+        "\"version\" must be a whole number (this connctl writes {STATE_VERSION}), found {found}{}",
+        at.unwrap_or_default()
+    )
 }
 
 impl Default for State {
@@ -375,6 +415,30 @@ mod tests {
         v["connections"]["a"]["futureField"] = serde_json::json!(1);
         fs::write(&path, v.to_string()).unwrap();
         assert!(matches!(State::load(&path), Err(StateError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn a_version_that_is_not_a_whole_number_is_named_at_its_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        for (version, shown) in [
+            ("-1", "-1"),
+            ("1.5", "1.5"),
+            (r#""1""#, r#""1""#),
+            ("[1]", "a list"),
+        ] {
+            fs::write(
+                &path,
+                format!("{{\n  \"serial\": 3,\n  \"version\": {version}\n}}\n"),
+            )
+            .unwrap();
+            let err = State::load(&path).unwrap_err().to_string();
+            let want = format!(
+                "state file {p} is corrupt: \"version\" must be a whole number (this connctl writes 1), found {shown} at {p}:3:14\n",
+                p = path.display()
+            );
+            assert!(err.starts_with(&want), "{version}: {err}");
+        }
     }
 
     #[test]

@@ -328,6 +328,13 @@ fn catalog(sink: &mut Sink<'_>, node: &Node) {
     }
 }
 
+/// A portable environment variable name (POSIX): what a shell can `export`.
+fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 const SECRET_HELP: &str = "use `{ env: NAME }` or `{ file: PATH }`";
 
 /// A secret reference: a mapping with exactly one of `env` and `file`. A literal is an error
@@ -381,12 +388,15 @@ fn secret(sink: &mut Sink<'_>, key: &Node, node: &Node, path: &str, required: bo
                 ),
                 (Some(env), None) => {
                     if let Some(name) = non_empty_str(sink, env, &join(path, "env"))
-                        && (name.contains('=') || name.contains('\0') || name.trim() != name)
+                        && !is_env_name(name)
                     {
                         sink.error(
                             env.pos,
                             format!("`{}` is not a valid environment variable name", join(path, "env")),
-                            Some("a name may not contain `=`, NUL or surrounding spaces".into()),
+                            Some(
+                                "a name is letters, digits and underscores, not starting with a digit (`SF_PASSWORD`)"
+                                    .into(),
+                            ),
                         );
                     }
                 }

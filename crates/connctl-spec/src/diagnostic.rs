@@ -85,15 +85,42 @@ impl Diagnostic {
             let bar = paint.fg(BLUE, "|");
             out.push_str(&format!("{pad} {bar}\n"));
             let number = paint.fg(BLUE, &self.line.to_string());
-            out.push_str(&format!("{number} {bar} {}\n", snippet.trim_end()));
-            let indent = " ".repeat(self.column.saturating_sub(1));
-            let carets = paint.bold(label_color, &"^".repeat(self.len.max(1)));
+            let (shown, column, len) = window(snippet.trim_end(), self.column, self.len);
+            out.push_str(&format!("{number} {bar} {shown}\n"));
+            let indent = " ".repeat(column.saturating_sub(1));
+            let carets = paint.bold(label_color, &"^".repeat(len.max(1)));
             out.push_str(&format!("{pad} {bar} {indent}{carets}\n"));
         }
         if let Some(help) = &self.help {
             out.push_str(&format!("{pad} {} {help}\n", paint.bold("", "= help:")));
         }
     }
+}
+
+/// Widest source line shown; a longer one (a minified file) is cut around the column.
+const SNIPPET_WIDTH: usize = 120;
+
+/// The part of `line` to show, with the column and underline width inside it.
+fn window(line: &str, column: usize, len: usize) -> (String, usize, usize) {
+    let chars: Vec<char> = line.chars().collect();
+    if chars.len() <= SNIPPET_WIDTH {
+        return (line.to_owned(), column, len);
+    }
+    let at = column.saturating_sub(1).min(chars.len());
+    let start = at.saturating_sub(SNIPPET_WIDTH / 3);
+    let end = (start + SNIPPET_WIDTH).min(chars.len());
+    let head = usize::from(start > 0);
+    let text: String = chars[start..end].iter().collect();
+    let shown = format!(
+        "{}{text}{}",
+        if head > 0 { "…" } else { "" },
+        if end < chars.len() { "…" } else { "" }
+    );
+    (
+        shown,
+        at - start + head + 1,
+        len.min(end.saturating_sub(at)).max(1),
+    )
 }
 
 /// Every diagnostic of a run, errors and warnings, in the order found.
@@ -270,6 +297,19 @@ mod tests {
         assert!(report.render(true).contains("\x1b["));
         assert!(!report.render(false).contains('\x1b'));
         assert_eq!(report.to_string(), report.render(false));
+    }
+
+    #[test]
+    fn a_long_line_is_cut_around_the_column() {
+        let src = format!("x: [{}]\n", "0,".repeat(10_000));
+        let mut sink = Sink::new(Path::new("a.yaml"), &src);
+        let mut d = sink.at(Severity::Error, 1, 10_001, 1);
+        d.message = "too long".into();
+        sink.push(d);
+        let text = sink.into_report().render(false);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[3], format!("1 | …{}…", "0,".repeat(60)));
+        assert_eq!(lines[4], format!("  | {}^", " ".repeat(41)));
     }
 
     #[test]

@@ -21,10 +21,10 @@ mod yaml;
 
 pub use check::RESERVED_KEYS;
 pub use diagnostic::{Diagnostic, Report, Severity};
-pub use load::{load, load_with_warnings};
+pub use load::{MAX_SPEC_FILE_BYTES, load, load_with_warnings};
 pub use merge::{DEFAULT_FORCE_RECURSIVE_CRAWL, DEFAULT_IS_ACTIVE, DEFAULT_PORT};
 pub use model::*;
 pub use redact::redact;
 pub use schema::{json_schema, json_schema_text};
-pub use secret::{Secret, SecretError, SecretRef};
+pub use secret::{MAX_SECRET_FILE_BYTES, Secret, SecretError, SecretRef};
 pub use secrets::check_secrets;

@@ -16,6 +16,11 @@ use crate::yaml::{Node, Pos};
 /// exhausting the stack of the recursive tree reader.
 const MAX_DEPTH: usize = 20;
 
+/// Largest spec file read, in bytes (4 MiB). A bigger file is refused before it is parsed, with
+/// the limit in the message (`docs/yaml-reference.md`). For ordinary files the YAML reader's own
+/// limit of 250,000 values (some 10,000 connections) is reached first.
+pub const MAX_SPEC_FILE_BYTES: u64 = 4 * 1024 * 1024;
+
 /// Loads and validates every spec file below `paths` (files, or directories searched
 /// recursively for `*.yaml` / `*.yml`, sorted). Warnings are dropped; see [`load_with_warnings`].
 pub fn load(paths: &[impl AsRef<Path>]) -> Result<Desired, Report> {
@@ -30,8 +35,12 @@ pub fn load_with_warnings(paths: &[impl AsRef<Path>]) -> Result<(Desired, Report
     let mut desired = Desired::default();
     let mut seen: HashMap<String, Origin> = HashMap::new();
     for file in files {
-        let source = match std::fs::read(&file) {
-            Ok(bytes) => match String::from_utf8(bytes) {
+        let source = match read_capped(&file) {
+            Ok(None) => {
+                report.diagnostics.push(too_large(&file));
+                continue;
+            }
+            Ok(Some(bytes)) => match String::from_utf8(bytes) {
                 Ok(text) => text,
                 Err(e) => {
                     report
@@ -62,6 +71,30 @@ pub fn load_with_warnings(paths: &[impl AsRef<Path>]) -> Result<(Desired, Report
     } else {
         Ok((desired, report))
     }
+}
+
+/// Reads at most [`MAX_SPEC_FILE_BYTES`]; `None` when the file holds more. Reading (rather than
+/// asking the file system for a size) keeps pipes such as `<(generate-spec)` working.
+fn read_capped(file: &Path) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    std::fs::File::open(file)?
+        .take(MAX_SPEC_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)?;
+    Ok((bytes.len() as u64 <= MAX_SPEC_FILE_BYTES).then_some(bytes))
+}
+
+fn too_large(file: &Path) -> Diagnostic {
+    Diagnostic::error(
+        file,
+        1,
+        1,
+        format!(
+            "file is larger than {} MiB, the most connctl reads from one spec file",
+            MAX_SPEC_FILE_BYTES / (1024 * 1024)
+        ),
+    )
+    .with_help("split the connections over several files (a directory is read as one spec)")
 }
 
 /// Parses, checks and builds the connections of one file into `desired`.
@@ -119,22 +152,69 @@ fn parse(sink: &mut Sink<'_>, source: &str) -> Option<Node> {
         strict_booleans: true,
         leading_zero_numbers_as_strings: true,
         with_snippet: false,
-        budget: serde_saphyr::budget! { max_depth: MAX_DEPTH },
+        budget: Some(budget()),
     };
     match serde_saphyr::from_str_with_options::<Node>(source, options) {
-        Ok(node) => Some(node),
+        Ok(node) => (!refuse_tags(sink, source)).then_some(node),
         Err(e) => {
-            let (line, column) = e.location().map_or((1, 1), |l| {
+            let (mut line, mut column) = e.location().map_or((1, 1), |l| {
                 (
                     usize::try_from(l.line()).unwrap_or(1),
                     usize::try_from(l.column()).unwrap_or(1),
                 )
             });
-            let (message, help, len) = parse_message(&e);
+            let (mut message, help, len) = parse_message(&e);
+            let about_tabs = message.starts_with("invalid YAML") && message.contains("tab");
+            if about_tabs && let Some(tab) = indentation_tab(source, line) {
+                // The scanner notices a tab only after the token before it, often a line early.
+                (line, column) = tab;
+                message = "invalid YAML: a tab in the indentation".into();
+            }
             sink.error(Pos { line, column, len }, message, help);
             None
         }
     }
+}
+
+/// The first tab in the indentation of line `from` or a later line, as (line, column).
+fn indentation_tab(source: &str, from: usize) -> Option<(usize, usize)> {
+    source
+        .lines()
+        .enumerate()
+        .skip(from.saturating_sub(1))
+        .find_map(|(i, text)| {
+            let indent = &text[..text.len() - text.trim_start_matches([' ', '\t']).len()];
+            let column = indent.find('\t')?;
+            Some((i + 1, column + 1))
+        })
+}
+
+/// YAML tags (`!!binary`, `!!str`, `!custom`) change how a value is read — `!!binary aGVsbG8=`
+/// would quietly become `hello` — and a connctl file has no use for them: each is an error.
+/// Returns whether there was one.
+fn refuse_tags(sink: &mut Sink<'_>, source: &str) -> bool {
+    let mut found = false;
+    for event in serde_saphyr::granit_parser::Parser::new_from_str(source) {
+        // The document parsed a moment ago; a scan error here cannot happen, and ends the scan.
+        let Ok((event, span)) = event else { break };
+        let Some(tag) = event.tag().and(span.tag_span()) else {
+            continue;
+        };
+        let text = tag.slice(source).unwrap_or("!");
+        sink.error(
+            Pos {
+                line: tag.start.line(),
+                column: tag.start.col() + 1,
+                len: text.chars().count().max(1),
+            },
+            format!("YAML tag `{text}` is not supported"),
+            Some(
+                "remove the tag (quote the value if it must stay a string); connctl files use no tags".into(),
+            ),
+        );
+        found = true;
+    }
+    found
 }
 
 /// A friendlier wording of serde-saphyr's parse errors (without its location suffix), a help
@@ -142,17 +222,9 @@ fn parse(sink: &mut Sink<'_>, source: &str) -> Option<Node> {
 fn parse_message(e: &serde_saphyr::Error) -> (String, Option<String>, usize) {
     let raw = e.to_string();
     let text = raw.rfind(" at line ").map_or(raw.as_str(), |i| &raw[..i]);
-    if let serde_saphyr::Error::Budget {
-        breach: serde_saphyr::budget::BudgetBreach::Depth { .. },
-        ..
-    } = e
-    {
-        let help = "a connctl file nests at most 6 levels; is this the right file?";
-        return (
-            format!("nesting deeper than {MAX_DEPTH} levels"),
-            Some(help.into()),
-            1,
-        );
+    if let serde_saphyr::Error::Budget { breach, .. } = e {
+        let (message, help) = budget_message(breach);
+        return (message, Some(help), 1);
     }
     if text.starts_with("multiple YAML documents") {
         return (
@@ -176,6 +248,60 @@ fn parse_message(e: &serde_saphyr::Error) -> (String, Option<String>, usize) {
         .contains("tab")
         .then(|| "YAML indents with spaces, never tabs".to_owned());
     (format!("invalid YAML: {text}"), help, 1)
+}
+
+/// The limits of the YAML reader: serde-saphyr's defaults, with a shallower nesting.
+fn budget() -> serde_saphyr::Budget {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_depth = MAX_DEPTH;
+    budget
+}
+
+/// A breached reader limit as a sentence that names the limit, and a help line.
+fn budget_message(breach: &serde_saphyr::budget::BudgetBreach) -> (String, String) {
+    use serde_saphyr::budget::BudgetBreach as B;
+    let limits = budget();
+    let split = "split the connections over several files (a directory is read as one spec)";
+    let (message, help) = match breach {
+        B::Depth { .. } => (
+            format!("nesting deeper than {MAX_DEPTH} levels"),
+            "a connctl file nests at most 6 levels; is this the right file?",
+        ),
+        B::Nodes { .. } => (
+            format!(
+                "the file holds more than {} YAML values, the most connctl reads from one file",
+                limits.max_nodes
+            ),
+            split,
+        ),
+        B::Events { .. } => (
+            format!(
+                "the file holds more than {} YAML events, the most connctl reads from one file",
+                limits.max_events
+            ),
+            split,
+        ),
+        B::ScalarBytes { .. } => (
+            format!(
+                "the values of the file hold more than {} MiB of text, the most connctl reads",
+                limits.max_total_scalar_bytes / (1024 * 1024)
+            ),
+            split,
+        ),
+        B::Documents { .. } => (
+            format!("more than {} YAML documents in this file", limits.max_documents),
+            "put each document in its own file",
+        ),
+        B::Aliases { .. } | B::Anchors { .. } | B::AliasAnchorRatio { .. } | B::MergeKeys { .. } => (
+            format!(
+                "too many YAML anchors, aliases or merge keys (limits: {} anchors, {} aliases, {} merge keys)",
+                limits.max_anchors, limits.max_aliases, limits.max_merge_keys
+            ),
+            "write the values out; a connctl file needs no anchors",
+        ),
+        _ => ("the file exceeds a limit of the YAML reader".to_owned(), split),
+    };
+    (message, help.to_owned())
 }
 
 fn not_utf8(file: &Path, bytes: &[u8], valid_up_to: usize) -> Diagnostic {

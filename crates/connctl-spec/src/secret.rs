@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 #[serde(rename_all = "lowercase", deny_unknown_fields)]
 pub enum SecretRef {
     /// The name of an environment variable holding the value.
-    Env(#[schemars(length(min = 1))] String),
+    Env(#[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$"))] String),
     /// A file holding the value (a trailing newline is dropped, except for PEM keys it is kept).
     File(#[schemars(length(min = 1))] PathBuf),
 }
@@ -42,7 +42,17 @@ pub enum SecretError {
     FileUnreadable { path: PathBuf, reason: String },
     #[error("secret file {0} is empty")]
     FileEmpty(PathBuf),
+    #[error(
+        "secret file {path} is {kind}, not a regular file; connctl reads secrets only from regular files"
+    )]
+    NotAFile { path: PathBuf, kind: &'static str },
+    #[error("secret file {path} is larger than {} KiB, the most connctl reads for a secret", MAX_SECRET_FILE_BYTES / 1024)]
+    FileTooLarge { path: PathBuf },
 }
+
+/// Largest secret file read, in bytes. A password, a token or a PEM key is a few KiB at most;
+/// the cap keeps a wrong path (a log, a disk image) from being read whole and sent.
+pub const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
 
 impl SecretRef {
     /// Makes a relative file reference absolute against `base` (the spec file's folder).
@@ -63,10 +73,7 @@ impl SecretRef {
                 Err(_) => Err(SecretError::EnvMissing(name.clone())),
             },
             SecretRef::File(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| SecretError::FileUnreadable {
-                    path: path.clone(),
-                    reason: e.kind().to_string(),
-                })?;
+                let text = read_secret_file(path)?;
                 let value = if text.contains("-----BEGIN") {
                     text
                 } else {
@@ -90,6 +97,58 @@ impl SecretRef {
                 .unwrap_or_else(|| "private_key.p8".to_owned()),
             SecretRef::Env(_) => "private_key.p8".to_owned(),
         }
+    }
+}
+
+/// Reads a secret file: a regular file (a FIFO would block for ever, a device such as
+/// `/dev/zero` never ends) of at most [`MAX_SECRET_FILE_BYTES`].
+fn read_secret_file(path: &Path) -> Result<String, SecretError> {
+    use std::io::Read as _;
+    let unreadable = |e: std::io::Error| SecretError::FileUnreadable {
+        path: path.to_path_buf(),
+        reason: e.kind().to_string(),
+    };
+    // Checked before opening: opening a FIFO for reading blocks until a writer appears.
+    let kind = std::fs::metadata(path).map_err(unreadable)?.file_type();
+    if !kind.is_file() {
+        return Err(SecretError::NotAFile {
+            path: path.to_path_buf(),
+            kind: file_kind(kind),
+        });
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .map_err(unreadable)?
+        .take(MAX_SECRET_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(unreadable)?;
+    if bytes.len() as u64 > MAX_SECRET_FILE_BYTES {
+        return Err(SecretError::FileTooLarge {
+            path: path.to_path_buf(),
+        });
+    }
+    String::from_utf8(bytes).map_err(|_| unreadable(std::io::ErrorKind::InvalidData.into()))
+}
+
+/// What a file that is not a regular file is, for the message.
+fn file_kind(kind: std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt as _;
+        if kind.is_fifo() {
+            return "a FIFO (named pipe)";
+        }
+        if kind.is_socket() {
+            return "a socket";
+        }
+        if kind.is_char_device() || kind.is_block_device() {
+            return "a device";
+        }
+    }
+    if kind.is_dir() {
+        "a directory"
+    } else {
+        "a special file"
     }
 }
 
@@ -146,6 +205,73 @@ mod tests {
         assert_ne!(a.fingerprint("s1"), a.fingerprint("s2"));
         assert_ne!(a.fingerprint("s1"), Secret::new("b").fingerprint("s1"));
         assert!(a.fingerprint("s1").starts_with("sha256:"));
+    }
+
+    /// Resolves on another thread, so that a reference that blocks fails the test, not hangs it.
+    fn resolve_within_5s(reference: SecretRef) -> Result<Secret, SecretError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(reference.resolve()));
+        rx.recv_timeout(std::time::Duration::from_secs(5))
+            .expect("resolve blocked for 5 s")
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_or_a_device_is_refused_without_reading_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fifo = dir.path().join("secret.fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo");
+        assert!(made.success());
+        let err = resolve_within_5s(SecretRef::File(fifo.clone())).expect_err("a FIFO");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "secret file {} is a FIFO (named pipe), not a regular file; connctl reads secrets only from regular files",
+                fifo.display()
+            )
+        );
+        let err = resolve_within_5s(SecretRef::File("/dev/zero".into())).expect_err("a device");
+        assert_eq!(
+            err,
+            SecretError::NotAFile {
+                path: "/dev/zero".into(),
+                kind: "a device"
+            }
+        );
+        let err = resolve_within_5s(SecretRef::File(dir.path().into())).expect_err("a directory");
+        assert!(
+            err.to_string().contains("is a directory, not a regular file"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_secret_file_over_the_cap_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cap = usize::try_from(MAX_SECRET_FILE_BYTES).expect("fits");
+        let at_cap = dir.path().join("at-cap");
+        std::fs::write(&at_cap, "k".repeat(cap)).expect("write");
+        assert_eq!(
+            SecretRef::File(at_cap)
+                .resolve()
+                .expect("at the cap")
+                .expose()
+                .len(),
+            cap
+        );
+        let over = dir.path().join("over");
+        std::fs::write(&over, "k".repeat(cap + 1)).expect("write");
+        let err = SecretRef::File(over.clone()).resolve().expect_err("over the cap");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "secret file {} is larger than 64 KiB, the most connctl reads for a secret",
+                over.display()
+            )
+        );
     }
 
     #[test]

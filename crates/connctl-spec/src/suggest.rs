@@ -3,16 +3,22 @@
 /// The candidate closest to `input`, if it is close enough to be a plausible typo.
 /// Case differences count as near-misses (`snowflake` → `Snowflake`).
 pub fn did_you_mean<'a>(input: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    closest(input, candidates, 1).into_iter().next()
+}
+
+/// Up to `max` candidates close enough to `input` to be a plausible typo, closest first.
+pub fn closest<'a>(input: &str, candidates: &[&'a str], max: usize) -> Vec<&'a str> {
     let lower = input.to_lowercase();
     if let Some(exact) = candidates.iter().find(|c| c.to_lowercase() == lower) {
-        return Some(exact);
+        return vec![exact];
     }
-    candidates
+    let mut scored: Vec<(&'a str, f64)> = candidates
         .iter()
-        .map(|c| (c, strsim::jaro_winkler(&lower, &c.to_lowercase())))
+        .map(|c| (*c, strsim::jaro_winkler(&lower, &c.to_lowercase())))
         .filter(|(_, score)| *score >= 0.82)
-        .max_by(|a, b| a.1.total_cmp(&b.1))
-        .map(|(c, _)| *c)
+        .collect();
+    scored.sort_by(|a, b| b.1.total_cmp(&a.1));
+    scored.into_iter().take(max).map(|(c, _)| c).collect()
 }
 
 /// `a`, `b` or `c` — a list of choices for a help line.
@@ -40,5 +46,8 @@ mod tests {
             Some("Snowflake")
         );
         assert_eq!(one_of(&["a", "b", "c"]), "`a`, `b` or `c`");
+        let keys = ["sf-main", "sf-mains", "dbx-main", "other"];
+        assert_eq!(closest("sf-mian", &keys, 3), ["sf-main", "sf-mains"]);
+        assert_eq!(closest("sf-mian", &keys, 1), ["sf-main"]);
     }
 }

@@ -128,3 +128,38 @@ fn one_run_reports_every_error_of_a_file() {
     let at: Vec<(usize, usize)> = report.diagnostics.iter().map(|d| (d.line, d.column)).collect();
     assert_eq!(at, [(3, 10), (7, 11), (8, 14), (9, 33), (10, 5)], "{report}");
 }
+
+#[test]
+fn a_file_over_the_size_cap_is_refused_with_the_limit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("huge.yaml");
+    let cap = usize::try_from(connctl_spec::MAX_SPEC_FILE_BYTES).expect("fits");
+    let mut text = "version: 1\nconnections: []\n".to_owned();
+    text.push_str(&"#".repeat(cap + 1 - text.len()));
+    std::fs::write(&file, &text).expect("write");
+    let report = load(&[&file]).expect_err("too large");
+    assert_eq!(
+        report.diagnostics[0].message,
+        "file is larger than 4 MiB, the most connctl reads from one spec file"
+    );
+    // One byte less is read.
+    std::fs::write(&file, &text[..cap]).expect("write");
+    load(&[&file]).unwrap_or_else(|r| panic!("{r}"));
+}
+
+#[test]
+fn a_reader_limit_is_a_sentence_with_the_limit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("many.yaml");
+    std::fs::write(&file, format!("version: 1\nx: [{}]\n", "0,".repeat(250_001))).expect("write");
+    let report = load(&[&file]).expect_err("too many values");
+    let d = &report.diagnostics[0];
+    assert_eq!(
+        d.message,
+        "the file holds more than 250000 YAML values, the most connctl reads from one file"
+    );
+    assert_eq!(
+        d.help.as_deref(),
+        Some("split the connections over several files (a directory is read as one spec)")
+    );
+}

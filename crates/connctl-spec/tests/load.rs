@@ -256,3 +256,32 @@ fn an_empty_connections_list_is_valid() {
     assert!(desired.connections.is_empty());
     assert_eq!(desired.files, [spec]);
 }
+
+#[cfg(unix)]
+#[test]
+fn check_secrets_refuses_a_fifo_naming_connection_and_field() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let made = std::process::Command::new("mkfifo")
+        .arg(dir.path().join("password.fifo"))
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let spec = dir.path().join("c.yaml");
+    std::fs::write(
+        &spec,
+        "version: 1\nconnections:\n  - key: sf\n    technology: Snowflake\n    host: h\n    warehouse: W\n    database: D\n    role: R\n    auth: { type: userPassword, username: U, password: { file: password.fifo } }\n",
+    )
+    .expect("write");
+    let desired = load(&[&spec]).unwrap_or_else(|r| panic!("{r}"));
+    // On another thread: before the fix, reading the FIFO blocked for ever.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(check_secrets(&desired).render(false)));
+    let text = rx
+        .recv_timeout(std::time::Duration::from_secs(5))
+        .expect("check_secrets blocked on a FIFO");
+    assert!(
+        text.contains("error: connection `sf`: auth.password: secret file ")
+            && text.contains("password.fifo is a FIFO (named pipe), not a regular file"),
+        "{text}"
+    );
+}

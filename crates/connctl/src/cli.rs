@@ -93,7 +93,7 @@ pub enum Command {
         /// Save the plan; `connctl apply plan.json` then applies exactly it.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
-        /// Exit 2 when there are changes, 3 when they include a destructive one.
+        /// Exit 2 when there are changes (an import counts), 3 when they include a destructive one.
         #[arg(long)]
         detailed_exitcode: bool,
     },
@@ -125,7 +125,9 @@ pub enum Command {
         format: Format,
     },
     /// Each connection's step, last bulkId and its job state
-    #[command(after_help = "Example:\n  connctl status snowflake-prod")]
+    #[command(
+        after_help = "Exit status: 0 shown (when Immuta cannot be read, a warning says so and JOB shows the recorded states), 1 error.\n\nExample:\n  connctl status snowflake-prod"
+    )]
     Status {
         /// Connection keys (all when omitted).
         keys: Vec<String>,
@@ -199,7 +201,7 @@ pub enum StateCommand {
     },
     /// Forget a connection (Immuta is not touched)
     #[command(
-        after_help = "Example:\n  connctl state rm snowflake-prod    # then `connctl import` to adopt it again"
+        after_help = "Example:\n  connctl state rm snowflake-prod\n  connctl import connections/ --key snowflake-prod    # adopts it again"
     )]
     Rm {
         key: String,
@@ -246,7 +248,7 @@ pub struct PlanArgs {
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
     pub common: CommonArgs,
-    /// Only these keys (repeatable; globs such as `snowflake-*`).
+    /// Only these keys (repeatable; globs such as `snowflake-*`); one matching no connection is an error.
     #[arg(long = "target", value_name = "KEY")]
     pub targets: Vec<String>,
     /// Delete connections that left the YAML (protected ones are still refused).

@@ -169,7 +169,9 @@ fn save_plan(out: &Path, plan: &Plan) -> Result<()> {
 }
 
 fn exit_for(plan: &Plan, detailed: bool) -> u8 {
-    if !detailed || plan.is_empty() {
+    // An import sends nothing to Immuta, but it is still to do (it changes the state): 2.
+    let to_do = plan.changes.iter().any(|c| c.action != Action::Orphan);
+    if !detailed || !to_do {
         0
     } else if plan.is_destructive() {
         3
@@ -397,14 +399,22 @@ async fn drift(ctx: &Context, paths: &[PathBuf], common: &CommonArgs, format: Fo
     let options = connctl_engine::plan::PlanOptions::default();
     let mut plan = connctl_engine::plan::plan(&applied, &state, Some(&live), &options, vec![])?;
     // Keep only what Immuta changed: drifted fields and objects deleted outside connctl.
+    let mut undrifted = Vec::new();
     plan.changes.retain_mut(|c| {
         c.fields.retain(|f| f.cause != Cause::Config);
-        c.action == Action::Recreate || (c.action == Action::Update && !c.fields.is_empty())
+        let drifted = c.action == Action::Recreate || (c.action == Action::Update && !c.fields.is_empty());
+        if !drifted {
+            undrifted.push(c.key.clone());
+        }
+        drifted
     });
+    plan.unchanged.extend(undrifted);
+    plan.unchanged.sort();
     plan.unmanaged.clear();
     // The counts describe drift only, not what a plan would do.
     plan.summary = connctl_engine::plan::Summary {
         drifted: plan.changes.len(),
+        unchanged: plan.unchanged.len(),
         ..Default::default()
     };
     print_plan(&plan, format, Kind::Drift, ctx.color);
@@ -413,23 +423,37 @@ async fn drift(ctx: &Context, paths: &[PathBuf], common: &CommonArgs, format: Fo
 
 async fn status(ctx: &Context, keys: &[String], common: &CommonArgs, json: bool) -> Result<u8> {
     let (state, path) = ctx.state(common.state.as_deref())?;
-    let client = ctx.client(common).ok();
+    // Immuta unreachable or refusing the key: the recorded state is still worth showing, with
+    // a warning that the job states are the recorded ones (exit 0, docs/plan-json.md).
+    let mut unread: Option<String> = None;
+    let mut client = ctx
+        .client(common)
+        .map_err(|e| unread = Some(format!("{e:#}")))
+        .ok();
     let mut rows = Vec::new();
     for (key, s) in &state.connections {
         if !keys.is_empty() && !keys.contains(key) {
             continue;
         }
         let bulk = s.last_bulk();
-        let job = match (bulk, &client) {
-            (Some(b), Some(c)) => match c.jobs(&b.bulk_id).await {
-                Ok(jobs) if !jobs.is_empty() => {
-                    jobs.iter().map(|j| j.state.clone()).collect::<Vec<_>>().join(",")
-                }
-                Ok(_) => "unknown".into(),
-                Err(e) if e.is_not_found() => "unknown".into(),
-                Err(e) => return Err(e.into()),
-            },
-            (Some(b), None) => b.job_state.clone().unwrap_or_else(|| "unknown".into()),
+        let live = match (bulk, &client) {
+            (Some(b), Some(c)) => Some(c.jobs(&b.bulk_id).await),
+            _ => None,
+        };
+        let recorded =
+            |b: &connctl_engine::state::BulkRecord| b.job_state.clone().unwrap_or_else(|| "unknown".into());
+        let job = match (bulk, live) {
+            (Some(_), Some(Ok(jobs))) if !jobs.is_empty() => {
+                jobs.iter().map(|j| j.state.clone()).collect::<Vec<_>>().join(",")
+            }
+            (Some(_), Some(Ok(_))) => "unknown".into(),
+            (Some(_), Some(Err(e))) if e.is_not_found() => "unknown".into(),
+            (Some(b), Some(Err(e))) => {
+                unread = Some(e.to_string());
+                client = None;
+                recorded(b)
+            }
+            (Some(b), None) => recorded(b),
             (None, _) => "-".into(),
         };
         rows.push(serde_json::json!({
@@ -446,6 +470,12 @@ async fn status(ctx: &Context, keys: &[String], common: &CommonArgs, json: bool)
         if !state.connections.contains_key(k) {
             bail!("`{k}` is not in the state ({})", path.display());
         }
+    }
+    if let Some(reason) = &unread {
+        eprintln!(
+            "warning: live job states could not be read from Immuta: {reason}\n  = help: JOB shows the states recorded in {}",
+            path.display()
+        );
     }
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
@@ -571,7 +601,9 @@ async fn state_cmd(ctx: &Context, cmd: StateCommand) -> Result<u8> {
         StateCommand::Rm { key, common } => {
             edit_state(ctx, &common, &key, "connctl state rm", |state, key| {
                 state.connections.remove(key);
-                format!("Forgot `{key}`. Immuta was not touched; `connctl import` adopts it again.")
+                format!(
+                    "Forgot `{key}`. Immuta was not touched; `connctl import PATHS --key {key}` adopts it again."
+                )
             })
         }
         StateCommand::Unprotect { key, common } => {

@@ -107,6 +107,7 @@ pub async fn make_plan(
     default_max_deletes: Option<usize>,
 ) -> Result<Planned> {
     let spec_files = desired.files.iter().map(|f| f.display().to_string()).collect();
+    let mut known: BTreeSet<String> = desired.connections.iter().map(|c| c.key.clone()).collect();
     // Only targeted connections are planned, so only their secrets need to resolve.
     if let Some(matcher) = plan::target_matcher(&args.targets).context("invalid --target pattern")? {
         desired.connections.retain(|c| matcher.is_match(&c.key));
@@ -120,6 +121,11 @@ pub async fn make_plan(
     } else {
         None
     };
+    known.extend(state.connections.keys().cloned());
+    if let Some(live) = &live {
+        known.extend(live.keys.iter().cloned());
+    }
+    check_targets(&args.targets, &known)?;
     let options = PlanOptions {
         targets: args.targets.clone(),
         prune: args.prune,
@@ -128,4 +134,30 @@ pub async fn make_plan(
     let plan = plan::plan(&views(&targets), state, live.as_ref(), &options, spec_files)
         .context("invalid --target pattern")?;
     Ok(Planned { plan, targets })
+}
+
+/// A `--target` that matches no connection anywhere is a typo, not "no changes": an error that
+/// names the pattern and the keys close to it.
+fn check_targets(targets: &[String], known: &BTreeSet<String>) -> Result<()> {
+    for target in targets {
+        let matcher =
+            plan::target_matcher(std::slice::from_ref(target)).context("invalid --target pattern")?;
+        if known
+            .iter()
+            .any(|k| matcher.as_ref().is_none_or(|m| m.is_match(k)))
+        {
+            continue;
+        }
+        let keys: Vec<&str> = known.iter().map(String::as_str).collect();
+        let close = connctl_spec::suggest::closest(target, &keys, 3);
+        let help = if close.is_empty() {
+            "run without --target to see every connection".to_owned()
+        } else {
+            format!("did you mean {}?", connctl_spec::suggest::one_of(&close))
+        };
+        anyhow::bail!(
+            "--target `{target}` matches no connection in the YAML, the state or Immuta\n  = help: {help}"
+        );
+    }
+    Ok(())
 }

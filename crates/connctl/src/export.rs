@@ -38,7 +38,8 @@ pub async fn export(client: &ImmutaClient, keys: &[String]) -> Result<String> {
     Ok(format!(
         "# Exported by `connctl export` from Immuta. Secrets are placeholders: set each environment\n\
          # variable named below (or use {{ file: PATH }}); fill in any value marked SET_ME (Immuta\n\
-         # does not show it); then adopt with `connctl import`.\n{yaml}"
+         # does not show it); then adopt with `connctl import THIS_FILE --key KEY` (a --key per\n\
+         # connection).\n{yaml}"
     ))
 }
 
