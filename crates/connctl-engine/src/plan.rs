@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::fields::{self, FieldClass, FieldMap};
 use crate::refresh::Live;
-use crate::state::{State, Step};
+use crate::state::{ConnectionState, Pending, PendingOp, State, Step};
 
 /// The plan JSON format version (`docs/plan-json.md`).
 pub const PLAN_FORMAT_VERSION: u32 = 1;
@@ -267,23 +267,7 @@ pub fn plan(
             },
             (Some(w), Some(s)) => {
                 if let Some(pending) = &s.pending {
-                    Some(Change {
-                        key: key.into(),
-                        technology: w.technology.into(),
-                        action: Action::Resume,
-                        operations: resume_operations(&pending.operation),
-                        risk: if pending.operation == "delete" {
-                            Risk::Destructive
-                        } else {
-                            Risk::Additive
-                        },
-                        fields: vec![],
-                        note: Some(format!(
-                            "an interrupted `{}` stopped at step `{}`; apply checks Immuta and carries on",
-                            pending.operation,
-                            s.step.as_str()
-                        )),
-                    })
+                    resume(key, w, s, pending, live_fields)
                 } else if s.applied.is_none() || s.step != Step::Registered {
                     Some(create(key, w, Action::Create))
                 } else if is_live == Some(false) {
@@ -294,7 +278,11 @@ pub fn plan(
                     update(key, w, s.applied.as_ref(), live_fields, s.protect)
                 }
             }
-            (None, Some(s)) => Some(orphan(key, s, is_live, options.prune)),
+            (None, Some(s)) => match &s.pending {
+                // A delete that started (with --prune) is finished even without it.
+                Some(p) if p.operation == PendingOp::Delete => Some(resume_delete(key, &s.technology, s, p)),
+                _ => Some(orphan(key, s, is_live, options.prune)),
+            },
             (None, None) => {
                 out.unmanaged.push(key.to_owned());
                 None
@@ -343,11 +331,78 @@ fn create(key: &str, w: &DesiredView<'_>, action: Action) -> Change {
     }
 }
 
-fn resume_operations(operation: &str) -> Vec<Operation> {
-    match operation {
-        "delete" => vec![Operation::Deregister],
-        "rescript" => vec![Operation::Rescript],
-        _ => vec![Operation::Register],
+/// An operation that stopped part-way, for a key still in the YAML.
+fn resume(
+    key: &str,
+    w: &DesiredView<'_>,
+    s: &ConnectionState,
+    pending: &Pending,
+    live: Option<&FieldMap>,
+) -> Option<Change> {
+    let interrupted = |operations, risk, fields, extra: &str| Change {
+        key: key.into(),
+        technology: w.technology.into(),
+        action: Action::Resume,
+        operations,
+        risk,
+        fields,
+        note: Some(format!(
+            "an interrupted `{}` stopped at step `{}`; apply checks Immuta and carries on{extra}",
+            pending.operation.as_str(),
+            s.step.as_str()
+        )),
+    };
+    match pending.operation {
+        PendingOp::Create => Some(interrupted(vec![Operation::Register], Risk::Additive, vec![], "")),
+        PendingOp::Delete => {
+            let mut c = resume_delete(key, w.technology, s, pending);
+            c.operations.push(Operation::Register);
+            Some(c)
+        }
+        PendingOp::Update | PendingOp::Rescript => {
+            // What the interrupted update already made true in Immuta is connctl's own change,
+            // not drift: such fields count as applied. Whatever is still different is left to do.
+            let mut baseline = s.applied.clone().unwrap_or_default();
+            if let Some(live) = live {
+                for (path, want) in &pending.target {
+                    if live.get(path) == Some(want) {
+                        baseline.insert(path.clone(), want.clone());
+                    }
+                }
+            }
+            match update(key, w, Some(&baseline), live, s.protect) {
+                Some(c) if c.action == Action::Update => {
+                    Some(interrupted(c.operations, c.risk, c.fields, ""))
+                }
+                Some(other) => Some(other),
+                None => Some(interrupted(
+                    vec![Operation::RecordState],
+                    Risk::None,
+                    vec![],
+                    " (Immuta already shows the change; apply records it)",
+                )),
+            }
+        }
+    }
+}
+
+/// A delete that stopped part-way: it is finished, its saved cleanup script run or handed over.
+fn resume_delete(key: &str, technology: &str, s: &ConnectionState, pending: &Pending) -> Change {
+    let cleanup = match &pending.cleanup_script {
+        Some(path) => format!("; its cleanup script is saved at {}", path.display()),
+        None => String::new(),
+    };
+    Change {
+        key: key.into(),
+        technology: technology.into(),
+        action: Action::Resume,
+        operations: vec![Operation::Deregister],
+        risk: Risk::Destructive,
+        fields: vec![],
+        note: Some(format!(
+            "an interrupted `delete` stopped at step `{}`; apply checks Immuta and finishes it{cleanup}",
+            s.step.as_str()
+        )),
     }
 }
 
@@ -446,7 +501,7 @@ fn update(
     })
 }
 
-fn orphan(key: &str, s: &crate::state::ConnectionState, is_live: Option<bool>, prune: bool) -> Change {
+fn orphan(key: &str, s: &ConnectionState, is_live: Option<bool>, prune: bool) -> Change {
     let (action, operations, note) = if s.protect {
         (
             Action::Orphan,
