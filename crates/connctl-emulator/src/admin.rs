@@ -155,16 +155,18 @@ pub async fn patch_integration(
     })
 }
 
-/// `POST /_emulator/faults` `{"method", "path", "count"?: 1, "status"?: 503, "delay_ms"?}`
+/// `POST /_emulator/faults` `{"method", "path", "count"?: 1, "status"?: 503, "delay_ms"?, "after"?}`
+/// (`after: true`: carry the request out, then lose or delay its answer).
 pub async fn add_fault(State(st): State<Shared>, body: Bytes) -> ApiResult<Json<Value>> {
     let v = parse_object(&body)?;
-    only_keys(&v, &["method", "path", "count", "status", "delay_ms"])?;
+    only_keys(&v, &["method", "path", "count", "status", "delay_ms", "after"])?;
     let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
     let (Some(method), Some(path)) = (s("method"), s("path")) else {
         return Err(ApiError::bad_request("method and path: required strings"));
     };
     let count = v.get("count").and_then(Value::as_u64).unwrap_or(1);
     let delay_ms = v.get("delay_ms").and_then(Value::as_u64);
+    let after = v.get("after").and_then(Value::as_bool).unwrap_or(false);
     let status = match v.get("status").and_then(Value::as_u64) {
         Some(code) if (100..=599).contains(&code) => Some(code as u16),
         Some(code) => {
@@ -181,6 +183,7 @@ pub async fn add_fault(State(st): State<Shared>, body: Bytes) -> ApiResult<Json<
         remaining: count,
         status,
         delay_ms,
+        after,
     };
     if count > 0 {
         lock(&st.injected).push(fault.clone());

@@ -77,6 +77,10 @@ pub struct InjectedFault {
     pub remaining: u64,
     pub status: Option<u16>,
     pub delay_ms: Option<u64>,
+    /// The request is carried out first; then, after `delay_ms`, the answer is `status` instead
+    /// of the real one (a lost answer), or the real one late when there is no `status`.
+    #[serde(default)]
+    pub after: bool,
 }
 
 /// Take one use of the first fault matching `method path`, if any.

@@ -224,6 +224,18 @@ async fn front(State(st): State<Shared>, req: Request, next: Next) -> Response {
             }
         }
         let injected = faults::take_injected(&mut lock(&st.injected), &method, &path);
+        if let Some(f) = injected.as_ref().filter(|f| f.after) {
+            let real = next.run(req).await;
+            if let Some(d) = f.delay_ms {
+                tokio::time::sleep(Duration::from_millis(d)).await;
+            }
+            match f.status.and_then(|code| StatusCode::from_u16(code).ok()) {
+                Some(status) => {
+                    break 'resp envelope(status, &format!("injected fault after {method} {path}"));
+                }
+                None => break 'resp real,
+            }
+        }
         if let Some(f) = injected {
             if let Some(d) = f.delay_ms {
                 tokio::time::sleep(Duration::from_millis(d)).await;

@@ -361,17 +361,28 @@ fn resume(
         }
         PendingOp::Update | PendingOp::Rescript => {
             // What the interrupted update already made true in Immuta is connctl's own change,
-            // not drift: such fields count as applied. Whatever is still different is left to do.
+            // not drift: such fields count as applied. An integration field is the exception: the
+            // connection update carries the integration config too, but only the edit script
+            // (then `PUT /integrations/{id}`) finishes it, so it stays to do — as config.
             let mut baseline = s.applied.clone().unwrap_or_default();
+            let mut own = BTreeSet::new();
             if let Some(live) = live {
                 for (path, want) in &pending.target {
-                    if live.get(path) == Some(want) {
+                    if live.get(path) != Some(want) || baseline.get(path) == Some(want) {
+                        continue;
+                    }
+                    if fields::class_of(path) == FieldClass::Integration {
+                        own.insert(path.as_str());
+                    } else {
                         baseline.insert(path.clone(), want.clone());
                     }
                 }
             }
             match update(key, w, Some(&baseline), live, s.protect) {
-                Some(c) if c.action == Action::Update => {
+                Some(mut c) if c.action == Action::Update => {
+                    for f in c.fields.iter_mut().filter(|f| own.contains(f.path.as_str())) {
+                        f.cause = Cause::Config;
+                    }
                     Some(interrupted(c.operations, c.risk, c.fields, ""))
                 }
                 Some(other) => Some(other),
