@@ -462,3 +462,55 @@ fn sigterm_stops_cleanly_and_takes_the_command_executors_processes_with_it() {
     assert_eq!(env.count_requests("POST", "/data/connection"), 2);
     assert_eq!(env.run(&["plan", "--detailed-exitcode", "c.yaml"]).code, 0);
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_request_in_flight_outlives_the_first_sigterm_and_a_second_exits_at_once() {
+    let env = TestEnv::new();
+    env.write("c.yaml", &spec(&[snowflake("sf-a", "A_DB", "WH", "snowflake")]));
+    // The setup script's request to the warehouse API is held for 20 s.
+    env.admin(
+        "POST",
+        "/_emulator/faults",
+        json!({"method": "POST", "path": "/api/v2/statements", "delay_ms": 20000}),
+    );
+    let mut child = env
+        .command(&["apply", "--auto-approve", "c.yaml"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the execute intent", || {
+        state_text(&env).contains("\"step\": \"scripted\"")
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let term = |child: &Child| {
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    };
+    term(&child);
+    // The request in flight is let finish: connctl is still there.
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the first SIGTERM ended the run at once"
+    );
+    let started = Instant::now();
+    term(&child);
+    let status = wait_exit(&mut child);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the second SIGTERM did not exit at once"
+    );
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(status.code(), Some(143), "{stderr}");
+    assert!(stderr.contains("SIGTERM again: exiting now"), "{stderr}");
+    assert_eq!(
+        env.state()["connections"]["sf-a"]["pending"]["operation"],
+        "create"
+    );
+}
