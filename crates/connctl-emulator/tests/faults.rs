@@ -191,3 +191,49 @@ async fn programmed_faults_and_admin_is_never_faulted() {
     assert_eq!(last["query"], "bulkId=abc");
     assert_eq!(last["status"], 404);
 }
+
+#[tokio::test]
+async fn an_after_fault_carries_the_request_out_then_loses_or_delays_its_answer() {
+    let env = Env::new();
+    env.admin(
+        Method::POST,
+        "/_emulator/seed",
+        Some(json!({"connections": [dbx_registration("gone")]})),
+    )
+    .await;
+    env.admin(
+        Method::POST,
+        "/_emulator/faults",
+        Some(json!({"method": "DELETE", "path": "/data/object/gone", "status": 500, "after": true})),
+    )
+    .await;
+    // The answer says 500, but the delete happened.
+    assert_eq!(
+        env.immuta(Method::DELETE, "/data/object/gone", None).await.status,
+        500
+    );
+    assert_eq!(
+        env.immuta(Method::GET, "/data/connection/gone", None)
+            .await
+            .status,
+        404
+    );
+
+    // Without a status the real answer comes, late.
+    env.admin(
+        Method::POST,
+        "/_emulator/seed",
+        Some(json!({"connections": [dbx_registration("late")]})),
+    )
+    .await;
+    env.admin(
+        Method::POST,
+        "/_emulator/faults",
+        Some(json!({"method": "DELETE", "path": "/data/object/late", "delay_ms": 200, "after": true})),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let r = env.immuta(Method::DELETE, "/data/object/late", None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(started.elapsed() >= std::time::Duration::from_millis(200));
+}

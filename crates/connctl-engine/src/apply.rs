@@ -1007,3 +1007,43 @@ fn awaiting_path(state: Option<&ConnectionState>) -> PathBuf {
 pub fn fingerprinted(conn: &Connection, salt: &str) -> Result<FieldMap, fields::UnresolvedSecret> {
     fields::desired(conn, &|r| r.resolve().map(|s| s.fingerprint(salt)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_stop_wakes_its_waiters_before_and_after_the_request() {
+        let stop = Stop::default();
+        let waiter = tokio::spawn({
+            let stop = stop.clone();
+            async move { stop.requested().await }
+        });
+        assert!(!stop.is_requested());
+        stop.request();
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("woken")
+            .expect("joined");
+        // Asked after the request, it resolves at once.
+        tokio::time::timeout(Duration::from_secs(1), stop.requested())
+            .await
+            .expect("already requested");
+    }
+
+    #[test]
+    fn cleanup_scripts_are_saved_private_in_a_private_folder() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let scripts = dir.path().join(".connctl/scripts");
+        let path = save_script(&scripts, "k", Purpose::Delete, "DROP ROLE R;").expect("saved");
+        assert_eq!(path, scripts.join("k.delete.sql"));
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "DROP ROLE R;");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+            assert_eq!(mode(&path), 0o600);
+            assert_eq!(mode(&scripts), 0o700);
+        }
+    }
+}
