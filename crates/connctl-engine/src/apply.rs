@@ -812,7 +812,7 @@ impl Worker {
             Some((path, sql)) => {
                 // An earlier run saved the cleanup script and may have sent the DELETE: read first.
                 if self.client.get_connection(key).await.map_err(api)?.is_some() {
-                    self.deregister(key, technology, &path).await?;
+                    self.deregister(key, technology, &path, false).await?;
                 } else {
                     self.store
                         .update(key, technology, |s| {
@@ -846,15 +846,16 @@ impl Worker {
                     .map_err(|e| {
                         format!("the cleanup script could not be saved, so nothing was deleted: {e}")
                     })?;
-                self.deregister(key, technology, &path).await?;
+                self.deregister(key, technology, &path, true).await?;
                 (path, script.sql)
             }
         };
         self.cleanup(key, technology, &path, &sql).await
     }
 
-    /// Journals the intent (with where the cleanup script is) and sends the `DELETE`.
-    async fn deregister(&self, key: &str, technology: &str, cleanup: &Path) -> Flow<()> {
+    /// Journals the intent (with where the cleanup script is, when `saved_now`) and sends the
+    /// `DELETE`.
+    async fn deregister(&self, key: &str, technology: &str, cleanup: &Path, saved_now: bool) -> Flow<()> {
         self.step(key, Task::Delete)?;
         let saved = cleanup.to_path_buf();
         self.store
@@ -864,7 +865,9 @@ impl Worker {
                 let mut p = Pending::new(PendingOp::Delete, FieldMap::new());
                 p.cleanup_script = Some(saved);
                 s.pending = Some(p);
-                s.journal(Task::DeleteScript, Phase::Done, Some(shown));
+                if saved_now {
+                    s.journal(Task::DeleteScript, Phase::Done, Some(shown));
+                }
                 s.journal(Task::Delete, Phase::Intent, None);
             })
             .await
