@@ -14,6 +14,7 @@ mod test_errors;
 mod test_help;
 mod test_http;
 mod test_lost_answers;
+mod test_journal;
 mod test_plan;
 mod test_reliability;
 mod test_scrub;

@@ -100,7 +100,7 @@ fn manual_executor_waits_then_carries_on() {
     assert_eq!(plan.code, 0, "{}", plan.stdout);
 }
 
-fn run_databricks_script(env: &TestEnv, script: &str) {
+pub(crate) fn run_databricks_script(env: &TestEnv, script: &str) {
     let client = reqwest::blocking::Client::new();
     for statement in script.split(";\n").map(str::trim).filter(|s| {
         !s.is_empty()

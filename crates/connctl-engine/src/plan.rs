@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::fields::{self, FieldClass, FieldMap};
 use crate::refresh::Live;
-use crate::state::{State, Step};
+use crate::state::{ConnectionState, Pending, PendingOp, State, Step};
 
 /// The plan JSON format version (`docs/plan-json.md`).
 pub const PLAN_FORMAT_VERSION: u32 = 1;
@@ -272,23 +272,7 @@ pub fn plan(
             },
             (Some(w), Some(s)) => {
                 if let Some(pending) = &s.pending {
-                    Some(Change {
-                        key: key.into(),
-                        technology: w.technology.into(),
-                        action: Action::Resume,
-                        operations: resume_operations(&pending.operation),
-                        risk: if pending.operation == "delete" {
-                            Risk::Destructive
-                        } else {
-                            Risk::Additive
-                        },
-                        fields: vec![],
-                        note: Some(format!(
-                            "an interrupted `{}` stopped at step `{}`; apply checks Immuta and carries on",
-                            pending.operation,
-                            s.step.as_str()
-                        )),
-                    })
+                    resume(key, w, s, pending, live_fields)
                 } else if s.applied.is_none() || s.step != Step::Registered {
                     Some(create(key, w, Action::Create))
                 } else if is_live == Some(false) {
@@ -299,7 +283,11 @@ pub fn plan(
                     update(key, w, s.applied.as_ref(), live_fields, s.protect)
                 }
             }
-            (None, Some(s)) => Some(orphan(key, s, is_live, options.prune)),
+            (None, Some(s)) => match &s.pending {
+                // A delete that started (with --prune) is finished even without it.
+                Some(p) if p.operation == PendingOp::Delete => Some(resume_delete(key, &s.technology, s, p)),
+                _ => Some(orphan(key, s, is_live, options.prune)),
+            },
             (None, None) => {
                 out.unmanaged.push(key.to_owned());
                 None
@@ -348,11 +336,89 @@ fn create(key: &str, w: &DesiredView<'_>, action: Action) -> Change {
     }
 }
 
-fn resume_operations(operation: &str) -> Vec<Operation> {
-    match operation {
-        "delete" => vec![Operation::Deregister],
-        "rescript" => vec![Operation::Rescript],
-        _ => vec![Operation::Register],
+/// An operation that stopped part-way, for a key still in the YAML.
+fn resume(
+    key: &str,
+    w: &DesiredView<'_>,
+    s: &ConnectionState,
+    pending: &Pending,
+    live: Option<&FieldMap>,
+) -> Option<Change> {
+    let interrupted = |operations, risk, fields, extra: &str| Change {
+        key: key.into(),
+        technology: w.technology.into(),
+        action: Action::Resume,
+        operations,
+        risk,
+        fields,
+        note: Some(format!(
+            "an interrupted `{}` stopped at step `{}`; apply checks Immuta and carries on{extra}",
+            pending.operation.as_str(),
+            s.step.as_str()
+        )),
+    };
+    match pending.operation {
+        PendingOp::Create => Some(interrupted(vec![Operation::Register], Risk::Additive, vec![], "")),
+        PendingOp::Delete => {
+            let mut c = resume_delete(key, w.technology, s, pending);
+            c.operations.push(Operation::Register);
+            Some(c)
+        }
+        PendingOp::Update | PendingOp::Rescript => {
+            // What the interrupted update already made true in Immuta is connctl's own change,
+            // not drift: such fields count as applied. An integration field is the exception: the
+            // connection update carries the integration config too, but only the edit script
+            // (then `PUT /integrations/{id}`) finishes it, so it stays to do — as config.
+            let mut baseline = s.applied.clone().unwrap_or_default();
+            let mut own = BTreeSet::new();
+            if let Some(live) = live {
+                for (path, want) in &pending.target {
+                    if live.get(path) != Some(want) || baseline.get(path) == Some(want) {
+                        continue;
+                    }
+                    if fields::class_of(path) == FieldClass::Integration {
+                        own.insert(path.as_str());
+                    } else {
+                        baseline.insert(path.clone(), want.clone());
+                    }
+                }
+            }
+            match update(key, w, Some(&baseline), live, s.protect) {
+                Some(mut c) if c.action == Action::Update => {
+                    for f in c.fields.iter_mut().filter(|f| own.contains(f.path.as_str())) {
+                        f.cause = Cause::Config;
+                    }
+                    Some(interrupted(c.operations, c.risk, c.fields, ""))
+                }
+                Some(other) => Some(other),
+                None => Some(interrupted(
+                    vec![Operation::RecordState],
+                    Risk::None,
+                    vec![],
+                    " (Immuta already shows the change; apply records it)",
+                )),
+            }
+        }
+    }
+}
+
+/// A delete that stopped part-way: it is finished, its saved cleanup script run or handed over.
+fn resume_delete(key: &str, technology: &str, s: &ConnectionState, pending: &Pending) -> Change {
+    let cleanup = match &pending.cleanup_script {
+        Some(path) => format!("; its cleanup script is saved at {}", path.display()),
+        None => String::new(),
+    };
+    Change {
+        key: key.into(),
+        technology: technology.into(),
+        action: Action::Resume,
+        operations: vec![Operation::Deregister],
+        risk: Risk::Destructive,
+        fields: vec![],
+        note: Some(format!(
+            "an interrupted `delete` stopped at step `{}`; apply checks Immuta and finishes it{cleanup}",
+            s.step.as_str()
+        )),
     }
 }
 
@@ -451,7 +517,7 @@ fn update(
     })
 }
 
-fn orphan(key: &str, s: &crate::state::ConnectionState, is_live: Option<bool>, prune: bool) -> Change {
+fn orphan(key: &str, s: &ConnectionState, is_live: Option<bool>, prune: bool) -> Change {
     let (action, operations, note) = if s.protect {
         (
             Action::Orphan,
@@ -514,4 +580,188 @@ fn summarize(plan: &mut Plan) {
         }
     }
     plan.summary = s;
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::state::ConnectionState;
+
+    fn fields(pairs: &[(&str, Value)]) -> FieldMap {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
+    }
+
+    /// Applied: warehouse WH, workspaceIds [1]; desired (and pending): WH2, [42].
+    fn world(live_warehouse: &str, live_ids: Value, pending: Option<Pending>) -> Plan {
+        let applied = fields(&[("warehouse", json!("WH")), ("workspaceIds", json!(["1"]))]);
+        let want = fields(&[("warehouse", json!("WH2")), ("workspaceIds", json!(["42"]))]);
+        let mut state = State::new();
+        let mut c = ConnectionState::new("Databricks");
+        c.step = Step::Registered;
+        c.applied = Some(applied);
+        c.pending = pending.map(|mut p| {
+            p.target = want.clone();
+            p
+        });
+        state.connections.insert("k".into(), c);
+        let desired = BTreeMap::from([(
+            "k".to_owned(),
+            DesiredView {
+                technology: "Databricks",
+                fields: want,
+                protect: false,
+            },
+        )]);
+        let live = Live {
+            keys: ["k".to_owned()].into(),
+            fields: BTreeMap::from([(
+                "k".to_owned(),
+                fields(&[("warehouse", json!(live_warehouse)), ("workspaceIds", live_ids)]),
+            )]),
+            integration_ids: BTreeMap::new(),
+        };
+        plan(&desired, &state, Some(&live), &PlanOptions::default(), vec![]).unwrap()
+    }
+
+    #[test]
+    fn without_a_pending_update_connctls_landed_change_reads_as_drift() {
+        let p = world("WH2", json!(["1"]), None);
+        assert_eq!(p.changes[0].action, Action::Update);
+        assert_eq!(p.summary.drifted, 1);
+    }
+
+    #[test]
+    fn a_pending_update_that_landed_is_recorded_not_drift() {
+        let p = world(
+            "WH2",
+            json!(["1"]),
+            Some(Pending::new(PendingOp::Update, FieldMap::new())),
+        );
+        let c = &p.changes[0];
+        assert_eq!(c.action, Action::Resume);
+        // The connection part landed; the integration part is still to do.
+        assert_eq!(c.operations, vec![Operation::Rescript]);
+        assert_eq!(p.summary.drifted, 0);
+        assert_eq!(p.summary.resume, 1);
+    }
+
+    #[test]
+    fn a_pending_update_that_did_not_land_is_resumed_as_config() {
+        let p = world(
+            "WH",
+            json!(["1"]),
+            Some(Pending::new(PendingOp::Update, FieldMap::new())),
+        );
+        let c = &p.changes[0];
+        assert_eq!(c.action, Action::Resume);
+        assert_eq!(
+            c.operations,
+            vec![Operation::UpdateConnection, Operation::Rescript]
+        );
+        assert!(
+            c.fields.iter().all(|f| f.cause == Cause::Config),
+            "{:?}",
+            c.fields
+        );
+    }
+
+    #[test]
+    fn integration_config_carried_by_the_connection_update_still_needs_its_edit_script() {
+        // An old `rescript` pending reads as an update too.
+        let p = world(
+            "WH2",
+            json!(["42"]),
+            Some(Pending::new(PendingOp::Rescript, FieldMap::new())),
+        );
+        let c = &p.changes[0];
+        assert_eq!(c.action, Action::Resume);
+        assert_eq!(c.operations, vec![Operation::Rescript]);
+        assert_eq!(c.fields[0].cause, Cause::Config);
+        assert_eq!(p.summary.drifted, 0);
+    }
+
+    #[test]
+    fn a_pending_update_found_complete_is_only_recorded() {
+        let mut state = State::new();
+        let mut c = ConnectionState::new("Snowflake");
+        c.step = Step::Registered;
+        c.applied = Some(fields(&[("warehouse", json!("WH"))]));
+        let want = fields(&[("warehouse", json!("WH2"))]);
+        c.pending = Some(Pending::new(PendingOp::Update, want.clone()));
+        state.connections.insert("k".into(), c);
+        let desired = BTreeMap::from([(
+            "k".to_owned(),
+            DesiredView {
+                technology: "Snowflake",
+                fields: want.clone(),
+                protect: false,
+            },
+        )]);
+        let live = Live {
+            keys: ["k".to_owned()].into(),
+            fields: BTreeMap::from([("k".to_owned(), want)]),
+            integration_ids: BTreeMap::new(),
+        };
+        let p = plan(&desired, &state, Some(&live), &PlanOptions::default(), vec![]).unwrap();
+        let c = &p.changes[0];
+        assert_eq!(c.action, Action::Resume);
+        assert_eq!(c.operations, vec![Operation::RecordState]);
+        assert!(c.fields.is_empty());
+        assert_eq!(p.summary.drifted, 0);
+    }
+
+    fn pending_delete(in_yaml: bool, prune: bool) -> Plan {
+        let mut state = State::new();
+        let mut c = ConnectionState::new("Snowflake");
+        c.step = Step::Deregistered;
+        c.applied = Some(fields(&[("warehouse", json!("WH"))]));
+        let mut p = Pending::new(PendingOp::Delete, FieldMap::new());
+        p.cleanup_script = Some(".connctl/scripts/k.delete.sql".into());
+        c.pending = Some(p);
+        state.connections.insert("k".into(), c);
+        let mut desired = BTreeMap::new();
+        if in_yaml {
+            desired.insert(
+                "k".to_owned(),
+                DesiredView {
+                    technology: "Snowflake",
+                    fields: fields(&[("warehouse", json!("WH"))]),
+                    protect: false,
+                },
+            );
+        }
+        let options = PlanOptions {
+            prune,
+            ..PlanOptions::default()
+        };
+        plan(&desired, &state, Some(&Live::default()), &options, vec![]).unwrap()
+    }
+
+    #[test]
+    fn a_pending_delete_is_finished_with_its_saved_cleanup_script_even_without_prune() {
+        for prune in [false, true] {
+            let p = pending_delete(false, prune);
+            let c = &p.changes[0];
+            assert_eq!(c.action, Action::Resume);
+            assert_eq!(c.operations, vec![Operation::Deregister]);
+            assert_eq!(c.risk, Risk::Destructive);
+            let note = c.note.as_deref().unwrap_or_default();
+            assert!(
+                note.contains("cleanup script is saved at .connctl/scripts/k.delete.sql"),
+                "{note}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_pending_delete_of_a_replace_registers_again_afterwards() {
+        let p = pending_delete(true, false);
+        assert_eq!(p.changes[0].action, Action::Resume);
+        assert_eq!(
+            p.changes[0].operations,
+            vec![Operation::Deregister, Operation::Register]
+        );
+    }
 }

@@ -80,8 +80,10 @@ pub enum Step {
     Registering,
     /// In Immuta, matching `applied`.
     Registered,
-    /// Deregistration started.
+    /// Deregistration started: the cleanup script is saved and the DELETE may have been sent.
     Deleting,
+    /// Immuta no longer has it; the cleanup script has not run yet.
+    Deregistered,
 }
 
 impl Step {
@@ -95,6 +97,7 @@ impl Step {
             Step::Registering => "registering",
             Step::Registered => "registered",
             Step::Deleting => "deleting",
+            Step::Deregistered => "deregistered",
         }
     }
 }
@@ -103,13 +106,52 @@ impl Step {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Pending {
-    /// `create`, `rescript`, `delete`, …
-    pub operation: String,
+    pub operation: PendingOp,
     /// The spec being applied (secrets as fingerprints).
     pub target: FieldMap,
     /// sha256 of the script of this operation, once obtained.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub script_sha256: Option<String>,
+    /// A delete's cleanup script, saved (mode 0600) before the `DELETE`; kept until it ran or
+    /// was handed to a person, so neither a lost answer nor a kill can lose it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cleanup_script: Option<PathBuf>,
+}
+
+impl Pending {
+    pub fn new(operation: PendingOp, target: FieldMap) -> Pending {
+        Pending {
+            operation,
+            target,
+            script_sha256: None,
+            cleanup_script: None,
+        }
+    }
+}
+
+/// The kind of operation in flight. The JSON spelling is the one state files have always had.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum PendingOp {
+    /// script → execute → test → register.
+    Create,
+    /// In-place changes: connection update, rescript, settings.
+    Update,
+    /// An edit script; written by versions before `update` covered it, read as an update.
+    Rescript,
+    /// delete script → `DELETE` → cleanup.
+    Delete,
+}
+
+impl PendingOp {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PendingOp::Create => "create",
+            PendingOp::Update => "update",
+            PendingOp::Rescript => "rescript",
+            PendingOp::Delete => "delete",
+        }
+    }
 }
 
 /// A `bulkId` Immuta returned, with what produced it.
@@ -139,11 +181,77 @@ pub struct ScriptRecord {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct JournalEntry {
     pub at: String,
-    pub step: String,
-    /// `intent`, `done` or `failed`.
-    pub phase: String,
+    pub step: Task,
+    pub phase: Phase,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+}
+
+/// What a journal line is about. The JSON spelling is the one state files have always had.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Task {
+    /// `POST /integrations/scripts/create`.
+    Script,
+    /// Running a script with an executor.
+    Execute,
+    /// `POST /data/connection/test`.
+    Test,
+    /// `POST /data/connection`.
+    Register,
+    /// `PUT /data/connection/{key}`, and an update as a whole.
+    Update,
+    /// `PUT /data/settings/{key}`.
+    Settings,
+    /// `POST /integrations/{id}/scripts/edit`.
+    EditScript,
+    /// `PUT /integrations/{id}`.
+    UpdateIntegration,
+    /// `POST /integrations/{id}/scripts/delete`, saved before the `DELETE`.
+    DeleteScript,
+    /// `DELETE /data/object/{key}`.
+    Delete,
+    /// Running (or handing over) a delete's cleanup script.
+    Cleanup,
+    /// Following a bulk job.
+    Await,
+    /// `connctl import`.
+    Import,
+    /// `connctl state unprotect`.
+    Unprotect,
+}
+
+impl Task {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Task::Script => "script",
+            Task::Execute => "execute",
+            Task::Test => "test",
+            Task::Register => "register",
+            Task::Update => "update",
+            Task::Settings => "settings",
+            Task::EditScript => "edit-script",
+            Task::UpdateIntegration => "update-integration",
+            Task::DeleteScript => "delete-script",
+            Task::Delete => "delete",
+            Task::Cleanup => "cleanup",
+            Task::Await => "await",
+            Task::Import => "import",
+            Task::Unprotect => "unprotect",
+        }
+    }
+}
+
+/// Where a journal line stands.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    /// Written before the remote call.
+    Intent,
+    Done,
+    Failed,
+    /// Saved for a person to run.
+    Awaiting,
 }
 
 /// Why a state file could not be used. Each names the file and what to do.
@@ -173,11 +281,11 @@ impl ConnectionState {
 
     /// Appends to the journal, keeping the last [`JOURNAL_LIMIT`] entries. The detail (often
     /// a server's or an executor's error) is stored with every secret of the run removed.
-    pub fn journal(&mut self, step: &str, phase: &str, detail: Option<String>) {
+    pub fn journal(&mut self, step: Task, phase: Phase, detail: Option<String>) {
         self.journal.push(JournalEntry {
             at: now(),
-            step: step.to_owned(),
-            phase: phase.to_owned(),
+            step,
+            phase,
             detail: detail.map(|d| connctl_spec::redact(&d).into_owned()),
         });
         if self.journal.len() > JOURNAL_LIMIT {
@@ -445,7 +553,7 @@ mod tests {
     fn journal_is_bounded() {
         let mut c = ConnectionState::new("Snowflake");
         for i in 0..200 {
-            c.journal("script", "intent", Some(i.to_string()));
+            c.journal(Task::Script, Phase::Intent, Some(i.to_string()));
         }
         assert_eq!(c.journal.len(), JOURNAL_LIMIT);
         assert_eq!(c.journal.last().unwrap().detail.as_deref(), Some("199"));

@@ -206,7 +206,11 @@ mod tests {
                 for step in 0..5 {
                     store
                         .update(&format!("k{i}"), "Snowflake", |s| {
-                            s.journal("x", "done", Some(step.to_string()))
+                            s.journal(
+                                crate::state::Task::Script,
+                                crate::state::Phase::Done,
+                                Some(step.to_string()),
+                            )
                         })
                         .await
                         .unwrap();

@@ -6,6 +6,11 @@
 //! ([`crate::child_env`]). Standard output is read and discarded (it may echo the
 //! script); the last 20 lines of standard error are kept for the error message. Exit status 0
 //! means success. A program still running at the timeout is killed.
+//!
+//! The program runs in a process group of its own, and the whole group is killed when the run
+//! ends early (timeout, or connctl dropping the run on SIGINT/SIGTERM): a script runner's own
+//! children (a shell's pipeline, a client it started) must not outlive it and run beside the
+//! copy the next apply starts.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -38,6 +43,8 @@ pub(crate) async fn run(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
+    #[cfg(unix)]
+    cmd.process_group(0);
     // An allow-list, not connctl's environment: the API key and other connections' secrets
     // live there under names nobody can predict.
     cmd.env_clear()
@@ -49,6 +56,8 @@ pub(crate) async fn run(
         program: program.clone(),
         reason: e.to_string(),
     })?;
+    // Armed until the program has exited by itself.
+    let mut group = Group(child.id());
     let mut stdin = child.stdin.take();
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
@@ -77,7 +86,11 @@ pub(crate) async fn run(
         let ((), (), err_tail, status) = tokio::join!(feed, drain_out, read_err, child.wait());
         (err_tail, status)
     };
-    match tokio::time::timeout(timeout, work).await {
+    let result = tokio::time::timeout(timeout, work).await;
+    if result.is_ok() {
+        group.0 = None;
+    }
+    match result {
         Ok((err_tail, Ok(status))) if status.success() => {
             tracing::debug!(program, "executor command succeeded");
             drop(err_tail);
@@ -94,6 +107,7 @@ pub(crate) async fn run(
             reason: e.to_string(),
         }),
         Err(_) => {
+            group.kill();
             let _ = child.start_kill();
             let _ = child.wait().await;
             Err(ExecError::Command {
@@ -103,6 +117,30 @@ pub(crate) async fn run(
                 stderr_tail: String::new(),
             })
         }
+    }
+}
+
+/// The process group of a running program (its leader's pid); killed on drop while armed.
+struct Group(Option<u32>);
+
+impl Group {
+    fn kill(&mut self) {
+        #[cfg(unix)]
+        if let Some(pid) = self
+            .0
+            .take()
+            .and_then(|p| i32::try_from(p).ok())
+            .and_then(rustix::process::Pid::from_raw)
+        {
+            // The group may be gone already; nothing to do then.
+            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+        }
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 
@@ -292,6 +330,56 @@ mod tests {
             matches!(&err, ExecError::Command { status, .. } if status.contains("timed out")),
             "{err:?}"
         );
+    }
+
+    /// Whether a process is still running (a zombie counts as gone).
+    fn alive(pid: &str) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            !stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+    }
+
+    fn gone_soon(pid: &str) -> bool {
+        let started = std::time::Instant::now();
+        while started.elapsed() < Duration::from_secs(5) {
+            if !alive(pid) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn the_whole_process_group_dies_on_timeout_and_on_drop() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (case, timeout) in [
+            ("timeout", Duration::from_millis(400)),
+            ("drop", Duration::from_secs(60)),
+        ] {
+            let pid_file = dir.path().join(format!("{case}.pid"));
+            // The shell starts a grandchild, as a runner's pipeline or client would.
+            let sh = format!(
+                "cat >/dev/null; sleep 60 & echo $! > '{}'; wait",
+                pid_file.display()
+            );
+            let argv = argv(&["sh", "-c", &sh]);
+            let script = script_run("SELECT 1;");
+            let running = run(&argv, &script, timeout);
+            // The drop case: connctl abandons the run (as on SIGTERM) after 400 ms.
+            let _ = tokio::time::timeout(Duration::from_millis(400), running).await;
+            let pid = std::fs::read_to_string(&pid_file).expect("pid written");
+            assert!(
+                gone_soon(pid.trim()),
+                "{case}: the grandchild {pid} outlived the run"
+            );
+        }
     }
 
     #[tokio::test]

@@ -99,7 +99,7 @@ pub enum Command {
     },
     /// Make Immuta match the YAML
     #[command(
-        after_help = "Examples:\n  connctl apply connections/\n  connctl apply --auto-approve --wait connections/\n  connctl apply plan.json"
+        after_help = "On SIGINT or SIGTERM, apply starts no new step, lets the steps in flight finish, stops `command` executor programs, saves the state, lists what is left and exits 130 (SIGINT) or 143 (SIGTERM); the next apply resumes. A second signal exits at once.\n\nExamples:\n  connctl apply connections/\n  connctl apply --auto-approve --wait connections/\n  connctl apply plan.json"
     )]
     Apply {
         #[command(flatten)]

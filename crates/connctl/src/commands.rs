@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use clap::CommandFactory;
-use connctl_engine::apply::{self, ApplyOptions, Outcome};
+use connctl_engine::apply::{self, ApplyOptions, Outcome, Stop};
 use connctl_engine::lock::StateLock;
 use connctl_engine::plan::{Action, Cause, Plan};
-use connctl_engine::state::{State, Step};
+use connctl_engine::state::{Phase, State, Step, Task};
 use connctl_engine::store::StateStore;
 
 use owo_colors::Style;
@@ -302,26 +302,52 @@ async fn apply_cmd(ctx: &Context, args: &PlanArgs, auto_approve: bool, wait: boo
         }
     }
     let scripts_dir = state_path.parent().unwrap_or(Path::new(".")).join("scripts");
-    let runner = Arc::new(Runner::new(&ctx.settings.executor, scripts_dir.clone()));
+    let stop = Stop::default();
+    let signal = crate::signals::watch(stop.clone())?;
+    let runner = Arc::new(Runner::new(
+        &ctx.settings.executor,
+        scripts_dir.clone(),
+        stop.clone(),
+    ));
     let store = StateStore::new(state, state_path);
     let options = ApplyOptions {
         parallelism: ctx.settings.parallelism(&args.common),
         wait,
         scripts_dir,
+        stop,
         ..ApplyOptions::default()
     };
     let progress = crate::progress::Progress::new(plan.changes.len(), ctx.color);
     let sink = progress.sink();
     let outcomes = apply::apply(plan, planned.targets, client, runner, store, options, sink).await;
     progress.finish();
-    Ok(report_outcomes(&outcomes, ctx.color))
+    let code = report_outcomes(&outcomes, ctx.color);
+    // Every step wrote the state as it went, and the lock is released when this returns.
+    match signal.received() {
+        Some(signal) => {
+            let unfinished: Vec<&str> = outcomes
+                .iter()
+                .filter(|(_, o)| matches!(o, Outcome::Interrupted { .. }))
+                .map(|(k, _)| k.as_str())
+                .collect();
+            println!(
+                "Stopped by {}: {} connection(s) left unfinished{}{}; the state is saved and the next `connctl apply` resumes them.",
+                signal.name(),
+                unfinished.len(),
+                if unfinished.is_empty() { "" } else { ": " },
+                unfinished.join(", ")
+            );
+            Ok(signal.exit_code())
+        }
+        None => Ok(code),
+    }
 }
 
 fn report_outcomes(outcomes: &BTreeMap<String, Outcome>, color: bool) -> u8 {
     // An outcome's text can quote a server's or an executor's answer, which can echo a secret.
     let redact = |text: &str| connctl_spec::redact(text).into_owned();
     println!();
-    let (mut ok, mut waiting, mut failed, mut skipped) = (0, 0, 0, 0);
+    let (mut ok, mut waiting, mut failed, mut skipped, mut interrupted) = (0, 0, 0, 0, 0);
     for (key, outcome) in outcomes {
         match outcome {
             Outcome::Applied { detail } => {
@@ -356,9 +382,23 @@ fn report_outcomes(outcomes: &BTreeMap<String, Outcome>, color: bool) -> u8 {
                     redact(error)
                 );
             }
+            Outcome::Interrupted { detail } => {
+                interrupted += 1;
+                println!(
+                    "  {} {key}: interrupted: {detail}",
+                    render::paint("‖", Style::new().yellow(), color)
+                );
+            }
         }
     }
-    println!("\nApply: {ok} applied, {waiting} awaiting execution, {skipped} skipped, {failed} failed.");
+    let stopped = if interrupted > 0 {
+        format!(", {interrupted} interrupted")
+    } else {
+        String::new()
+    };
+    println!(
+        "\nApply: {ok} applied, {waiting} awaiting execution, {skipped} skipped, {failed} failed{stopped}."
+    );
     if failed > 0 { 1 } else { 0 }
 }
 
@@ -464,6 +504,8 @@ async fn status(ctx: &Context, keys: &[String], common: &CommonArgs, json: bool)
             "bulkId": bulk.map(|b| b.bulk_id.clone()),
             "bulkOrigin": bulk.map(|b| b.origin.clone()),
             "jobState": job,
+            "pending": s.pending.as_ref().map(|p| p.operation.as_str()),
+            "cleanupScript": s.pending.as_ref().and_then(|p| p.cleanup_script.as_ref()),
         }));
     }
     for k in keys {
@@ -499,6 +541,26 @@ async fn status(ctx: &Context, keys: &[String], common: &CommonArgs, json: bool)
             s("bulkId"),
             s("jobState")
         );
+    }
+    // Operations that stopped part-way, above all a delete whose cleanup has not run yet.
+    for (key, s) in &state.connections {
+        let Some(p) = s
+            .pending
+            .as_ref()
+            .filter(|_| keys.is_empty() || keys.contains(key))
+        else {
+            continue;
+        };
+        match &p.cleanup_script {
+            Some(path) => println!(
+                "{key}: an interrupted delete; its cleanup script is saved at {} and the next apply finishes it",
+                path.display()
+            ),
+            None => println!(
+                "{key}: an interrupted {}; the next apply resumes it",
+                p.operation.as_str()
+            ),
+        }
     }
     Ok(0)
 }
@@ -556,8 +618,8 @@ async fn import(ctx: &Context, paths: &[PathBuf], keys: &[String], common: &Comm
         entry.protect = t.connection.protect;
         entry.integration_id = seen.integration_id;
         entry.journal(
-            "import",
-            "done",
+            Task::Import,
+            Phase::Done,
             Some("adopted; secrets taken as the YAML's (Immuta never shows them)".into()),
         );
         adopted.push(key);
@@ -610,7 +672,7 @@ async fn state_cmd(ctx: &Context, cmd: StateCommand) -> Result<u8> {
             edit_state(ctx, &common, &key, "connctl state unprotect", |state, key| {
                 if let Some(s) = state.connections.get_mut(key) {
                     s.protect = false;
-                    s.journal("unprotect", "done", None);
+                    s.journal(Task::Unprotect, Phase::Done, None);
                 }
                 format!(
                     "`{key}` is no longer protected; it can be deleted with `apply --prune` once it leaves the YAML."

@@ -10,6 +10,7 @@ mod progress;
 mod render;
 mod runner;
 mod settings;
+mod signals;
 
 use std::io::{IsTerminal, Write as _};
 use std::process::ExitCode;

@@ -46,7 +46,7 @@ impl Progress {
                     });
                     match event.kind {
                         EventKind::Started(action) => bar.set_message(action.as_str().to_owned()),
-                        EventKind::Step(step) => bar.set_message(connctl_spec::redact(step).into_owned()),
+                        EventKind::Step(step) => bar.set_message(step.as_str()),
                         EventKind::Finished(outcome) => bar.finish_with_message(describe(&outcome)),
                     }
                 })
@@ -54,7 +54,7 @@ impl Progress {
             None => Arc::new(|event: Event| {
                 let text = match event.kind {
                     EventKind::Started(action) => format!("{}: {}", event.key, action.as_str()),
-                    EventKind::Step(step) => format!("{}: {step}", event.key),
+                    EventKind::Step(step) => format!("{}: {}", event.key, step.as_str()),
                     EventKind::Finished(outcome) => format!("{}: {}", event.key, describe(&outcome)),
                 };
                 eprintln!("{}", connctl_spec::redact(&text));
@@ -75,5 +75,6 @@ fn describe(outcome: &Outcome) -> String {
         Outcome::AwaitingExecution { .. } => "awaiting execution of the saved script".into(),
         Outcome::Skipped { reason } => format!("skipped ({})", connctl_spec::redact(reason)),
         Outcome::Failed { .. } => "failed".into(),
+        Outcome::Interrupted { .. } => "interrupted".into(),
     }
 }

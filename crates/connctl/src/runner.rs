@@ -1,13 +1,15 @@
 //! The bridge from the engine's [`ScriptRunner`] to connctl-exec's executors: picks the
 //! executor for a connection (its own `executor:` kind, else `[executor.<technology>]` in
-//! connctl.toml, else manual) and describes where the connection lives.
+//! connctl.toml, else manual) and describes where the connection lives. A `command` run is
+//! abandoned when a stop is requested: its process group is killed with it (connctl-exec), so
+//! no setup script keeps running after connctl has gone.
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 
-use connctl_engine::apply::{Purpose, RunOutcome, ScriptRunner};
+use connctl_engine::apply::{Purpose, RunOutcome, ScriptRunner, Stop};
 use connctl_exec::{Executor, ExecutorConfig, ScriptRun, Target};
 use connctl_spec::{Connection, ExecutorKind, Platform};
 
@@ -15,10 +17,11 @@ pub struct Runner {
     /// Configured executors by technology (`snowflake`, `databricks`).
     configured: BTreeMap<String, Executor>,
     manual: Executor,
+    stop: Stop,
 }
 
 impl Runner {
-    pub fn new(configs: &BTreeMap<String, ExecutorConfig>, scripts_dir: PathBuf) -> Runner {
+    pub fn new(configs: &BTreeMap<String, ExecutorConfig>, scripts_dir: PathBuf, stop: Stop) -> Runner {
         let http = connctl_exec::http_client();
         let configured = configs
             .iter()
@@ -32,6 +35,7 @@ impl Runner {
         Runner {
             configured,
             manual: Executor::new(ExecutorConfig::Manual { dir: None }, http, scripts_dir),
+            stop,
         }
     }
 
@@ -97,7 +101,19 @@ impl ScriptRunner for Runner {
                 sql,
                 target: target(conn),
             };
-            match executor.execute(&run).await {
+            let executed = executor.execute(&run);
+            let result = if matches!(executor.config(), ExecutorConfig::Command { .. }) {
+                tokio::select! {
+                    result = executed => result,
+                    () = self.stop.requested() => {
+                        return Err("stopped by a signal; the command and its processes were terminated".into());
+                    }
+                }
+            } else {
+                // API executors are requests in flight: they finish (or time out) on their own.
+                executed.await
+            };
+            match result {
                 Ok(connctl_exec::Outcome::Executed { .. }) => Ok(RunOutcome::Executed),
                 Ok(connctl_exec::Outcome::AwaitingManual { path }) => Ok(RunOutcome::AwaitingManual { path }),
                 // A failing command may echo its input, and the script holds the password.
