@@ -371,7 +371,7 @@ mod tests {
             );
             let argv = argv(&["sh", "-c", &sh]);
             let script = script_run("SELECT 1;");
-            let running = run(&argv, &script, timeout);
+            let running = run(&argv, &[], &script, timeout);
             // The drop case: connctl abandons the run (as on SIGTERM) after 400 ms.
             let _ = tokio::time::timeout(Duration::from_millis(400), running).await;
             let pid = std::fs::read_to_string(&pid_file).expect("pid written");
