@@ -140,7 +140,9 @@ fn status_without_immuta_shows_the_recorded_state_with_a_warning() {
         "protect": false,
         "bulkId": "[UUID]",
         "bulkOrigin": "register",
-        "jobState": "completed"
+        "jobState": "completed",
+        "pending": null,
+        "cleanupScript": null
       },
       {
         "key": "sf-a",
@@ -149,7 +151,9 @@ fn status_without_immuta_shows_the_recorded_state_with_a_warning() {
         "protect": false,
         "bulkId": "[UUID]",
         "bulkOrigin": "register",
-        "jobState": "completed"
+        "jobState": "completed",
+        "pending": null,
+        "cleanupScript": null
       }
     ]
     "#);

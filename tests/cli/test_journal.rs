@@ -92,11 +92,11 @@ fn a_lost_delete_answer_keeps_the_cleanup_script_until_it_is_handed_over() {
     assert_eq!(apply(&env, &[]).code, 0);
     env.write("c.yaml", &spec(&[keep]));
 
-    // Immuta deletes it, but its answer is lost (a 500 that is not retried).
+    // Immuta deletes it, but its answer is lost: a 500, and every retry meets a 500 too.
     env.admin(
         "POST",
         "/_emulator/faults",
-        json!({"method": "DELETE", "path": "/data/object/sf-orphan", "kind": "status", "status": 500, "applied": true}),
+        json!({"method": "DELETE", "path": "/data/object/sf-orphan", "kind": "status", "status": 500, "applied": true, "count": 10}),
     );
     let out = apply(&env, &["--prune"]);
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);

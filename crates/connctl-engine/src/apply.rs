@@ -423,7 +423,13 @@ impl Worker {
         }
         // A script that ran in an earlier attempt is recognised by a passing dry run, so an
         // interrupted execution is not run twice.
-        if resuming && matches!(step, Step::Scripted | Step::AwaitingExecution | Step::Executed) {
+        // The same holds after a registration Immuta refused (`registering`, not in Immuta): a
+        // failing dry run sends it back to the script instead of re-sending a doomed register.
+        let recheck = matches!(
+            step,
+            Step::Scripted | Step::AwaitingExecution | Step::Executed | Step::Tested | Step::Registering
+        );
+        if resuming && recheck {
             match self.client.test_connection(&registration).await {
                 Ok(()) => step = Step::Tested,
                 Err(e) if step == Step::AwaitingExecution && !e.is_transient() => {
@@ -431,7 +437,10 @@ impl Worker {
                         path: awaiting_path(before.as_ref()),
                     });
                 }
-                Err(e) if e.is_transient() || e.is_unauthorized() => return Err(api(e).into()),
+                // Cannot tell whether the script ran: stop rather than run it a second time.
+                Err(e) if e.is_transient() || e.is_unauthorized() || e.is_unexpected_answer() => {
+                    return Err(api(e).into());
+                }
                 Err(_) => step = Step::New,
             }
         }

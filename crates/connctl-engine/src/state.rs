@@ -240,6 +240,15 @@ impl Task {
             Task::Unprotect => "unprotect",
         }
     }
+
+    /// How a progress line names the step. The journal keeps [`Task::as_str`] (old state files
+    /// spell it so); progress says `update-connection`, as `update` is already the action's name.
+    pub fn label(self) -> &'static str {
+        match self {
+            Task::Update => "update-connection",
+            other => other.as_str(),
+        }
+    }
 }
 
 /// Where a journal line stands.

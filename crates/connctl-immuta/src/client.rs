@@ -207,8 +207,9 @@ impl ImmutaClient {
     /// `POST /data/connection/test`: a dry run of the registration. Changes nothing.
     pub async fn test_connection(&self, registration: &Value) -> Result<(), ApiError> {
         let path = "/data/connection/test";
-        self.call(Method::POST, path, Some(registration), Call::Idempotent, |_| {
-            Ok(())
+        // A dry run changes nothing: an unreadable answer is retried like a read's.
+        self.call(Method::POST, path, Some(registration), Call::Read, |r| {
+            crate::live::dry_run_verdict(&r)
         })
         .await
     }

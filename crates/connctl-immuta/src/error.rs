@@ -61,6 +61,9 @@ pub enum ApiError {
         location: String,
         refusal: RedirectRefusal,
     },
+    /// `POST /data/connection/test` answered 200 with a failed check in its body.
+    #[error("the dry run (POST /data/connection/test) failed: {reasons}")]
+    DryRunFailed { reasons: String },
     /// A 2xx whose body is not the shape the endpoint must answer (HTML from a proxy, a cut-off
     /// or empty body, JSON without the documented fields). For a write, `outcome_unknown` says
     /// Immuta may have applied it: read before acting again.

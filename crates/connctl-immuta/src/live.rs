@@ -71,6 +71,55 @@ impl Registered {
     }
 }
 
+/// The verdict of `POST /data/connection/test`. Its answer is undocumented; Immuta's
+/// integrations API reports validation inside a 200 (`status` and a list of tests with their
+/// own `status`), so a 200 alone is not taken as a pass: a body that is there must be JSON, and
+/// any `failed`/`error` status in it (top level, `validationTests` or `validationResults`) fails
+/// the dry run. An empty body is a pass (the status code is all it said).
+pub(crate) fn dry_run_verdict(resp: &Response) -> Result<(), ApiError> {
+    if resp.text.trim().is_empty() {
+        return Ok(());
+    }
+    let value = resp.json_value()?;
+    let failed = |v: &Value| {
+        v.get("status")
+            .and_then(Value::as_str)
+            .is_some_and(|s| matches!(s.to_ascii_lowercase().as_str(), "failed" | "failure" | "error"))
+    };
+    let mut reasons = Vec::new();
+    for list in ["validationTests", "validationResults"] {
+        for test in value.get(list).and_then(Value::as_array).into_iter().flatten() {
+            if failed(test) {
+                let name = test.get("name").and_then(Value::as_str).unwrap_or("a check");
+                let why = ["message", "result", "error"]
+                    .iter()
+                    .find_map(|k| test.get(*k).and_then(Value::as_str));
+                reasons.push(match why {
+                    Some(why) => format!("{name}: {why}"),
+                    None => name.to_owned(),
+                });
+            }
+        }
+    }
+    if reasons.is_empty() && failed(&value) {
+        let why = value
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("no reason given");
+        reasons.push(why.to_owned());
+    }
+    if !value.is_object() {
+        return Err(resp.unexpected("the body is not a JSON object"));
+    }
+    if reasons.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::DryRunFailed {
+            reasons: reasons.join("; "),
+        })
+    }
+}
+
 /// `GET /data/connection/{key}`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -270,4 +319,52 @@ fn id_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error
         Some(Value::Number(n)) => Some(n.to_string()),
         _ => None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(text: &str) -> Response {
+        Response {
+            method: "POST".into(),
+            path: "/data/connection/test".into(),
+            status: 200,
+            outcome_unknown: false,
+            content_type: "application/json".into(),
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn a_dry_run_passes_only_on_an_answer_that_says_so() {
+        let passed =
+            r#"{"status":"passed","validationTests":[{"name":"Setup script executed","status":"passed"}]}"#;
+        assert!(dry_run_verdict(&answer(passed)).is_ok());
+        assert!(
+            dry_run_verdict(&answer("")).is_ok(),
+            "an empty 200 says nothing else"
+        );
+        assert!(dry_run_verdict(&answer("{}")).is_ok());
+
+        let failed = r#"{"status":"failed","validationTests":[{"name":"Setup script executed","status":"failed","message":"not run"}]}"#;
+        let err = dry_run_verdict(&answer(failed)).unwrap_err();
+        assert!(matches!(err, ApiError::DryRunFailed { .. }), "{err}");
+        assert!(
+            err.to_string().contains("Setup script executed: not run"),
+            "{err}"
+        );
+        let err = dry_run_verdict(&answer(
+            r#"{"validationResults":[{"name":"x","status":"error"}]}"#,
+        ))
+        .unwrap_err();
+        assert!(matches!(err, ApiError::DryRunFailed { .. }), "{err}");
+        let err = dry_run_verdict(&answer(r#"{"status":"FAILED","message":"bad role"}"#)).unwrap_err();
+        assert!(err.to_string().contains("bad role"), "{err}");
+
+        for unreadable in [r#"{"status":"pas"#, "<html>sign in</html>", "[1,2]"] {
+            let err = dry_run_verdict(&answer(unreadable)).unwrap_err();
+            assert!(err.is_unexpected_answer(), "{unreadable}: {err}");
+        }
+    }
 }

@@ -46,7 +46,7 @@ impl Progress {
                     });
                     match event.kind {
                         EventKind::Started(action) => bar.set_message(action.as_str().to_owned()),
-                        EventKind::Step(step) => bar.set_message(step.as_str()),
+                        EventKind::Step(step) => bar.set_message(step.label()),
                         EventKind::Finished(outcome) => bar.finish_with_message(describe(&outcome)),
                     }
                 })
@@ -54,7 +54,7 @@ impl Progress {
             None => Arc::new(|event: Event| {
                 let text = match event.kind {
                     EventKind::Started(action) => format!("{}: {}", event.key, action.as_str()),
-                    EventKind::Step(step) => format!("{}: {}", event.key, step.as_str()),
+                    EventKind::Step(step) => format!("{}: {}", event.key, step.label()),
                     EventKind::Finished(outcome) => format!("{}: {}", event.key, describe(&outcome)),
                 };
                 eprintln!("{}", connctl_spec::redact(&text));
