@@ -147,6 +147,8 @@ pub fn router(cfg: EmulatorConfig) -> std::io::Result<Router> {
             patch(admin::patch_connection).delete(admin::delete_connection),
         )
         .route("/_emulator/integrations/{id}", patch(admin::patch_integration))
+        .route("/_emulator/integrations", post(admin::add_integration))
+        .route("/_emulator/objects/{*path}", patch(admin::patch_object))
         .route(
             "/_emulator/faults",
             post(admin::add_fault)

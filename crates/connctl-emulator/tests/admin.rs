@@ -176,7 +176,19 @@ async fn state_file_persists_across_restarts() {
         200
     );
     env.await_bulk(&bulk).await;
-    // executed scripts survive too: a second connection with the same config registers
+    // One Snowflake integration per host: a second connection on it is Immuta's 409 …
+    let r = env
+        .immuta(
+            Method::POST,
+            "/data/connection/test",
+            Some(sf_registration("persisted-2")),
+        )
+        .await;
+    assert_eq!(r.status, 409, "{}", r.text);
+    assert!(r.text.contains(&format!("(id = {iid})")), "{}", r.text);
+    // … and once the first is deregistered, executed scripts survived too: the same config registers
+    let r = env.immuta(Method::DELETE, "/data/object/persisted", None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
     let r = env
         .immuta(
             Method::POST,
