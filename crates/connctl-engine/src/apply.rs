@@ -13,7 +13,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use connctl_immuta::payload::{self, SecretSource};
+use connctl_immuta::payload::{self, SecretSource, Setting};
 use connctl_immuta::{ApiError, ImmutaClient};
 use connctl_spec::{Connection, Secret, SecretRef};
 use sha2::{Digest, Sha256};
@@ -227,14 +227,19 @@ impl Worker {
                 let t = target.ok_or_else(|| format!("`{key}` is not in the YAML"))?;
                 let pending = self.store.get(key).and_then(|s| s.pending);
                 match pending.as_ref().map(|p| p.operation.as_str()) {
-                    Some("rescript") => self.update(t, &[Operation::Rescript]).await,
+                    Some("rescript") => self.update(t, &[Operation::Rescript], &[]).await,
                     Some("delete") => self.delete(key, &change.technology).await,
                     _ => self.create(t, false).await,
                 }
             }
             Action::Update => {
                 let t = target.ok_or_else(|| format!("`{key}` is not in the YAML"))?;
-                self.update(t, &change.operations).await
+                let settings: Vec<Setting> = change
+                    .fields
+                    .iter()
+                    .filter_map(|f| fields::setting_of(&f.path))
+                    .collect();
+                self.update(t, &change.operations, &settings).await
             }
             Action::Replace => {
                 let t = target.ok_or_else(|| format!("`{key}` is not in the YAML"))?;
@@ -492,8 +497,14 @@ impl Worker {
         Ok(Outcome::Applied { detail: text })
     }
 
-    /// In-place changes: connection update, rescript, settings, state-only.
-    async fn update(&self, t: &Target, operations: &[Operation]) -> Result<Outcome, String> {
+    /// In-place changes: connection update, rescript, settings (only `settings`, the ones that
+    /// changed), state-only.
+    async fn update(
+        &self,
+        t: &Target,
+        operations: &[Operation],
+        settings: &[Setting],
+    ) -> Result<Outcome, String> {
         let conn = &t.connection;
         let key = conn.key.as_str();
         let tech = conn.technology().as_str();
@@ -515,8 +526,11 @@ impl Worker {
                     Some(path) => return Ok(Outcome::AwaitingExecution { path }),
                 },
                 Operation::Settings => {
+                    // Never re-send `isActive` unasked: Immuta cascades it to every child object.
+                    let Some(body) = payload::settings_update(conn, settings) else {
+                        continue;
+                    };
                     self.emit(key, EventKind::Step("settings"));
-                    let body = payload::settings_update(conn);
                     if let Some(b) = self.client.update_settings(key, &body).await.map_err(api)? {
                         bulk_ids.push((b, "settings"));
                     }

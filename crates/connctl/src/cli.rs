@@ -93,7 +93,8 @@ pub enum Command {
         /// Save the plan; `connctl apply plan.json` then applies exactly it.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
-        /// Exit 2 when there are changes, 3 when they include a destructive one.
+        /// Exit 2 when there are changes (or health problems), 3 when they include a delete,
+        /// replace or status cascade.
         #[arg(long)]
         detailed_exitcode: bool,
     },
@@ -110,6 +111,9 @@ pub enum Command {
         /// Follow each bulk job until Immuta finishes it.
         #[arg(long)]
         wait: bool,
+        /// Allow changing a connection's `isActive`, which Immuta applies to every child object.
+        #[arg(long)]
+        allow_cascade: bool,
     },
     /// Report changes made in Immuta outside connctl (read-only)
     #[command(

@@ -11,6 +11,7 @@ use clap::CommandFactory;
 use connctl_engine::apply::{self, ApplyOptions, Outcome};
 use connctl_engine::lock::StateLock;
 use connctl_engine::plan::{Action, Cause, Plan};
+use connctl_engine::refresh::Live;
 use connctl_engine::state::{State, Step};
 use connctl_engine::store::StateStore;
 
@@ -58,9 +59,10 @@ pub async fn run(cli: Cli, color: bool) -> Result<u8> {
             plan,
             auto_approve,
             wait,
+            allow_cascade,
         } => {
             let ctx = Context::new(&config, color)?;
-            apply_cmd(&ctx, &plan, auto_approve, wait).await
+            apply_cmd(&ctx, &plan, auto_approve, wait, allow_cascade).await
         }
         Command::Drift {
             paths,
@@ -161,9 +163,10 @@ async fn plan_cmd(ctx: &Context, args: &PlanArgs, out: Option<&Path>, detailed: 
 }
 
 fn exit_for(plan: &Plan, detailed: bool) -> u8 {
-    if !detailed || plan.is_empty() {
+    if !detailed || (plan.is_empty() && plan.health.is_empty()) {
         0
     } else if plan.is_destructive() {
+        // Deletes, replaces, and status changes that cascade to child objects.
         3
     } else {
         2
@@ -190,7 +193,13 @@ fn saved_plan(paths: &[PathBuf]) -> Result<Option<Plan>> {
     Ok(Some(plan))
 }
 
-async fn apply_cmd(ctx: &Context, args: &PlanArgs, auto_approve: bool, wait: bool) -> Result<u8> {
+async fn apply_cmd(
+    ctx: &Context,
+    args: &PlanArgs,
+    auto_approve: bool,
+    wait: bool,
+    allow_cascade: bool,
+) -> Result<u8> {
     let state_path = ctx.settings.state_path(args.common.state.as_deref());
     let saved = saved_plan(&args.paths)?;
     // Everything that can be checked is checked before the lock file is written.
@@ -267,6 +276,14 @@ async fn apply_cmd(ctx: &Context, args: &PlanArgs, auto_approve: bool, wait: boo
     }
     if plan.is_empty() {
         return Ok(0);
+    }
+    let cascading: Vec<&str> = plan.cascades().map(|c| c.key.as_str()).collect();
+    if !allow_cascade && !cascading.is_empty() {
+        bail!(
+            "refusing to change the status of {} ({}): Immuta applies it to every child object\n  = help: review the plan above, then pass --allow-cascade if that is intended; nothing was sent",
+            if cascading.len() == 1 { "a connection" } else { "connections" },
+            cascading.join(", ")
+        );
     }
     if !auto_approve {
         if !std::io::stdin().is_terminal() {
@@ -380,26 +397,50 @@ async fn drift(ctx: &Context, paths: &[PathBuf], common: &CommonArgs, format: Fo
         c.fields.retain(|f| f.cause != Cause::Config);
         c.action == Action::Recreate || (c.action == Action::Update && !c.fields.is_empty())
     });
-    plan.unmanaged.clear();
+    // Unmanaged connections (in Immuta, in no state) are shown as information only.
     // The counts describe drift only, not what a plan would do.
     plan.summary = connctl_engine::plan::Summary {
         drifted: plan.changes.len(),
+        unmanaged: plan.unmanaged.len(),
+        unhealthy: plan.summary.unhealthy,
         ..Default::default()
     };
     print_plan(&plan, format, Kind::Drift, ctx.color);
-    Ok(if plan.changes.is_empty() { 0 } else { 2 })
+    Ok(if plan.changes.is_empty() && plan.health.is_empty() {
+        0
+    } else {
+        2
+    })
 }
 
 async fn status(ctx: &Context, keys: &[String], common: &CommonArgs, json: bool) -> Result<u8> {
     let (state, path) = ctx.state(common.state.as_deref())?;
     let client = ctx.client(common).ok();
+    // What Immuta has now, so a connection deleted or broken there is not shown as fine.
+    let live = match &client {
+        Some(c) => {
+            let wanted = state
+                .connections
+                .keys()
+                .filter(|k| keys.is_empty() || keys.contains(k))
+                .cloned()
+                .collect();
+            connctl_engine::refresh::refresh(c, &state, &wanted, ctx.settings.parallelism(common))
+                .await
+                .ok()
+        }
+        None => None,
+    };
     let mut rows = Vec::new();
     for (key, s) in &state.connections {
         if !keys.is_empty() && !keys.contains(key) {
             continue;
         }
+        let immuta = immuta_health(key, s, live.as_ref());
         let bulk = s.last_bulk();
         let job = match (bulk, &client) {
+            // Gone from Immuta: its last job says nothing about it any more.
+            _ if immuta == "missing" => "-".into(),
             (Some(b), Some(c)) => match c.jobs(&b.bulk_id).await {
                 Ok(jobs) if !jobs.is_empty() => {
                     jobs.iter().map(|j| j.state.clone()).collect::<Vec<_>>().join(",")
@@ -419,6 +460,7 @@ async fn status(ctx: &Context, keys: &[String], common: &CommonArgs, json: bool)
             "bulkId": bulk.map(|b| b.bulk_id.clone()),
             "bulkOrigin": bulk.map(|b| b.origin.clone()),
             "jobState": job,
+            "immuta": immuta,
         }));
     }
     for k in keys {
@@ -435,21 +477,51 @@ async fn status(ctx: &Context, keys: &[String], common: &CommonArgs, json: bool)
         return Ok(0);
     }
     println!(
-        "{:<28} {:<11} {:<19} {:<38} JOB",
-        "KEY", "TECHNOLOGY", "STEP", "LAST BULK ID"
+        "{:<28} {:<11} {:<19} {:<38} {:<10} IMMUTA",
+        "KEY", "TECHNOLOGY", "STEP", "LAST BULK ID", "JOB"
     );
     for r in rows {
         let s = |k: &str| r[k].as_str().unwrap_or("-").to_owned();
+        // The state still says registered; Immuta says otherwise, and Immuta wins.
+        let step = if s("immuta") == "missing" {
+            "deleted in Immuta".into()
+        } else {
+            s("step")
+        };
         println!(
-            "{:<28} {:<11} {:<19} {:<38} {}",
+            "{:<28} {:<11} {:<19} {:<38} {:<10} {}",
             s("key"),
             s("technology"),
-            s("step"),
+            step,
             s("bulkId"),
-            s("jobState")
+            s("jobState"),
+            s("immuta")
         );
     }
     Ok(0)
+}
+
+/// What Immuta shows of a connection in the state: `ok`, `missing` (deleted outside connctl),
+/// its health problems, `-` (never registered) or `unknown` (Immuta was not read).
+fn immuta_health(key: &str, s: &connctl_engine::state::ConnectionState, live: Option<&Live>) -> String {
+    let Some(live) = live else { return "unknown".into() };
+    if s.applied.is_none() {
+        return "-".into();
+    }
+    if !live.keys.contains(key) {
+        return "missing".into();
+    }
+    let problems: Vec<&str> = live
+        .health
+        .iter()
+        .filter(|h| h.key == key)
+        .map(|h| h.kind.as_str())
+        .collect();
+    if problems.is_empty() {
+        "ok".into()
+    } else {
+        problems.join(", ")
+    }
 }
 
 async fn import(ctx: &Context, paths: &[PathBuf], keys: &[String], common: &CommonArgs) -> Result<u8> {
