@@ -397,6 +397,7 @@ async fn drift(ctx: &Context, paths: &[PathBuf], common: &CommonArgs, format: Fo
         c.fields.retain(|f| f.cause != Cause::Config);
         c.action == Action::Recreate || (c.action == Action::Update && !c.fields.is_empty())
     });
+    connctl_engine::refresh::count_cascades(&client, &mut plan).await?;
     // Unmanaged connections (in Immuta, in no state) are shown as information only.
     // The counts describe drift only, not what a plan would do.
     plan.summary = connctl_engine::plan::Summary {
