@@ -12,6 +12,7 @@ mod test_docs;
 mod test_drift;
 mod test_errors;
 mod test_help;
+mod test_immuta_truth;
 mod test_plan;
 mod test_reliability;
 mod test_validate;
