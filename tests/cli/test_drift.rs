@@ -56,7 +56,11 @@ fn no_drift_then_drift_from_the_admin_api() {
     assert_eq!(refused.code, 1, "{}\n{}", refused.stdout, refused.stderr);
     assert!(refused.stderr.contains("--allow-cascade"), "{}", refused.stderr);
     assert_eq!(env.count_requests("PUT", "/data/settings/sf-a"), 0);
-    assert_eq!(env.count_requests("POST", "/data/connection"), 2, "only the first apply registered");
+    assert_eq!(
+        env.count_requests("POST", "/data/connection"),
+        2,
+        "only the first apply registered"
+    );
     // Apply restores the desired values.
     let fix = env.run(&["apply", "--auto-approve", "--allow-cascade", "c.yaml"]);
     assert_eq!(fix.code, 0, "{}\n{}", fix.stdout, fix.stderr);

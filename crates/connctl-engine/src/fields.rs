@@ -222,7 +222,8 @@ pub fn live(
     if !technology.is_empty() {
         m.insert("technology".into(), json!(technology));
     }
-    copy(&mut m, 
+    copy(
+        &mut m,
         c.get("hostname"),
         if databricks { "workspaceUrl" } else { "host" },
     );
@@ -238,7 +239,8 @@ pub fn live(
     if let Some(oauth) = c.get("oAuthClientConfig") {
         seen(&mut m, oauth.get("clientId"), "auth.clientId");
         seen(&mut m, oauth.get("authorityUrl"), "auth.authorityUrl");
-        seen(&mut m, 
+        seen(
+            &mut m,
             oauth.get("publicCertificateThumbprint"),
             "auth.publicCertificateThumbprint",
         );
@@ -252,16 +254,26 @@ pub fn live(
         copy(&mut m, cfg.get("database"), "database");
         copy(&mut m, cfg.get("catalog"), "catalog");
         for toggle in ["audit", "workspaces", "impersonation", "lineage"] {
-            copy(&mut m, 
+            copy(
+                &mut m,
                 cfg.get(toggle).and_then(|t| t.get("enabled")),
                 &format!("{toggle}.enabled"),
             );
         }
         let pattern = cfg.get("userRolePattern").or(i.user_role_pattern.as_ref());
-        copy(&mut m, pattern.and_then(|p| p.get("exclude")), "userRolePattern.exclude");
+        copy(
+            &mut m,
+            pattern.and_then(|p| p.get("exclude")),
+            "userRolePattern.exclude",
+        );
         copy(&mut m, cfg.get("workspaceIds"), "workspaceIds");
-        copy(&mut m, cfg.get("enableNativeQueryParsing"), "enableNativeQueryParsing");
-        copy(&mut m, 
+        copy(
+            &mut m,
+            cfg.get("enableNativeQueryParsing"),
+            "enableNativeQueryParsing",
+        );
+        copy(
+            &mut m,
             cfg.get("groupPattern").and_then(|p| p.get("deny")),
             "groupPattern.deny",
         );
@@ -271,7 +283,11 @@ pub fn live(
             job.and_then(|j| j.get("workspaceDirectoryPath")),
             "jobConfig.workspaceDirectoryPath",
         );
-        copy(&mut m, job.and_then(|j| j.get("jobClusterId")), "jobConfig.jobClusterId");
+        copy(
+            &mut m,
+            job.and_then(|j| j.get("jobClusterId")),
+            "jobConfig.jobClusterId",
+        );
     }
     if let Some(o) = object {
         if let Some(active) = o.is_active() {
@@ -283,9 +299,27 @@ pub fn live(
     }
     // Fields of the other technology are not "removed": they never applied.
     let foreign: &[&str] = if databricks {
-        &["warehouse", "role", "host", "database", "workspaces.enabled", "impersonation.enabled", "lineage.enabled", "userRolePattern.exclude"]
+        &[
+            "warehouse",
+            "role",
+            "host",
+            "database",
+            "workspaces.enabled",
+            "impersonation.enabled",
+            "lineage.enabled",
+            "userRolePattern.exclude",
+        ]
     } else {
-        &["workspaceUrl", "httpPath", "catalog", "workspaceIds", "enableNativeQueryParsing", "groupPattern.deny", "jobConfig.workspaceDirectoryPath", "jobConfig.jobClusterId"]
+        &[
+            "workspaceUrl",
+            "httpPath",
+            "catalog",
+            "workspaceIds",
+            "enableNativeQueryParsing",
+            "groupPattern.deny",
+            "jobConfig.workspaceDirectoryPath",
+            "jobConfig.jobClusterId",
+        ]
     };
     m.retain(|k, v| !(v.is_null() && foreign.contains(&k.as_str())));
     m

@@ -104,7 +104,12 @@ pub struct Seen {
 }
 
 impl Seen {
-    fn new(key: &str, connection: LiveConnection, integration: Integration, object: Option<LiveObject>) -> Seen {
+    fn new(
+        key: &str,
+        connection: LiveConnection,
+        integration: Integration,
+        object: Option<LiveObject>,
+    ) -> Seen {
         let mut health = Vec::new();
         let issue = |kind, detail: String| HealthIssue {
             key: key.to_owned(),
@@ -163,13 +168,18 @@ enum Integration {
 /// status change reaches.
 pub async fn count_cascades(client: &ImmutaClient, plan: &mut Plan) -> Result<(), ApiError> {
     for change in &mut plan.changes {
-        let Some(cascade) = change.cascade.as_mut() else { continue };
+        let Some(cascade) = change.cascade.as_mut() else {
+            continue;
+        };
         if cascade.child_objects.is_some() {
             continue;
         }
         cascade.child_objects = client.count_children(&change.key).await?;
         if let (Some(n), Some(note)) = (cascade.child_objects, change.note.as_mut()) {
-            *note = note.replace("every child object (count not read)", &format!("its {n} child object(s)"));
+            *note = note.replace(
+                "every child object (count not read)",
+                &format!("its {n} child object(s)"),
+            );
         }
     }
     Ok(())
@@ -195,7 +205,8 @@ pub async fn read_many(
     let mut out = BTreeMap::new();
     while let Some(joined) = tasks.join_next().await {
         let Ok((key, read)) = joined else { continue };
-        let seen = read?.map(|(connection, integration, object)| Seen::new(&key, connection, integration, object));
+        let seen =
+            read?.map(|(connection, integration, object)| Seen::new(&key, connection, integration, object));
         out.insert(key, seen);
     }
     Ok(out)
@@ -234,7 +245,9 @@ async fn read_one(
         let id = connection.as_ref().and_then(|c| c.native_integration_id.clone());
         (connection, object, integration(id).await?)
     };
-    let Some(connection) = connection else { return Ok(None) };
+    let Some(connection) = connection else {
+        return Ok(None);
+    };
     let named = connection.native_integration_id.clone();
     // The id in the state may be stale: the one the connection names now is the one that counts.
     if read.is_none() && named.is_some() && named != known_integration {

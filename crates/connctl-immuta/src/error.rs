@@ -179,14 +179,29 @@ mod tests {
     #[test]
     fn the_one_integration_per_host_409_names_the_integration_and_the_way_out() {
         let body = r#"{"statusCode":409,"error":"Conflict","message":"Snowflake integration already exists on test-account.snowflakecomputing.com (id = 1). The request failed because an integration already exists on the host."}"#;
-        let e = ApiError::from_status(&Method::POST, "/data/connection", StatusCode::CONFLICT, body, None);
+        let e = ApiError::from_status(
+            &Method::POST,
+            "/data/connection",
+            StatusCode::CONFLICT,
+            body,
+            None,
+        );
         assert!(e.is_conflict());
         let text = e.to_string();
-        assert!(text.contains("test-account.snowflakecomputing.com (id = 1)"), "{text}");
+        assert!(
+            text.contains("test-account.snowflakecomputing.com (id = 1)"),
+            "{text}"
+        );
         assert!(text.contains("upgrade integration 1"), "{text}");
         assert!(text.contains("connection upgrade manager"), "{text}");
         // Any other 409 stays as it was.
-        let other = ApiError::from_status(&Method::POST, "/data/connection", StatusCode::CONFLICT, r#"{"message":"A connection with connectionKey 'k' already exists."}"#, None);
+        let other = ApiError::from_status(
+            &Method::POST,
+            "/data/connection",
+            StatusCode::CONFLICT,
+            r#"{"message":"A connection with connectionKey 'k' already exists."}"#,
+            None,
+        );
         assert!(matches!(other, ApiError::Status { status: 409, .. }));
     }
 }

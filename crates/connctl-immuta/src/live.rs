@@ -178,7 +178,10 @@ mod tests {
         let documented = object(serde_json::json!({"objectPath": ["k"], "state": "inactive",
             "settings": {"activateNewChildren": {"value": true, "hasDescendantsWithOverrides": false}}}));
         assert_eq!(documented.is_active(), Some(false));
-        assert_eq!(documented.setting("activateNewChildren"), Some(&Value::Bool(true)));
+        assert_eq!(
+            documented.setting("activateNewChildren"),
+            Some(&Value::Bool(true))
+        );
         // `state` wins over a stale setting; the setting is the fallback when `state` is absent.
         let both = object(serde_json::json!({"state": "active", "settings": {"isActive": {"value": false}}}));
         assert_eq!(both.is_active(), Some(true));

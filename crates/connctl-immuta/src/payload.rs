@@ -361,4 +361,3 @@ fn databricks_integration_fields(db: &Databricks, out: &mut Map<String, Value>) 
         out.insert("jobConfig".into(), Value::Object(j));
     }
 }
-

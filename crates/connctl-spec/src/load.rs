@@ -110,7 +110,9 @@ fn load_file(sink: &mut Sink<'_>, source: &str, seen: &mut HashMap<String, Origi
 fn one_integration_per_host(desired: &Desired, report: &mut Report) {
     let mut first: HashMap<String, &crate::model::Connection> = HashMap::new();
     for conn in &desired.connections {
-        let crate::model::Platform::Snowflake(sf) = &conn.platform else { continue };
+        let crate::model::Platform::Snowflake(sf) = &conn.platform else {
+            continue;
+        };
         let host = sf.host.to_ascii_lowercase();
         match first.get(&host) {
             Some(earlier) => report.diagnostics.push(

@@ -221,7 +221,10 @@ fn two_connections_on_one_snowflake_host_name_both_places() {
             "  - key: {key}\n    technology: Snowflake\n    host: {host}\n    warehouse: W\n    database: D_{key}\n    role: R\n    auth: {{ type: userPassword, username: U, password: {{ env: P }} }}\n"
         )
     };
-    let a = format!("version: 1\nconnections:\n{}", conn("first", "acme.snowflakecomputing.com"));
+    let a = format!(
+        "version: 1\nconnections:\n{}",
+        conn("first", "acme.snowflakecomputing.com")
+    );
     // Host names are case-insensitive; a different host is fine.
     let b = format!(
         "version: 1\nconnections:\n{}{}",
@@ -233,10 +236,21 @@ fn two_connections_on_one_snowflake_host_name_both_places() {
     let report = load(&[dir.path()]).expect_err("one integration per host");
     assert_eq!(report.diagnostics.len(), 1, "{report}");
     let d = &report.diagnostics[0];
-    assert!(d.file.ends_with("b.yaml") && d.line == 11 && d.column == 5, "{report}");
+    assert!(
+        d.file.ends_with("b.yaml") && d.line == 10 && d.column == 5,
+        "{report}"
+    );
     let first = format!("{}:3:5", dir.path().join("a.yaml").display());
-    assert!(d.message.contains("`second`") && d.message.contains(&first), "{report}");
-    assert!(d.help.as_deref().is_some_and(|h| h.contains("one Snowflake integration per host")), "{report}");
+    assert!(
+        d.message.contains("`second`") && d.message.contains(&first),
+        "{report}"
+    );
+    assert!(
+        d.help
+            .as_deref()
+            .is_some_and(|h| h.contains("one Snowflake integration per host")),
+        "{report}"
+    );
 }
 
 #[test]

@@ -281,7 +281,11 @@ async fn apply_cmd(
     if !allow_cascade && !cascading.is_empty() {
         bail!(
             "refusing to change the status of {} ({}): Immuta applies it to every child object\n  = help: review the plan above, then pass --allow-cascade if that is intended; nothing was sent",
-            if cascading.len() == 1 { "a connection" } else { "connections" },
+            if cascading.len() == 1 {
+                "a connection"
+            } else {
+                "connections"
+            },
             cascading.join(", ")
         );
     }

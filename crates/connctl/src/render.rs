@@ -207,7 +207,11 @@ pub fn text(plan: &Plan, kind: Kind, color: bool) -> String {
                 let _ = writeln!(out, "      # {note}");
             }
             if let Some(warning) = change.cascade.as_ref().and_then(|c| c.warning.as_ref()) {
-                let _ = writeln!(out, "      # {} {warning}", paint("warning:", Style::new().red(), color));
+                let _ = writeln!(
+                    out,
+                    "      # {} {warning}",
+                    paint("warning:", Style::new().red(), color)
+                );
             }
             for (sign, line, why) in field_diff(change) {
                 let styled = match sign {
