@@ -222,6 +222,18 @@ fn a_field_removed_in_immuta_is_drift() {
         "{}",
         plan.stdout
     );
+    let status = env.run(&["status"]);
+    assert_eq!(status.code, 0, "{}", status.stderr);
+    for key in ["dbx-b", "sf-a"] {
+        assert!(
+            status
+                .stdout
+                .lines()
+                .any(|l| l.starts_with(key) && l.ends_with("drifted")),
+            "{}",
+            status.stdout
+        );
+    }
 }
 
 #[test]
@@ -373,6 +385,24 @@ fn unmanaged_connections_show_in_drift_as_information() {
     let plan: Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(plan["unmanaged"], json!(["by-hand"]));
     assert_eq!(plan["summary"]["unmanaged"], 1);
+    let status = env.run(&["status"]);
+    assert_eq!(status.code, 0, "{}", status.stderr);
+    assert!(
+        status
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("by-hand") && l.ends_with("unmanaged")),
+        "{}",
+        status.stdout
+    );
+    let plan = env.run(&["plan", "--detailed-exitcode", "c.yaml"]);
+    assert_eq!(plan.code, 0, "information only: {}", plan.stdout);
+    assert!(
+        plan.stdout
+            .contains("Unmanaged (in Immuta, never touched): by-hand"),
+        "{}",
+        plan.stdout
+    );
 }
 
 #[test]

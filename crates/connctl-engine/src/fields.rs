@@ -358,5 +358,38 @@ mod tests {
         assert_eq!(class_of("protect"), FieldClass::Local);
         assert!(is_secret("auth.token"));
         assert!(!is_secret("auth.username"));
+        assert_eq!(class_of("options.forceRecursiveCrawl"), FieldClass::Registration);
+        assert_eq!(setting_of("settings.isActive"), Some(Setting::IsActive));
+        assert_eq!(setting_of("options.forceRecursiveCrawl"), None);
+    }
+
+    fn parse<T: serde::de::DeserializeOwned>(v: Value) -> T {
+        serde_json::from_value(v).expect("parses")
+    }
+
+    #[test]
+    fn live_reads_the_documented_state_and_sees_removed_fields() {
+        let connection: LiveConnection = parse(json!({"connectionKey": "k", "connection": {
+            "technology": "Databricks", "hostname": "h", "port": 443, "httpPath": "/p",
+            "authenticationType": "token"}}));
+        // `groupPattern` was removed in Immuta, `audit` set to null.
+        let integration: LiveIntegration = parse(json!({"id": "1", "status": "enabled", "config": {
+            "catalog": "c", "audit": null}}));
+        let object: LiveObject = parse(json!({"state": "active", "settings": {
+            "activateNewChildren": {"value": false, "hasDescendantsWithOverrides": false}}}));
+        let m = live(&connection, Some(&integration), Some(&object));
+        assert_eq!(m["settings.isActive"], json!(true));
+        assert_eq!(m["settings.activateNewChildren"], json!(false));
+        assert_eq!(m["groupPattern.deny"], Value::Null);
+        assert_eq!(m["audit.enabled"], Value::Null);
+        assert_eq!(m["catalog"], json!("c"));
+        // Snowflake-only fields are not "removed" from a Databricks connection.
+        assert!(
+            !m.contains_key("warehouse") && !m.contains_key("database"),
+            "{m:?}"
+        );
+        // Without the integration, its fields are unknown rather than removed.
+        let m = live(&connection, None, None);
+        assert!(!m.contains_key("groupPattern.deny") && !m.contains_key("settings.isActive"));
     }
 }

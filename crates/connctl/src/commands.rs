@@ -473,6 +473,27 @@ async fn status(ctx: &Context, keys: &[String], common: &CommonArgs, json: bool)
             bail!("`{k}` is not in the state ({})", path.display());
         }
     }
+    // Connections in Immuta that connctl does not manage: information, never an error.
+    let unmanaged: Vec<&String> = match (&live, keys.is_empty()) {
+        (Some(live), true) => live
+            .keys
+            .iter()
+            .filter(|k| !state.connections.contains_key(*k))
+            .collect(),
+        _ => Vec::new(),
+    };
+    for key in &unmanaged {
+        rows.push(serde_json::json!({
+            "key": key,
+            "technology": null,
+            "step": "-",
+            "protect": false,
+            "bulkId": null,
+            "bulkOrigin": null,
+            "jobState": "-",
+            "immuta": "unmanaged",
+        }));
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(0);
@@ -507,7 +528,8 @@ async fn status(ctx: &Context, keys: &[String], common: &CommonArgs, json: bool)
 }
 
 /// What Immuta shows of a connection in the state: `ok`, `missing` (deleted outside connctl),
-/// its health problems, `-` (never registered) or `unknown` (Immuta was not read).
+/// its health problems, `drifted` (a field changed in Immuta; `connctl drift` shows which), `-`
+/// (never registered) or `unknown` (Immuta was not read).
 fn immuta_health(key: &str, s: &connctl_engine::state::ConnectionState, live: Option<&Live>) -> String {
     let Some(live) = live else { return "unknown".into() };
     if s.applied.is_none() {
@@ -522,11 +544,16 @@ fn immuta_health(key: &str, s: &connctl_engine::state::ConnectionState, live: Op
         .filter(|h| h.key == key)
         .map(|h| h.kind.as_str())
         .collect();
-    if problems.is_empty() {
-        "ok".into()
-    } else {
-        problems.join(", ")
+    if !problems.is_empty() {
+        return problems.join(", ");
     }
+    let drifted = match (&s.applied, live.fields.get(key)) {
+        (Some(applied), Some(seen)) => seen
+            .iter()
+            .any(|(path, now)| applied.get(path).is_some_and(|was| was != now)),
+        _ => false,
+    };
+    if drifted { "drifted".into() } else { "ok".into() }
 }
 
 async fn import(ctx: &Context, paths: &[PathBuf], keys: &[String], common: &CommonArgs) -> Result<u8> {
