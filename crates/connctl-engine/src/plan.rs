@@ -87,6 +87,20 @@ pub struct Cascade {
     pub warning: Option<String>,
 }
 
+impl Cascade {
+    /// The change's note: what the status change reaches, and that apply needs a flag for it.
+    pub fn note(&self) -> String {
+        let objects = match self.child_objects {
+            Some(n) => format!("its {n} child object(s)"),
+            None => "every child object (count not read)".into(),
+        };
+        format!(
+            "sets the connection {}; Immuta applies that to {objects} too; apply needs --allow-cascade",
+            if self.active { "active" } else { "inactive" }
+        )
+    }
+}
+
 /// A problem Immuta shows with a managed connection.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct HealthIssue {
@@ -547,14 +561,7 @@ fn update(
     if let Some(c) = &cascade {
         // Classed like a deletion: it can disable (or expose) every data source below.
         risk = Risk::Destructive;
-        let objects = match c.child_objects {
-            Some(n) => format!("its {n} child object(s)"),
-            None => "every child object (count not read)".into(),
-        };
-        note = Some(format!(
-            "sets the connection {}; Immuta applies that to {objects} too; apply needs --allow-cascade",
-            if c.active { "active" } else { "inactive" }
-        ));
+        note = Some(c.note());
     }
     Some(Change {
         key: key.into(),

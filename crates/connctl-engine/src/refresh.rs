@@ -174,13 +174,13 @@ pub async fn count_cascades(client: &ImmutaClient, plan: &mut Plan) -> Result<()
         if cascade.child_objects.is_some() {
             continue;
         }
-        cascade.child_objects = client.count_children(&change.key).await?;
-        if let (Some(n), Some(note)) = (cascade.child_objects, change.note.as_mut()) {
-            *note = note.replace(
-                "every child object (count not read)",
-                &format!("its {n} child object(s)"),
-            );
-        }
+        cascade.child_objects = match client.count_children(&change.key).await {
+            Ok(n) => n,
+            // Its object is gone: the health problem says so; the count stays unknown.
+            Err(e) if e.is_not_found() => None,
+            Err(e) => return Err(e),
+        };
+        change.note = Some(cascade.note());
     }
     Ok(())
 }
