@@ -128,7 +128,7 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
-    /// Each connection's step, last bulkId and its job state
+    /// Each connection's step, last bulkId, its job state and what Immuta shows now
     #[command(after_help = "Example:\n  connctl status snowflake-prod")]
     Status {
         /// Connection keys (all when omitted).
