@@ -117,7 +117,7 @@ pub enum Command {
     },
     /// Report changes made in Immuta outside connctl (read-only)
     #[command(
-        after_help = "Exit status: 0 no drift, 2 drift, 1 error.\n\nExample:\n  connctl drift connections/ --format markdown"
+        after_help = "Exit status: 0 no drift (unmanaged connections are information only), 2 drift or health problems, 1 error.\n\nExample:\n  connctl drift connections/ --format markdown"
     )]
     Drift {
         /// YAML files or folders (optional: without them, every connection in the state).
