@@ -15,6 +15,7 @@ mod test_help;
 mod test_http;
 mod test_journal;
 mod test_lost_answers;
+mod test_immuta_truth;
 mod test_plan;
 mod test_reliability;
 mod test_scrub;

@@ -50,8 +50,19 @@ fn no_drift_then_drift_from_the_admin_api() {
     assert_eq!(std::fs::read(env.path(".connctl/state.json")).unwrap(), before);
     assert!(!env.path(".connctl/state.lock").exists() || env.run(&["state", "list"]).code == 0);
 
+    // Restoring sf-a's status cascades to its children: apply refuses it unless allowed, and
+    // sends nothing.
+    let refused = env.run(&["apply", "--auto-approve", "c.yaml"]);
+    assert_eq!(refused.code, 1, "{}\n{}", refused.stdout, refused.stderr);
+    assert!(refused.stderr.contains("--allow-cascade"), "{}", refused.stderr);
+    assert_eq!(env.count_requests("PUT", "/data/settings/sf-a"), 0);
+    assert_eq!(
+        env.count_requests("POST", "/data/connection"),
+        2,
+        "only the first apply registered"
+    );
     // Apply restores the desired values.
-    let fix = env.run(&["apply", "--auto-approve", "c.yaml"]);
+    let fix = env.run(&["apply", "--auto-approve", "--allow-cascade", "c.yaml"]);
     assert_eq!(fix.code, 0, "{}\n{}", fix.stdout, fix.stderr);
     assert_eq!(env.run(&["drift", "c.yaml"]).code, 0);
     assert_eq!(env.run(&["plan", "--detailed-exitcode", "c.yaml"]).code, 0);

@@ -398,8 +398,12 @@ fn secrets_suite(log_format: &str) {
         json!({"method": "POST", "path": "/data/connection", "status": 400, "count": 50}),
     );
     env.write("extra/rejected.yaml", REJECTED_SPEC);
-    run(&with(&["plan", "--detailed-exitcode"], &paths), 2);
-    let failed = run(&with(&["apply", "--auto-approve", "--wait"], &paths), 1);
+    // 3: restoring dbx-m2m's status (changed in the UI above) cascades to its child objects.
+    run(&with(&["plan", "--detailed-exitcode"], &paths), 3);
+    let failed = run(
+        &with(&["apply", "--auto-approve", "--wait", "--allow-cascade"], &paths),
+        1,
+    );
     assert!(failed.stdout.contains("failed."), "{}", failed.stdout);
     run(&["status"], 0);
     run(&["state", "show", "sf-rejected"], 0);

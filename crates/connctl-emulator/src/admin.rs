@@ -1,7 +1,8 @@
 //! The `/_emulator/` admin API for tests (no auth, no faults, not logged): reset, the request
 //! log, drift (change a live connection or integration as a person in the UI would), deletion
-//! behind the tool's back, programmed faults (and what the other host received), a state dump,
-//! and seeding live connections.
+//! behind the tool's back, a child object's status, an integration configured on its own,
+//! programmed faults (and what the other host received), a state dump (with every settings
+//! body), and seeding live connections.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -98,8 +99,9 @@ pub async fn patch_connection(
             merge(&mut c.connection, p);
         }
         if let Some(p) = patch.get("settings") {
+            // As in the UI: a connection's status change cascades to its children.
             if let Some(b) = p.get("isActive").and_then(Value::as_bool) {
-                c.settings.is_active = b;
+                c.set_active(b);
             }
             if let Some(b) = p.get("activateNewChildren").and_then(Value::as_bool) {
                 c.settings.activate_new_children = b;
@@ -154,6 +156,64 @@ pub async fn patch_integration(
             i.status = status.to_string();
         }
         Ok(Json(integration_json(i)))
+    })
+}
+
+/// `PATCH /_emulator/objects/{key}/{…}` `{"active": bool}`: enable or disable one child object
+/// (a database, schema or table) as a person in the UI would; nothing else changes.
+pub async fn patch_object(
+    State(st): State<Shared>,
+    Path(path): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    let patch = parse_object(&body)?;
+    only_keys(&patch, &["active"])?;
+    let Some(active) = patch.get("active").and_then(Value::as_bool) else {
+        return Err(ApiError::bad_request("active: required boolean"));
+    };
+    let mut parts = path.trim_matches('/').split('/').map(str::to_string);
+    let key = parts.next().unwrap_or_default();
+    let rest: Vec<String> = parts.collect();
+    let missing = || ApiError::not_found(format!("Data object '{path}' not found."));
+    st.mutate(|s| {
+        let c = s.connections.get_mut(&key).ok_or_else(missing)?;
+        let child = c
+            .children
+            .iter_mut()
+            .find(|ch| !rest.is_empty() && ch.path == rest)
+            .ok_or_else(missing)?;
+        child.active = active;
+        Ok(Json(json!({"objectPath": path, "active": active})))
+    })
+}
+
+/// `POST /_emulator/integrations` `{"type": "Snowflake", "host": "…"}`: an integration configured
+/// on its own (no connection), as a tenant has before upgrading to connections. A registration on
+/// that host then gets Immuta's 409.
+pub async fn add_integration(State(st): State<Shared>, body: Bytes) -> ApiResult<Json<Value>> {
+    let v = parse_object(&body)?;
+    only_keys(&v, &["type", "host"])?;
+    let tech = match v.get("type").and_then(Value::as_str) {
+        Some("Snowflake") => validate::Tech::Snowflake,
+        Some("Databricks") => validate::Tech::Databricks,
+        _ => return Err(ApiError::bad_request("type: required, Snowflake or Databricks")),
+    };
+    let Some(host) = v.get("host").and_then(Value::as_str).filter(|h| !h.is_empty()) else {
+        return Err(ApiError::bad_request("host: required string"));
+    };
+    st.mutate(|s| {
+        let id = s.next_integration_id();
+        let integration = crate::store::Integration {
+            id,
+            tech,
+            status: "enabled".into(),
+            config: json!({"host": host}),
+            http_path: None,
+            connection_key: None,
+        };
+        let out = integration_json(&integration);
+        s.integrations.insert(id, integration);
+        Ok(Json(out))
     })
 }
 
@@ -291,6 +351,10 @@ pub async fn state(State(st): State<Shared>) -> Json<Value> {
                     "integrationId": c.integration_id.to_string(),
                     "isActive": c.settings.is_active,
                     "hostname": c.connection.get("hostname"),
+                    "children": c.children.iter().map(|ch| json!({
+                        "path": ch.path.join("/"),
+                        "state": if ch.active { "active" } else { "inactive" },
+                    })).collect::<Vec<_>>(),
                 })
             })
             .collect();
@@ -323,6 +387,7 @@ pub async fn state(State(st): State<Shared>) -> Json<Value> {
             "registrations": s.registrations,
             "deletions": s.deletions,
             "pendingStatements": s.pending.len(),
+            "settingsRequests": s.settings_requests,
         }))
     })
 }

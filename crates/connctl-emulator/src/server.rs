@@ -195,6 +195,8 @@ fn router(cfg: EmulatorConfig, other_host: OtherHost) -> std::io::Result<Router>
             patch(admin::patch_connection).delete(admin::delete_connection),
         )
         .route("/_emulator/integrations/{id}", patch(admin::patch_integration))
+        .route("/_emulator/integrations", post(admin::add_integration))
+        .route("/_emulator/objects/{*path}", patch(admin::patch_object))
         .route(
             "/_emulator/faults",
             post(admin::add_fault)

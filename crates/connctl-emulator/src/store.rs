@@ -39,7 +39,28 @@ pub struct Connection {
     pub integration_id: u64,
     pub created_ms: u64,
     pub updated_ms: u64,
-    pub child_count: u64,
+    /// Databases, schemas and tables below the connection, in path order.
+    #[serde(default)]
+    pub children: Vec<Child>,
+}
+
+/// A data object below a connection (database, schema or table). Its status follows the
+/// connection's whenever the connection's `isActive` is set, as Immuta documents.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Child {
+    /// The object path without the connection key, e.g. `["DB", "PUBLIC", "ORDERS"]`.
+    pub path: Vec<String>,
+    pub active: bool,
+}
+
+impl Connection {
+    /// Sets the connection's status and, like Immuta, every child object's with it.
+    pub fn set_active(&mut self, active: bool) {
+        self.settings.is_active = active;
+        for child in &mut self.children {
+            child.active = active;
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -153,6 +174,9 @@ pub struct Store {
     /// Per connection key: deletions that succeeded (`DELETE /data/object/{key}`).
     #[serde(default)]
     pub deletions: BTreeMap<String, u64>,
+    /// Every `PUT /data/settings` body, in order, for tests to read (settings hold no secrets).
+    #[serde(default)]
+    pub settings_requests: Vec<Value>,
     #[serde(skip)]
     index: HashMap<(Tech, String), Vec<(usize, usize)>>,
     #[serde(skip)]

@@ -176,7 +176,19 @@ async fn state_file_persists_across_restarts() {
         200
     );
     env.await_bulk(&bulk).await;
-    // executed scripts survive too: a second connection with the same config registers
+    // One Snowflake integration per host: a second connection on it is Immuta's 409 …
+    let r = env
+        .immuta(
+            Method::POST,
+            "/data/connection/test",
+            Some(sf_registration("persisted-2")),
+        )
+        .await;
+    assert_eq!(r.status, 409, "{}", r.text);
+    assert!(r.text.contains(&format!("(id = {iid})")), "{}", r.text);
+    // … and once the first is deregistered, executed scripts survived too: the same config registers
+    let r = env.immuta(Method::DELETE, "/data/object/persisted", None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
     let r = env
         .immuta(
             Method::POST,
@@ -194,4 +206,93 @@ async fn state_file_persists_across_restarts() {
         )
         .await;
     assert_eq!(r.json()["seeded"][0]["integrationId"], (iid + 1).to_string());
+}
+
+#[tokio::test]
+async fn children_follow_the_connection_status_only_when_it_is_sent() {
+    let env = Env::new();
+    let r = env
+        .admin(
+            Method::POST,
+            "/_emulator/seed",
+            Some(json!({"connections": [sf_registration("sf-c")]})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let child = "/data/object/sf-c/IMMUTA_PROD/PUBLIC/ORDERS";
+    let state = |r: Resp| r.json()["state"].as_str().unwrap().to_owned();
+    assert_eq!(state(env.immuta(Method::GET, child, None).await), "inactive");
+    // A person enables one table in the UI.
+    let r = env
+        .admin(
+            Method::PATCH,
+            "/_emulator/objects/sf-c/IMMUTA_PROD/PUBLIC/ORDERS",
+            Some(json!({"active": true})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    // A settings body without isActive leaves it alone …
+    let r = env
+        .immuta(
+            Method::PUT,
+            "/data/settings/sf-c",
+            Some(json!({"settings": {"activateNewChildren": false}})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(state(env.immuta(Method::GET, child, None).await), "active");
+    let o = env.immuta(Method::GET, "/data/object/sf-c", None).await.json();
+    assert_eq!(o["state"], "inactive");
+    assert_eq!(o["settings"]["activateNewChildren"]["value"], false);
+    // … while re-sending the unchanged isActive: false switches every child off.
+    let r = env
+        .immuta(
+            Method::PUT,
+            "/data/settings/sf-c",
+            Some(json!({"settings": {"isActive": false}})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(state(env.immuta(Method::GET, child, None).await), "inactive");
+    let dump = env.admin(Method::GET, "/_emulator/state", None).await.json();
+    assert_eq!(
+        dump["settingsRequests"],
+        json!([
+            {"connectionKey": "sf-c", "body": {"settings": {"activateNewChildren": false}}},
+            {"connectionKey": "sf-c", "body": {"settings": {"isActive": false}}},
+        ])
+    );
+}
+
+#[tokio::test]
+async fn a_pre_existing_integration_on_the_host_is_the_documented_409() {
+    let env = Env::new();
+    let host = sf_registration("x")["connection"]["hostname"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = env
+        .admin(
+            Method::POST,
+            "/_emulator/integrations",
+            Some(json!({"type": "Snowflake", "host": host.to_uppercase()})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    let r = env
+        .immuta(
+            Method::POST,
+            "/data/connection/test",
+            Some(sf_registration("sf-d")),
+        )
+        .await;
+    assert_eq!(r.status, 409, "{}", r.text);
+    assert_eq!(
+        r.message(),
+        format!(
+            "Snowflake integration already exists on {host} (id = {id}). The request failed because an \
+             integration already exists on the host."
+        )
+    );
 }

@@ -190,11 +190,32 @@ async fn snowflake_manual_flow() {
     assert_eq!(o["objectPath"], json!(["snowflake-prod"]));
     assert_eq!(o["technology"], "Snowflake");
     assert_eq!(o["state"], "active");
+    // The documented shape: status in `state`, settings wrapped, no `settings.isActive`.
     assert_eq!(
-        o["settings"]["isActive"],
+        o["settings"]["activateNewChildren"],
         json!({"value": true, "hasDescendantsWithOverrides": false})
     );
-    assert_eq!(o["options"]["forceRecursiveCrawl"], true);
+    assert!(o["settings"].get("isActive").is_none(), "{o}");
+    // The children followed the connection's status.
+    let r = env
+        .immuta(
+            Method::POST,
+            "/data/object/search/snowflake-prod",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(r.json()["count"], 4, "{}", r.text);
+    let hits = r.json()["hits"].as_array().unwrap().clone();
+    assert!(hits.iter().all(|h| h["state"] == "active"), "{}", r.text);
+    let t = env
+        .immuta(
+            Method::GET,
+            "/data/object/snowflake-prod/IMMUTA_PROD/PUBLIC/ORDERS",
+            None,
+        )
+        .await;
+    assert_eq!(t.status, 200, "{}", t.text);
+    assert_eq!(t.json()["state"], "active");
 
     // 8. crawl
     let r = env
@@ -249,7 +270,7 @@ async fn snowflake_manual_flow() {
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json()["objectPath"], json!(["snowflake-prod"]));
-    assert!(r.json()["childCount"].is_u64());
+    assert_eq!(r.json()["childCount"], 4);
     for stmt in split_script(&cleanup) {
         let r = env
             .http
@@ -310,6 +331,9 @@ async fn snowflake_key_pair_mapping() {
             Some(sf_keypair_registration("sf-kp")),
         )
         .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    // One Snowflake integration per host: deregister it so the same host can be tried again.
+    let r = env.immuta(Method::DELETE, "/data/object/sf-kp", None).await;
     assert_eq!(r.status, 200, "{}", r.text);
 
     // keyName must be PRIV_KEY_FILE

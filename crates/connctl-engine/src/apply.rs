@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use connctl_immuta::payload::{self, SecretSource};
+use connctl_immuta::payload::{self, SecretSource, Setting};
 use connctl_immuta::{ApiError, ImmutaClient};
 use connctl_spec::{Connection, Secret, SecretRef};
 use sha2::{Digest, Sha256};
@@ -344,12 +344,16 @@ impl Worker {
                         (other, _) => Ok(other),
                     },
                     Some(PendingOp::Update | PendingOp::Rescript) => {
-                        self.update(need()?, &change.operations).await
+                        self.update(need()?, &change.operations, &changed_settings(change))
+                            .await
                     }
                     Some(PendingOp::Create) | None => self.create(need()?, false).await,
                 }
             }
-            Action::Update => self.update(need()?, &change.operations).await,
+            Action::Update => {
+                self.update(need()?, &change.operations, &changed_settings(change))
+                    .await
+            }
             Action::Replace => {
                 let t = need()?;
                 if self.store.get(key).is_some_and(|s| s.protect) {
@@ -616,7 +620,13 @@ impl Worker {
     /// In-place changes: connection update, rescript, settings, state-only. Each remote write
     /// is journaled (with the whole target pending) before it is sent, and its fields count as
     /// applied once it answered; the pending is cleared only when every part is done.
-    async fn update(&self, t: &Target, operations: &[Operation]) -> Flow<Outcome> {
+    /// Of the settings, only those in `settings` (the ones that changed) are sent.
+    async fn update(
+        &self,
+        t: &Target,
+        operations: &[Operation],
+        settings: &[Setting],
+    ) -> Flow<Outcome> {
         let conn = &t.connection;
         let key = conn.key.as_str();
         let tech = conn.technology().as_str();
@@ -647,9 +657,12 @@ impl Worker {
                     Some(path) => return Ok(Outcome::AwaitingExecution { path }),
                 },
                 Operation::Settings => {
+                    // Never re-send `isActive` unasked: Immuta cascades it to every child object.
+                    let Some(body) = payload::settings_update(conn, settings) else {
+                        continue;
+                    };
                     self.step(key, Task::Settings)?;
                     self.intend_update(t, Task::Settings).await?;
-                    let body = payload::settings_update(conn);
                     let answer = self.client.update_settings(key, &body).await;
                     let bulk = self.answered(t, Task::Settings, answer).await?;
                     self.part_done(t, FieldClass::Settings, Task::Settings, bulk.clone())
@@ -988,6 +1001,15 @@ impl Worker {
             tokio::time::sleep(self.options.job_poll).await;
         }
     }
+}
+
+/// The settings an update changes: only these are sent (`isActive` cascades to children).
+fn changed_settings(change: &Change) -> Vec<Setting> {
+    change
+        .fields
+        .iter()
+        .filter_map(|f| fields::setting_of(&f.path))
+        .collect()
 }
 
 /// Saves a script readable only by its owner (it can hold passwords), in a folder only its

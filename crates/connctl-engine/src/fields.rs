@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use connctl_immuta::payload::Setting;
 use connctl_immuta::{LiveConnection, LiveIntegration, LiveObject};
 use connctl_spec::{
     Connection, DatabricksAuth, OAuthCredential, Platform, SecretError, SecretRef, SnowflakeAuth, Toggle,
@@ -21,8 +22,11 @@ pub type FieldMap = BTreeMap<String, Value>;
 pub enum FieldClass {
     /// Recorded only by connctl (`protect`): no remote call.
     Local,
-    /// Registration settings and options: `PUT /data/settings/{key}`.
+    /// Registration settings: `PUT /data/settings/{key}`.
     Settings,
+    /// Fixed at registration (`options.forceRecursiveCrawl`): Immuta documents no call that
+    /// updates it, so a change can only be planned as an error.
+    Registration,
     /// The connection object: `PUT /data/connection/{key}`.
     Connection,
     /// The integration config: edit script → execute → `PUT /integrations/{id}`.
@@ -37,7 +41,8 @@ pub fn class_of(path: &str) -> FieldClass {
     match head {
         "technology" | "host" | "database" | "workspaceUrl" | "catalog" => FieldClass::Identity,
         "port" | "warehouse" | "role" | "httpPath" | "auth" => FieldClass::Connection,
-        "settings" | "options" => FieldClass::Settings,
+        "settings" => FieldClass::Settings,
+        "options" => FieldClass::Registration,
         "protect" => FieldClass::Local,
         _ => FieldClass::Integration,
     }
@@ -49,6 +54,15 @@ pub fn is_secret(path: &str) -> bool {
         path,
         "auth.password" | "auth.privateKey" | "auth.privateKeyPassword" | "auth.clientSecret" | "auth.token"
     )
+}
+
+/// The setting a `settings.*` path names, for `PUT /data/settings`.
+pub fn setting_of(path: &str) -> Option<Setting> {
+    match path {
+        "settings.isActive" => Some(Setting::IsActive),
+        "settings.activateNewChildren" => Some(Setting::ActivateNewChildren),
+        _ => None,
+    }
 }
 
 /// A secret that did not resolve while fingerprinting.
@@ -188,8 +202,10 @@ pub fn desired(
     Ok(m)
 }
 
-/// What Immuta shows of a connection, in the same vocabulary. Only non-secret fields that
-/// Immuta returns appear; a field missing here is unknown, not different.
+/// What Immuta shows of a connection, in the same vocabulary. Secrets never appear (unknown,
+/// not different). A field Immuta shows when set but that is absent or `null` in what it returned
+/// is `null` here, so a field removed in Immuta is drift; fields of a part that was not read (no
+/// integration) are left out.
 pub fn live(
     connection: &LiveConnection,
     integration: Option<&LiveIntegration>,
@@ -206,64 +222,119 @@ pub fn live(
     if !technology.is_empty() {
         m.insert("technology".into(), json!(technology));
     }
-    let mut copy = |from: Option<&Value>, to: &str| {
-        if let Some(v) = from.filter(|v| !v.is_null()) {
-            m.insert(to.to_owned(), v.clone());
-        }
-    };
     copy(
+        &mut m,
         c.get("hostname"),
         if databricks { "workspaceUrl" } else { "host" },
     );
-    copy(c.get("port"), "port");
-    copy(c.get("warehouse"), "warehouse");
-    copy(c.get("role"), "role");
-    copy(c.get("httpPath"), "httpPath");
-    copy(c.get("authenticationType"), "auth.type");
-    copy(c.get("username"), "auth.username");
+    copy(&mut m, c.get("port"), "port");
+    copy(&mut m, c.get("warehouse"), "warehouse");
+    copy(&mut m, c.get("role"), "role");
+    copy(&mut m, c.get("httpPath"), "httpPath");
+    copy(&mut m, c.get("authenticationType"), "auth.type");
+    if c.contains_key("username") {
+        copy(&mut m, c.get("username"), "auth.username");
+    }
+    // Which OAuth fields a tenant echoes is unconfirmed: only values seen are compared.
     if let Some(oauth) = c.get("oAuthClientConfig") {
-        copy(oauth.get("clientId"), "auth.clientId");
-        copy(oauth.get("authorityUrl"), "auth.authorityUrl");
-        copy(
+        seen(&mut m, oauth.get("clientId"), "auth.clientId");
+        seen(&mut m, oauth.get("authorityUrl"), "auth.authorityUrl");
+        seen(
+            &mut m,
             oauth.get("publicCertificateThumbprint"),
             "auth.publicCertificateThumbprint",
         );
-        copy(oauth.get("resource"), "auth.resource");
+        seen(&mut m, oauth.get("resource"), "auth.resource");
         if databricks {
-            copy(oauth.get("scope"), "auth.scope");
+            seen(&mut m, oauth.get("scope"), "auth.scope");
         }
     }
     if let Some(i) = integration {
         let cfg = &i.config;
-        copy(cfg.get("database"), "database");
-        copy(cfg.get("catalog"), "catalog");
+        copy(&mut m, cfg.get("database"), "database");
+        copy(&mut m, cfg.get("catalog"), "catalog");
         for toggle in ["audit", "workspaces", "impersonation", "lineage"] {
             copy(
+                &mut m,
                 cfg.get(toggle).and_then(|t| t.get("enabled")),
                 &format!("{toggle}.enabled"),
             );
         }
         let pattern = cfg.get("userRolePattern").or(i.user_role_pattern.as_ref());
-        copy(pattern.and_then(|p| p.get("exclude")), "userRolePattern.exclude");
-        copy(cfg.get("workspaceIds"), "workspaceIds");
-        copy(cfg.get("enableNativeQueryParsing"), "enableNativeQueryParsing");
         copy(
+            &mut m,
+            pattern.and_then(|p| p.get("exclude")),
+            "userRolePattern.exclude",
+        );
+        copy(&mut m, cfg.get("workspaceIds"), "workspaceIds");
+        copy(
+            &mut m,
+            cfg.get("enableNativeQueryParsing"),
+            "enableNativeQueryParsing",
+        );
+        copy(
+            &mut m,
             cfg.get("groupPattern").and_then(|p| p.get("deny")),
             "groupPattern.deny",
         );
-        if let Some(job) = cfg.get("jobConfig") {
-            copy(
-                job.get("workspaceDirectoryPath"),
-                "jobConfig.workspaceDirectoryPath",
-            );
-            copy(job.get("jobClusterId"), "jobConfig.jobClusterId");
-        }
+        let job = cfg.get("jobConfig");
+        copy(
+            &mut m,
+            job.and_then(|j| j.get("workspaceDirectoryPath")),
+            "jobConfig.workspaceDirectoryPath",
+        );
+        copy(
+            &mut m,
+            job.and_then(|j| j.get("jobClusterId")),
+            "jobConfig.jobClusterId",
+        );
     }
     if let Some(o) = object {
-        copy(o.setting("isActive"), "settings.isActive");
-        copy(o.setting("activateNewChildren"), "settings.activateNewChildren");
+        if let Some(active) = o.is_active() {
+            m.insert("settings.isActive".into(), json!(active));
+        }
+        if let Some(v) = o.setting("activateNewChildren") {
+            m.insert("settings.activateNewChildren".into(), v.clone());
+        }
     }
+    // Fields of the other technology are not "removed": they never applied.
+    let foreign: &[&str] = if databricks {
+        &[
+            "warehouse",
+            "role",
+            "host",
+            "database",
+            "workspaces.enabled",
+            "impersonation.enabled",
+            "lineage.enabled",
+            "userRolePattern.exclude",
+        ]
+    } else {
+        &[
+            "workspaceUrl",
+            "httpPath",
+            "catalog",
+            "workspaceIds",
+            "enableNativeQueryParsing",
+            "groupPattern.deny",
+            "jobConfig.workspaceDirectoryPath",
+            "jobConfig.jobClusterId",
+        ]
+    };
+    m.retain(|k, v| !(v.is_null() && foreign.contains(&k.as_str())));
     m
+}
+
+/// Copies a field Immuta shows when set: absent and `null` both read as "not set" (`null`).
+fn copy(m: &mut FieldMap, from: Option<&Value>, to: &str) {
+    m.insert(to.to_owned(), from.cloned().unwrap_or(Value::Null));
+}
+
+/// Copies a field only when Immuta returned a value for it (unknown otherwise).
+fn seen(m: &mut FieldMap, from: Option<&Value>, to: &str) {
+    if let Some(v) = from.filter(|v| !v.is_null()) {
+        m.insert(to.to_owned(), v.clone());
+    }
 }
 
 /// The fingerprint of a field map (for saved plans: "the spec this plan was made from").
@@ -287,5 +358,38 @@ mod tests {
         assert_eq!(class_of("protect"), FieldClass::Local);
         assert!(is_secret("auth.token"));
         assert!(!is_secret("auth.username"));
+        assert_eq!(class_of("options.forceRecursiveCrawl"), FieldClass::Registration);
+        assert_eq!(setting_of("settings.isActive"), Some(Setting::IsActive));
+        assert_eq!(setting_of("options.forceRecursiveCrawl"), None);
+    }
+
+    fn parse<T: serde::de::DeserializeOwned>(v: Value) -> T {
+        serde_json::from_value(v).expect("parses")
+    }
+
+    #[test]
+    fn live_reads_the_documented_state_and_sees_removed_fields() {
+        let connection: LiveConnection = parse(json!({"connectionKey": "k", "connection": {
+            "technology": "Databricks", "hostname": "h", "port": 443, "httpPath": "/p",
+            "authenticationType": "token"}}));
+        // `groupPattern` was removed in Immuta, `audit` set to null.
+        let integration: LiveIntegration = parse(json!({"id": "1", "status": "enabled", "config": {
+            "catalog": "c", "audit": null}}));
+        let object: LiveObject = parse(json!({"state": "active", "settings": {
+            "activateNewChildren": {"value": false, "hasDescendantsWithOverrides": false}}}));
+        let m = live(&connection, Some(&integration), Some(&object));
+        assert_eq!(m["settings.isActive"], json!(true));
+        assert_eq!(m["settings.activateNewChildren"], json!(false));
+        assert_eq!(m["groupPattern.deny"], Value::Null);
+        assert_eq!(m["audit.enabled"], Value::Null);
+        assert_eq!(m["catalog"], json!("c"));
+        // Snowflake-only fields are not "removed" from a Databricks connection.
+        assert!(
+            !m.contains_key("warehouse") && !m.contains_key("database"),
+            "{m:?}"
+        );
+        // Without the integration, its fields are unknown rather than removed.
+        let m = live(&connection, None, None);
+        assert!(!m.contains_key("groupPattern.deny") && !m.contains_key("settings.isActive"));
     }
 }

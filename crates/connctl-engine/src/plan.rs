@@ -36,6 +36,10 @@ pub struct Plan {
     pub unmanaged: Vec<String>,
     /// Reasons the plan cannot be applied as it stands (e.g. `--max-deletes` exceeded).
     pub errors: Vec<String>,
+    /// Problems Immuta shows that applying cannot repair in place (a failed or missing
+    /// integration, a missing data object): a person must look.
+    #[serde(default)]
+    pub health: Vec<HealthIssue>,
     pub summary: Summary,
     /// Per key: the fingerprint of what Immuta showed (or `absent`), to detect a stale plan.
     pub live_fingerprints: BTreeMap<String, String>,
@@ -64,6 +68,67 @@ pub struct Change {
     /// One line for a human: why, or what happens next.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Set when the change sets the connection's own status, which Immuta applies to every
+    /// child object too. Classed like a deletion: risk `destructive`, and apply refuses it
+    /// without `--allow-cascade`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cascade: Option<Cascade>,
+}
+
+/// What setting a connection's `isActive` does beyond the connection.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Cascade {
+    /// The status the connection, and with it each child object, will have.
+    pub active: bool,
+    /// How many objects (databases, schemas, tables) are below it; `None` when not read.
+    pub child_objects: Option<u64>,
+    /// What else the status change does on this technology.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+}
+
+impl Cascade {
+    /// The change's note: what the status change reaches, and that apply needs a flag for it.
+    pub fn note(&self) -> String {
+        let objects = match self.child_objects {
+            Some(n) => format!("its {n} child object(s)"),
+            None => "every child object (count not read)".into(),
+        };
+        format!(
+            "sets the connection {}; Immuta applies that to {objects} too; apply needs --allow-cascade",
+            if self.active { "active" } else { "inactive" }
+        )
+    }
+}
+
+/// A problem Immuta shows with a managed connection.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HealthIssue {
+    pub key: String,
+    pub kind: HealthKind,
+    /// One line for a human: what Immuta answered.
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum HealthKind {
+    /// The integration backing the connection reports a failed status.
+    IntegrationFailed,
+    /// `GET /integrations/{id}` answered 404.
+    IntegrationMissing,
+    /// `GET /data/object/{key}` answered 404 while the connection exists.
+    ObjectMissing,
+}
+
+impl HealthKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthKind::IntegrationFailed => "integration failed",
+            HealthKind::IntegrationMissing => "integration missing",
+            HealthKind::ObjectMissing => "object missing",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -158,6 +223,9 @@ pub struct Summary {
     pub forget: usize,
     pub unmanaged: usize,
     pub unchanged: usize,
+    /// Managed connections with a health problem.
+    #[serde(default)]
+    pub unhealthy: usize,
 }
 
 /// Knobs of one planning run.
@@ -196,6 +264,11 @@ impl Plan {
     pub fn has_drift(&self) -> bool {
         self.summary.drifted > 0
     }
+
+    /// The changes that set a connection's status (and so its children's).
+    pub fn cascades(&self) -> impl Iterator<Item = &Change> {
+        self.changes.iter().filter(|c| c.cascade.is_some())
+    }
 }
 
 /// Makes the plan. `live` is `None` with `--refresh=false`.
@@ -232,6 +305,7 @@ pub fn plan(
         unchanged: Vec::new(),
         unmanaged: Vec::new(),
         errors: Vec::new(),
+        health: Vec::new(),
         summary: Summary::default(),
         live_fingerprints: BTreeMap::new(),
         desired_fingerprints: BTreeMap::new(),
@@ -249,6 +323,8 @@ pub fn plan(
         let live_fields = live.and_then(|l| l.fields.get(key));
         if let Some(l) = live {
             out.live_fingerprints.insert(key.to_owned(), l.fingerprint(key));
+            out.health
+                .extend(l.health.iter().filter(|h| h.key == key).cloned());
         }
         if let Some(w) = want {
             out.desired_fingerprints
@@ -267,6 +343,7 @@ pub fn plan(
                     note: Some(format!(
                         "exists in Immuta but not in the state; adopt it with `connctl import {import_paths} --key {key}` (apply never creates over it)"
                     )),
+                    cascade: None,
                 }),
                 _ => Some(create(key, w, Action::Create)),
             },
@@ -280,7 +357,8 @@ pub fn plan(
                     c.note = Some("in the state but no longer in Immuta (deleted outside connctl)".into());
                     Some(c)
                 } else {
-                    update(key, w, s.applied.as_ref(), live_fields, s.protect)
+                    let children = live.and_then(|l| l.child_counts.get(key).copied());
+                    update(key, w, s.applied.as_ref(), live_fields, s.protect, children)
                 }
             }
             (None, Some(s)) => match &s.pending {
@@ -293,6 +371,9 @@ pub fn plan(
                 None
             }
         };
+        if let Some(error) = change.as_ref().and_then(fixed_at_registration) {
+            out.errors.push(error);
+        }
         match change {
             Some(c) => out.changes.push(c),
             None if want.is_some() => out.unchanged.push(key.to_owned()),
@@ -333,6 +414,7 @@ fn create(key: &str, w: &DesiredView<'_>, action: Action) -> Change {
         risk: Risk::Additive,
         fields: vec![],
         note: None,
+        cascade: None,
     }
 }
 
@@ -419,7 +501,29 @@ fn resume_delete(key: &str, technology: &str, s: &ConnectionState, pending: &Pen
             "an interrupted `delete` stopped at step `{}`; apply checks Immuta and finishes it{cleanup}",
             s.step.as_str()
         )),
-    }
+/// The plan error for a change to a field Immuta lets no one change after registration.
+///
+/// `options.forceRecursiveCrawl` is sent at registration only: `PUT /data/settings` carries
+/// settings, not options, and `POST /data/crawl/{key}` takes the flag for that one crawl without
+/// storing it (Immuta's "Manage a connection" and "Manage connection settings" pages; nothing else
+/// documents an update). Rather than apply it silently as nothing, the plan refuses it and says
+/// what the user can do.
+fn fixed_at_registration(change: &Change) -> Option<String> {
+    let field = change
+        .fields
+        .iter()
+        .find(|f| f.class == FieldClass::Registration && f.cause != Cause::Drift)?;
+    let key = &change.key;
+    Some(format!(
+        "`{key}`: {path} cannot change after registration: Immuta offers no call that updates it \
+         (PUT /data/settings carries settings only; POST /data/crawl/{key} uses the flag for that one crawl \
+         and does not store it). Set it back to {before} in the YAML. To crawl inactive objects once, \
+         trigger a crawl in Immuta (POST /data/crawl/{key} with {{\"forceRecursiveCrawl\": true}}). To change \
+         it for good, re-register the connection: take it out of the YAML, `connctl apply --prune`, then put \
+         it back and apply (this deletes and re-creates its data objects)",
+        path = field.path,
+        before = field.before,
+    ))
 }
 
 /// Field diff of a managed, live (or unknown) connection.
@@ -429,6 +533,7 @@ fn update(
     applied: Option<&FieldMap>,
     live: Option<&FieldMap>,
     protected: bool,
+    children: Option<u64>,
 ) -> Option<Change> {
     let empty = FieldMap::new();
     let applied = applied.unwrap_or(&empty);
@@ -503,9 +608,28 @@ fn update(
         };
         (Action::Update, ops, risk)
     };
-    let note = (action == Action::Replace && protected).then(|| {
+    let mut note = (action == Action::Replace && protected).then(|| {
         "protected: replacing it would delete it; apply refuses (`connctl state unprotect` lifts it)".into()
     });
+    let mut risk = risk;
+    let cascade = match (action, changes.iter().find(|f| f.path == "settings.isActive")) {
+        (Action::Update, Some(f)) => f.after.as_bool().map(|active| {
+            let warning = (active && w.technology == "Databricks").then(|| {
+                "Databricks: Immuta REVOKEs access in Databricks for all Immuta users to each enabled object that has no subscription policy".to_owned()
+            });
+            Cascade {
+                active,
+                child_objects: children,
+                warning,
+            }
+        }),
+        _ => None,
+    };
+    if let Some(c) = &cascade {
+        // Classed like a deletion: it can disable (or expose) every data source below.
+        risk = Risk::Destructive;
+        note = Some(c.note());
+    }
     Some(Change {
         key: key.into(),
         technology: w.technology.into(),
@@ -514,6 +638,7 @@ fn update(
         risk,
         fields: changes,
         note,
+        cascade,
     })
 }
 
@@ -555,6 +680,7 @@ fn orphan(key: &str, s: &ConnectionState, is_live: Option<bool>, prune: bool) ->
         operations,
         fields: vec![],
         note: Some(note),
+        cascade: None,
     }
 }
 
@@ -562,6 +688,12 @@ fn summarize(plan: &mut Plan) {
     let mut s = Summary {
         unmanaged: plan.unmanaged.len(),
         unchanged: plan.unchanged.len(),
+        unhealthy: plan
+            .health
+            .iter()
+            .map(|h| h.key.as_str())
+            .collect::<BTreeSet<_>>()
+            .len(),
         ..Summary::default()
     };
     for c in &plan.changes {

@@ -4,7 +4,9 @@
 //! both live and managed (in the state with an applied spec), and only those, it reads the
 //! connection, its integration and its settings object — each once — with at most
 //! `parallelism` requests in flight. Keys that are desired but not managed need only the
-//! listing (create or import), and unmanaged keys are never read.
+//! listing (create or import), and unmanaged keys are never read. A 404 on the integration or
+//! the data object of a listed connection is a health problem, never "nothing changed"; so is an
+//! integration whose status says it failed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -14,6 +16,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
 use crate::fields::{self, FieldMap};
+use crate::plan::{HealthIssue, HealthKind, Plan};
 use crate::state::State;
 
 /// What Immuta showed.
@@ -25,6 +28,10 @@ pub struct Live {
     pub fields: BTreeMap<String, FieldMap>,
     /// The integration id Immuta reports per managed key.
     pub integration_ids: BTreeMap<String, String>,
+    /// Objects below each managed connection, when Immuta's object says (`childCount`).
+    pub child_counts: BTreeMap<String, u64>,
+    /// Problems seen with managed connections.
+    pub health: Vec<HealthIssue>,
 }
 
 impl Live {
@@ -72,6 +79,10 @@ pub async fn refresh(
                 if let Some(id) = seen.integration_id {
                     live.integration_ids.insert(key.clone(), id);
                 }
+                if let Some(n) = seen.child_count {
+                    live.child_counts.insert(key.clone(), n);
+                }
+                live.health.extend(seen.health);
                 live.fields.insert(key, seen.fields);
             }
             // Listed but gone by the time it was read: treat as absent.
@@ -88,6 +99,90 @@ pub async fn refresh(
 pub struct Seen {
     pub fields: FieldMap,
     pub integration_id: Option<String>,
+    pub child_count: Option<u64>,
+    pub health: Vec<HealthIssue>,
+}
+
+impl Seen {
+    fn new(
+        key: &str,
+        connection: LiveConnection,
+        integration: Integration,
+        object: Option<LiveObject>,
+    ) -> Seen {
+        let mut health = Vec::new();
+        let issue = |kind, detail: String| HealthIssue {
+            key: key.to_owned(),
+            kind,
+            detail,
+        };
+        match &integration {
+            Integration::Missing(id) => health.push(issue(
+                HealthKind::IntegrationMissing,
+                format!("integration {id} backing it is gone from Immuta (GET /integrations/{id}: 404)"),
+            )),
+            Integration::Read(i) => {
+                let status = i.status.as_deref().unwrap_or_default();
+                let lower = status.to_ascii_lowercase();
+                if lower.contains("fail") || lower.contains("error") {
+                    let id = i.id.as_deref().unwrap_or("?");
+                    health.push(issue(
+                        HealthKind::IntegrationFailed,
+                        format!("integration {id} reports status `{status}` in Immuta"),
+                    ));
+                }
+            }
+            Integration::None => {}
+        }
+        if object.is_none() {
+            health.push(issue(
+                HealthKind::ObjectMissing,
+                format!("its data object is gone from Immuta (GET /data/object/{key}: 404)"),
+            ));
+        }
+        let read = match &integration {
+            Integration::Read(i) => Some(i),
+            _ => None,
+        };
+        Seen {
+            integration_id: connection.native_integration_id.clone(),
+            fields: fields::live(&connection, read, object.as_ref()),
+            child_count: object.as_ref().and_then(|o| o.child_count),
+            health,
+        }
+    }
+}
+
+/// The integration of a connection as read.
+#[derive(Debug)]
+enum Integration {
+    /// The connection names no integration.
+    None,
+    /// It names one, and `GET /integrations/{id}` answered 404.
+    Missing(String),
+    Read(LiveIntegration),
+}
+
+/// Fills in the number of child objects of each cascading change that lacks it, by searching
+/// the connection's children (`POST /data/object/search/{key}`): the plan must say what a
+/// status change reaches.
+pub async fn count_cascades(client: &ImmutaClient, plan: &mut Plan) -> Result<(), ApiError> {
+    for change in &mut plan.changes {
+        let Some(cascade) = change.cascade.as_mut() else {
+            continue;
+        };
+        if cascade.child_objects.is_some() {
+            continue;
+        }
+        cascade.child_objects = match client.count_children(&change.key).await {
+            Ok(n) => n,
+            // Its object is gone: the health problem says so; the count stays unknown.
+            Err(e) if e.is_not_found() => None,
+            Err(e) => return Err(e),
+        };
+        change.note = Some(cascade.note());
+    }
+    Ok(())
 }
 
 /// Reads each `(key, known integration id)` — connection, integration and settings, each
@@ -110,16 +205,14 @@ pub async fn read_many(
     let mut out = BTreeMap::new();
     while let Some(joined) = tasks.join_next().await {
         let Ok((key, read)) = joined else { continue };
-        let seen = read?.map(|(connection, integration, object)| Seen {
-            integration_id: connection.native_integration_id.clone(),
-            fields: fields::live(&connection, integration.as_ref(), object.as_ref()),
-        });
+        let seen =
+            read?.map(|(connection, integration, object)| Seen::new(&key, connection, integration, object));
         out.insert(key, seen);
     }
     Ok(out)
 }
 
-type Read = Option<(LiveConnection, Option<LiveIntegration>, Option<LiveObject>)>;
+type Read = Option<(LiveConnection, Integration, Option<LiveObject>)>;
 
 async fn read_one(
     client: &ImmutaClient,
@@ -145,12 +238,26 @@ async fn read_one(
         let _p = limit.acquire().await.map_err(permit)?;
         client.get_integration(&id).await
     };
-    let (connection, object, integration) = if known_integration.is_some() {
-        tokio::try_join!(connection, object, integration(known_integration))?
+    let (connection, object, mut read) = if known_integration.is_some() {
+        tokio::try_join!(connection, object, integration(known_integration.clone()))?
     } else {
         let (connection, object) = tokio::try_join!(connection, object)?;
         let id = connection.as_ref().and_then(|c| c.native_integration_id.clone());
         (connection, object, integration(id).await?)
     };
-    Ok(connection.map(|c| (c, integration, object)))
+    let Some(connection) = connection else {
+        return Ok(None);
+    };
+    let named = connection.native_integration_id.clone();
+    // The id in the state may be stale: the one the connection names now is the one that counts.
+    if read.is_none() && named.is_some() && named != known_integration {
+        read = integration(named.clone()).await?;
+    }
+    let id = named.or(known_integration);
+    let integration = match (read, id) {
+        (Some(i), _) => Integration::Read(i),
+        (None, Some(id)) => Integration::Missing(id),
+        (None, None) => Integration::None,
+    };
+    Ok(Some((connection, integration, object)))
 }

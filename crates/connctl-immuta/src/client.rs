@@ -315,6 +315,27 @@ impl ImmutaClient {
         .await
     }
 
+    /// `POST /data/object/search/{key}`: how many objects are below a connection (its `count`,
+    /// else the hits of one page); `None` when the answer says neither.
+    pub async fn count_children(&self, key: &str) -> Result<Option<u64>, ApiError> {
+        let path = format!("/data/object/search/{}?offset=0&size=1000", seg(key));
+        let resp = self
+            .send(
+                Method::POST,
+                &path,
+                Some(&serde_json::json!({})),
+                Idempotency::Safe,
+            )
+            .await?;
+        let value: Value = resp.json_as("/data/object/search")?;
+        let hits = |v: &Value| v.as_array().map(|a| a.len() as u64);
+        Ok(value
+            .get("count")
+            .and_then(Value::as_u64)
+            .or_else(|| value.get("hits").and_then(hits))
+            .or_else(|| hits(&value)))
+    }
+
     /// `DELETE /data/object/{key}`; an already-absent object counts as deleted.
     pub async fn delete_object(&self, key: &str) -> Result<(), ApiError> {
         let path = format!("/data/object/{}", seg(key));

@@ -108,6 +108,15 @@ impl std::fmt::Display for RedirectRefusal {
             RedirectRefusal::TooMany => "too many redirects",
         })
     }
+    #[error(
+        "Immuta refused {method} {path} (409): a Snowflake integration already exists on {host} (id = {id}), and Immuta allows one per host\n  = help: a connection cannot be registered over an existing integration: upgrade integration {id} to a connection with Immuta's connection upgrade manager, then adopt it with `connctl import`; or remove that integration in Immuta"
+    )]
+    IntegrationExists {
+        method: String,
+        path: String,
+        host: String,
+        id: String,
+    },
 }
 
 impl ApiError {
@@ -144,6 +153,16 @@ impl ApiError {
             };
         }
         let mut message = error_message(body, status);
+        if status == StatusCode::CONFLICT
+            && let Some((host, id)) = existing_integration(&message)
+        {
+            return ApiError::IntegrationExists {
+                method: method.to_string(),
+                path: path.to_owned(),
+                host,
+                id,
+            };
+        }
         if let Some(after) = retry_after.filter(|a| *a > RETRY_AFTER_CAP) {
             message.push_str(&format!(
                 " (Retry-After: {} s; connctl waits at most {} s)",
@@ -164,6 +183,7 @@ impl ApiError {
         match self {
             ApiError::Status { status, .. } => Some(*status),
             ApiError::Unauthorized { .. } => Some(401),
+            ApiError::IntegrationExists { .. } => Some(409),
             _ => None,
         }
     }
@@ -222,6 +242,14 @@ impl ApiError {
     }
 }
 
+/// Host and id of Immuta's documented 409: "Snowflake integration already exists on <host> (id = N)".
+fn existing_integration(message: &str) -> Option<(String, String)> {
+    let rest = message.split_once("integration already exists on ")?.1;
+    let (host, rest) = rest.split_once(" (id = ")?;
+    let id = rest.split_once(')')?.0;
+    Some((host.trim().to_owned(), id.trim().to_owned()))
+}
+
 /// The message of an Immuta error body (`{"message": …}`), or a short cut of the raw text;
 /// redacted before it is cut, since a server (or a proxy) may echo the request and its secrets.
 fn error_message(body: &str, status: StatusCode) -> String {
@@ -239,5 +267,39 @@ fn error_message(body: &str, status: StatusCode) -> String {
         status.canonical_reason().unwrap_or("error").to_owned()
     } else {
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_one_integration_per_host_409_names_the_integration_and_the_way_out() {
+        let body = r#"{"statusCode":409,"error":"Conflict","message":"Snowflake integration already exists on test-account.snowflakecomputing.com (id = 1). The request failed because an integration already exists on the host."}"#;
+        let e = ApiError::from_status(
+            &Method::POST,
+            "/data/connection",
+            StatusCode::CONFLICT,
+            body,
+            None,
+        );
+        assert!(e.is_conflict());
+        let text = e.to_string();
+        assert!(
+            text.contains("test-account.snowflakecomputing.com (id = 1)"),
+            "{text}"
+        );
+        assert!(text.contains("upgrade integration 1"), "{text}");
+        assert!(text.contains("connection upgrade manager"), "{text}");
+        // Any other 409 stays as it was.
+        let other = ApiError::from_status(
+            &Method::POST,
+            "/data/connection",
+            StatusCode::CONFLICT,
+            r#"{"message":"A connection with connectionKey 'k' already exists."}"#,
+            None,
+        );
+        assert!(matches!(other, ApiError::Status { status: 409, .. }));
     }
 }

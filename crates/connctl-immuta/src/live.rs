@@ -143,6 +143,10 @@ pub struct LiveObject {
     pub state: Option<String>,
     #[serde(default)]
     pub settings: Map<String, Value>,
+    /// Objects below it, when Immuta says (the documented example has no such field; `DELETE`
+    /// answers one). Without it, the children are counted with a search.
+    #[serde(default)]
+    pub child_count: Option<u64>,
 }
 
 impl LiveObject {
@@ -150,6 +154,16 @@ impl LiveObject {
     pub fn setting(&self, name: &str) -> Option<&Value> {
         let v = self.settings.get(name)?;
         Some(v.get("value").unwrap_or(v))
+    }
+
+    /// Whether the object is active: the documented top-level `state` (`active` | `inactive`),
+    /// else an `isActive` setting (wrapped or bare) for tenants that report one.
+    pub fn is_active(&self) -> Option<bool> {
+        match self.state.as_deref().map(str::to_ascii_lowercase).as_deref() {
+            Some("active") => Some(true),
+            Some("inactive") => Some(false),
+            _ => self.setting("isActive").and_then(Value::as_bool),
+        }
     }
 }
 
@@ -366,5 +380,29 @@ mod tests {
             let err = dry_run_verdict(&answer(unreadable)).unwrap_err();
             assert!(err.is_unexpected_answer(), "{unreadable}: {err}");
         }
+    }
+
+    fn object(v: Value) -> LiveObject {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn active_state_comes_from_the_documented_state_first() {
+        let documented = object(serde_json::json!({"objectPath": ["k"], "state": "inactive",
+            "settings": {"activateNewChildren": {"value": true, "hasDescendantsWithOverrides": false}}}));
+        assert_eq!(documented.is_active(), Some(false));
+        assert_eq!(
+            documented.setting("activateNewChildren"),
+            Some(&Value::Bool(true))
+        );
+        // `state` wins over a stale setting; the setting is the fallback when `state` is absent.
+        let both = object(serde_json::json!({"state": "active", "settings": {"isActive": {"value": false}}}));
+        assert_eq!(both.is_active(), Some(true));
+        let wrapped = object(serde_json::json!({"settings": {"isActive": {"value": true}}}));
+        assert_eq!(wrapped.is_active(), Some(true));
+        let bare = object(serde_json::json!({"settings": {"isActive": false}, "childCount": 7}));
+        assert_eq!(bare.is_active(), Some(false));
+        assert_eq!(bare.child_count, Some(7));
+        assert_eq!(object(serde_json::json!({})).is_active(), None);
     }
 }

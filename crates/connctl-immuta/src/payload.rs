@@ -79,9 +79,32 @@ pub fn connection_update(conn: &Connection, secrets: &dyn SecretSource) -> Value
     })
 }
 
-/// The body of `PUT /data/settings/{key}`.
-pub fn settings_update(conn: &Connection) -> Value {
-    json!({ "settings": settings_object(conn) })
+/// A setting `PUT /data/settings/{key}` can change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setting {
+    /// The connection's status. Immuta cascades it to every child object, so it is sent only
+    /// when it is the change being made.
+    IsActive,
+    ActivateNewChildren,
+}
+
+/// The body of `PUT /data/settings/{key}` carrying only `changed`; `None` when none of them has
+/// a value to send (e.g. `activateNewChildren` was removed from the YAML: Immuta keeps its own).
+pub fn settings_update(conn: &Connection, changed: &[Setting]) -> Option<Value> {
+    let mut settings = Map::new();
+    for setting in changed {
+        match setting {
+            Setting::IsActive => {
+                settings.insert("isActive".into(), json!(conn.settings.is_active));
+            }
+            Setting::ActivateNewChildren => {
+                if let Some(v) = conn.settings.activate_new_children {
+                    settings.insert("activateNewChildren".into(), json!(v));
+                }
+            }
+        }
+    }
+    (!settings.is_empty()).then(|| json!({ "settings": settings }))
 }
 
 fn settings_object(conn: &Connection) -> Value {

@@ -35,3 +35,26 @@ fn every_variant_script_request_and_registration() {
         assert_eq!(registration["connection"]["port"], native["port"], "{}", conn.key);
     }
 }
+
+#[test]
+fn settings_body_carries_only_the_settings_that_changed() {
+    use payload::Setting;
+    let desired = fixtures();
+    let conn = &desired.connections[0];
+    // Only activateNewChildren changed: `isActive` is absent, so the connection's status (and,
+    // through Immuta's cascade, its children's) is left alone.
+    let mut only_children = serde_json::Map::new();
+    if let Some(v) = conn.settings.activate_new_children {
+        only_children.insert("activateNewChildren".into(), v.into());
+    }
+    let body = payload::settings_update(conn, &[Setting::ActivateNewChildren]);
+    match conn.settings.activate_new_children {
+        Some(_) => assert_eq!(body, Some(serde_json::json!({"settings": only_children}))),
+        None => assert_eq!(body, None),
+    }
+    assert_eq!(
+        payload::settings_update(conn, &[Setting::IsActive]),
+        Some(serde_json::json!({"settings": {"isActive": conn.settings.is_active}}))
+    );
+    assert_eq!(payload::settings_update(conn, &[]), None);
+}

@@ -214,6 +214,46 @@ fn duplicate_keys_across_files_name_both_places() {
 }
 
 #[test]
+fn two_connections_on_one_snowflake_host_name_both_places() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conn = |key: &str, host: &str| {
+        format!(
+            "  - key: {key}\n    technology: Snowflake\n    host: {host}\n    warehouse: W\n    database: D_{key}\n    role: R\n    auth: {{ type: userPassword, username: U, password: {{ env: P }} }}\n"
+        )
+    };
+    let a = format!(
+        "version: 1\nconnections:\n{}",
+        conn("first", "acme.snowflakecomputing.com")
+    );
+    // Host names are case-insensitive; a different host is fine.
+    let b = format!(
+        "version: 1\nconnections:\n{}{}",
+        conn("other", "other.snowflakecomputing.com"),
+        conn("second", "ACME.snowflakecomputing.com")
+    );
+    std::fs::write(dir.path().join("a.yaml"), a).expect("write");
+    std::fs::write(dir.path().join("b.yaml"), b).expect("write");
+    let report = load(&[dir.path()]).expect_err("one integration per host");
+    assert_eq!(report.diagnostics.len(), 1, "{report}");
+    let d = &report.diagnostics[0];
+    assert!(
+        d.file.ends_with("b.yaml") && d.line == 10 && d.column == 5,
+        "{report}"
+    );
+    let first = format!("{}:3:5", dir.path().join("a.yaml").display());
+    assert!(
+        d.message.contains("`second`") && d.message.contains(&first),
+        "{report}"
+    );
+    assert!(
+        d.help
+            .as_deref()
+            .is_some_and(|h| h.contains("one Snowflake integration per host")),
+        "{report}"
+    );
+}
+
+#[test]
 fn errors_of_every_file_are_reported_together() {
     common::at_repo_root();
     let report = load(&[

@@ -93,7 +93,8 @@ pub enum Command {
         /// Save the plan; `connctl apply plan.json` then applies exactly it.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
-        /// Exit 2 when there are changes (an import counts), 3 when they include a destructive one.
+        /// Exit 2 when there are changes (an import or a health problem counts), 3 when they
+        /// include a delete, replace or status cascade.
         #[arg(long)]
         detailed_exitcode: bool,
     },
@@ -110,10 +111,13 @@ pub enum Command {
         /// Follow each bulk job until Immuta finishes it.
         #[arg(long)]
         wait: bool,
+        /// Allow changing a connection's `isActive`, which Immuta applies to every child object.
+        #[arg(long)]
+        allow_cascade: bool,
     },
     /// Report changes made in Immuta outside connctl (read-only)
     #[command(
-        after_help = "Exit status: 0 no drift, 2 drift, 1 error.\n\nExample:\n  connctl drift connections/ --format markdown"
+        after_help = "Exit status: 0 no drift (unmanaged connections are information only), 2 drift or health problems, 1 error.\n\nExample:\n  connctl drift connections/ --format markdown"
     )]
     Drift {
         /// YAML files or folders (optional: without them, every connection in the state).
@@ -124,7 +128,7 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
-    /// Each connection's step, last bulkId and its job state
+    /// Each connection's step, last bulkId, its job state and what Immuta shows now
     #[command(
         after_help = "Exit status: 0 shown (when Immuta cannot be read, a warning says so and JOB shows the recorded states), 1 error.\n\nExample:\n  connctl status snowflake-prod"
     )]

@@ -11,6 +11,7 @@ use clap::CommandFactory;
 use connctl_engine::apply::{self, ApplyOptions, Outcome, Stop};
 use connctl_engine::lock::StateLock;
 use connctl_engine::plan::{Action, Cause, Plan};
+use connctl_engine::refresh::Live;
 use connctl_engine::state::{Phase, State, Step, Task};
 use connctl_engine::store::StateStore;
 
@@ -58,9 +59,10 @@ pub async fn run(cli: Cli, color: bool) -> Result<u8> {
             plan,
             auto_approve,
             wait,
+            allow_cascade,
         } => {
             let ctx = Context::new(&config, color)?;
-            apply_cmd(&ctx, &plan, auto_approve, wait).await
+            apply_cmd(&ctx, &plan, auto_approve, wait, allow_cascade).await
         }
         Command::Drift {
             paths,
@@ -169,11 +171,13 @@ fn save_plan(out: &Path, plan: &Plan) -> Result<()> {
 }
 
 fn exit_for(plan: &Plan, detailed: bool) -> u8 {
-    // An import sends nothing to Immuta, but it is still to do (it changes the state): 2.
-    let to_do = plan.changes.iter().any(|c| c.action != Action::Orphan);
+    // An import sends nothing to Immuta, but it is still to do (it changes the state): 2. So is
+    // a health problem (an integration failed, an object gone).
+    let to_do = plan.changes.iter().any(|c| c.action != Action::Orphan) || !plan.health.is_empty();
     if !detailed || !to_do {
         0
     } else if plan.is_destructive() {
+        // Deletes, replaces, and status changes that cascade to child objects.
         3
     } else {
         2
@@ -200,7 +204,13 @@ fn saved_plan(paths: &[PathBuf]) -> Result<Option<Plan>> {
     Ok(Some(plan))
 }
 
-async fn apply_cmd(ctx: &Context, args: &PlanArgs, auto_approve: bool, wait: bool) -> Result<u8> {
+async fn apply_cmd(
+    ctx: &Context,
+    args: &PlanArgs,
+    auto_approve: bool,
+    wait: bool,
+    allow_cascade: bool,
+) -> Result<u8> {
     let state_path = ctx.settings.state_path(args.common.state.as_deref());
     let saved = saved_plan(&args.paths)?;
     // Everything that can be checked is checked before the lock file is written.
@@ -285,6 +295,18 @@ async fn apply_cmd(ctx: &Context, args: &PlanArgs, auto_approve: bool, wait: boo
     }
     if plan.is_empty() {
         return Ok(0);
+    }
+    let cascading: Vec<&str> = plan.cascades().map(|c| c.key.as_str()).collect();
+    if !allow_cascade && !cascading.is_empty() {
+        bail!(
+            "refusing to change the status of {} ({}): Immuta applies it to every child object\n  = help: review the plan above, then pass --allow-cascade if that is intended; nothing was sent",
+            if cascading.len() == 1 {
+                "a connection"
+            } else {
+                "connections"
+            },
+            cascading.join(", ")
+        );
     }
     if !auto_approve {
         if !std::io::stdin().is_terminal() {
@@ -450,15 +472,22 @@ async fn drift(ctx: &Context, paths: &[PathBuf], common: &CommonArgs, format: Fo
     });
     plan.unchanged.extend(undrifted);
     plan.unchanged.sort();
-    plan.unmanaged.clear();
+    connctl_engine::refresh::count_cascades(&client, &mut plan).await?;
+    // Unmanaged connections (in Immuta, in no state) are shown as information only.
     // The counts describe drift only, not what a plan would do.
     plan.summary = connctl_engine::plan::Summary {
         drifted: plan.changes.len(),
         unchanged: plan.unchanged.len(),
+        unmanaged: plan.unmanaged.len(),
+        unhealthy: plan.summary.unhealthy,
         ..Default::default()
     };
     print_plan(&plan, format, Kind::Drift, ctx.color);
-    Ok(if plan.changes.is_empty() { 0 } else { 2 })
+    Ok(if plan.changes.is_empty() && plan.health.is_empty() {
+        0
+    } else {
+        2
+    })
 }
 
 async fn status(ctx: &Context, keys: &[String], common: &CommonArgs, json: bool) -> Result<u8> {
@@ -470,29 +499,50 @@ async fn status(ctx: &Context, keys: &[String], common: &CommonArgs, json: bool)
         .client(common)
         .map_err(|e| unread = Some(format!("{e:#}")))
         .ok();
+    // What Immuta has now, so a connection deleted or broken there is not shown as fine.
+    let live = match &client {
+        Some(c) => {
+            let wanted = state
+                .connections
+                .keys()
+                .filter(|k| keys.is_empty() || keys.contains(k))
+                .cloned()
+                .collect();
+            match connctl_engine::refresh::refresh(c, &state, &wanted, ctx.settings.parallelism(common)).await {
+                Ok(live) => Some(live),
+                Err(e) => {
+                    unread = Some(format!("{e:#}"));
+                    client = None;
+                    None
+                }
+            }
+        }
+        None => None,
+    };
     let mut rows = Vec::new();
     for (key, s) in &state.connections {
         if !keys.is_empty() && !keys.contains(key) {
             continue;
         }
+        let immuta = immuta_health(key, s, live.as_ref());
         let bulk = s.last_bulk();
-        let live = match (bulk, &client) {
-            (Some(b), Some(c)) => Some(c.jobs(&b.bulk_id).await),
-            _ => None,
-        };
         let recorded =
             |b: &connctl_engine::state::BulkRecord| b.job_state.clone().unwrap_or_else(|| "unknown".into());
-        let job = match (bulk, live) {
-            (Some(_), Some(Ok(jobs))) if !jobs.is_empty() => {
-                jobs.iter().map(|j| j.state.clone()).collect::<Vec<_>>().join(",")
-            }
-            (Some(_), Some(Ok(_))) => "unknown".into(),
-            (Some(_), Some(Err(e))) if e.is_not_found() => "unknown".into(),
-            (Some(b), Some(Err(e))) => {
-                unread = Some(e.to_string());
-                client = None;
-                recorded(b)
-            }
+        let job = match (bulk, &client) {
+            // Gone from Immuta: its last job says nothing about it any more.
+            _ if immuta == "missing" => "-".into(),
+            (Some(b), Some(c)) => match c.jobs(&b.bulk_id).await {
+                Ok(jobs) if !jobs.is_empty() => {
+                    jobs.iter().map(|j| j.state.clone()).collect::<Vec<_>>().join(",")
+                }
+                Ok(_) => "unknown".into(),
+                Err(e) if e.is_not_found() => "unknown".into(),
+                Err(e) => {
+                    unread = Some(e.to_string());
+                    client = None;
+                    recorded(b)
+                }
+            },
             (Some(b), None) => recorded(b),
             (None, _) => "-".into(),
         };
@@ -504,6 +554,7 @@ async fn status(ctx: &Context, keys: &[String], common: &CommonArgs, json: bool)
             "bulkId": bulk.map(|b| b.bulk_id.clone()),
             "bulkOrigin": bulk.map(|b| b.origin.clone()),
             "jobState": job,
+            "immuta": immuta,
             "pending": s.pending.as_ref().map(|p| p.operation.as_str()),
             "cleanupScript": s.pending.as_ref().and_then(|p| p.cleanup_script.as_ref()),
         }));
@@ -512,6 +563,29 @@ async fn status(ctx: &Context, keys: &[String], common: &CommonArgs, json: bool)
         if !state.connections.contains_key(k) {
             bail!("`{k}` is not in the state ({})", path.display());
         }
+    }
+    // Connections in Immuta that connctl does not manage: information, never an error.
+    let unmanaged: Vec<&String> = match (&live, keys.is_empty()) {
+        (Some(live), true) => live
+            .keys
+            .iter()
+            .filter(|k| !state.connections.contains_key(*k))
+            .collect(),
+        _ => Vec::new(),
+    };
+    for key in &unmanaged {
+        rows.push(serde_json::json!({
+            "key": key,
+            "technology": null,
+            "step": "-",
+            "protect": false,
+            "bulkId": null,
+            "bulkOrigin": null,
+            "jobState": "-",
+            "immuta": "unmanaged",
+            "pending": null,
+            "cleanupScript": null,
+        }));
     }
     if let Some(reason) = &unread {
         eprintln!(
@@ -528,18 +602,25 @@ async fn status(ctx: &Context, keys: &[String], common: &CommonArgs, json: bool)
         return Ok(0);
     }
     println!(
-        "{:<28} {:<11} {:<19} {:<38} JOB",
-        "KEY", "TECHNOLOGY", "STEP", "LAST BULK ID"
+        "{:<28} {:<11} {:<19} {:<38} {:<10} IMMUTA",
+        "KEY", "TECHNOLOGY", "STEP", "LAST BULK ID", "JOB"
     );
     for r in rows {
         let s = |k: &str| r[k].as_str().unwrap_or("-").to_owned();
+        // The state still says registered; Immuta says otherwise, and Immuta wins.
+        let step = if s("immuta") == "missing" {
+            "deleted in Immuta".into()
+        } else {
+            s("step")
+        };
         println!(
-            "{:<28} {:<11} {:<19} {:<38} {}",
+            "{:<28} {:<11} {:<19} {:<38} {:<10} {}",
             s("key"),
             s("technology"),
-            s("step"),
+            step,
             s("bulkId"),
-            s("jobState")
+            s("jobState"),
+            s("immuta")
         );
     }
     // Operations that stopped part-way, above all a delete whose cleanup has not run yet.
@@ -563,6 +644,40 @@ async fn status(ctx: &Context, keys: &[String], common: &CommonArgs, json: bool)
         }
     }
     Ok(0)
+}
+
+/// What Immuta shows of a connection in the state: `ok`, `missing` (deleted outside connctl),
+/// its health problems, `drifted` (a field changed in Immuta; `connctl drift` shows which), `-`
+/// (never registered) or `unknown` (Immuta was not read).
+fn immuta_health(key: &str, s: &connctl_engine::state::ConnectionState, live: Option<&Live>) -> String {
+    let Some(live) = live else { return "unknown".into() };
+    if s.applied.is_none() {
+        return "-".into();
+    }
+    if !live.keys.contains(key) {
+        // connctl's own interrupted delete is not a deletion behind its back.
+        let deleting = s
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.operation == connctl_engine::state::PendingOp::Delete);
+        return if deleting { "deleting".into() } else { "missing".into() };
+    }
+    let problems: Vec<&str> = live
+        .health
+        .iter()
+        .filter(|h| h.key == key)
+        .map(|h| h.kind.as_str())
+        .collect();
+    if !problems.is_empty() {
+        return problems.join(", ");
+    }
+    let drifted = match (&s.applied, live.fields.get(key)) {
+        (Some(applied), Some(seen)) => seen
+            .iter()
+            .any(|(path, now)| applied.get(path).is_some_and(|was| was != now)),
+        _ => false,
+    };
+    if drifted { "drifted".into() } else { "ok".into() }
 }
 
 async fn import(ctx: &Context, paths: &[PathBuf], keys: &[String], common: &CommonArgs) -> Result<u8> {

@@ -113,13 +113,18 @@ pub async fn make_plan(
         desired.connections.retain(|c| matcher.is_match(&c.key));
     }
     let targets = targets(desired, &state.salt)?;
-    let live = if args.refresh {
-        let client = ctx.client(&args.common)?;
-        let mut wanted: BTreeSet<String> = targets.keys().cloned().collect();
-        wanted.extend(state.connections.keys().cloned());
-        Some(refresh::refresh(&client, state, &wanted, ctx.settings.parallelism(&args.common)).await?)
+    let client = if args.refresh {
+        Some(ctx.client(&args.common)?)
     } else {
         None
+    };
+    let live = match &client {
+        Some(client) => {
+            let mut wanted: BTreeSet<String> = targets.keys().cloned().collect();
+            wanted.extend(state.connections.keys().cloned());
+            Some(refresh::refresh(client, state, &wanted, ctx.settings.parallelism(&args.common)).await?)
+        }
+        None => None,
     };
     known.extend(state.connections.keys().cloned());
     if let Some(live) = &live {
@@ -131,8 +136,11 @@ pub async fn make_plan(
         prune: args.prune,
         max_deletes: args.max_deletes.or(default_max_deletes),
     };
-    let plan = plan::plan(&views(&targets), state, live.as_ref(), &options, spec_files)
+    let mut plan = plan::plan(&views(&targets), state, live.as_ref(), &options, spec_files)
         .context("invalid --target pattern")?;
+    if let Some(client) = &client {
+        refresh::count_cascades(client, &mut plan).await?;
+    }
     Ok(Planned { plan, targets })
 }
 

@@ -170,7 +170,7 @@ fn entry(live: &LiveConnection, integration: Option<&LiveIntegration>, object: O
     }
     if let Some(o) = object {
         let mut settings = Map::new();
-        put(&mut settings, "isActive", o.setting("isActive").cloned());
+        put(&mut settings, "isActive", o.is_active().map(Value::Bool));
         if !settings.is_empty() {
             out.insert("settings".into(), Value::Object(settings));
         }

@@ -123,28 +123,54 @@ fn summary_line(plan: &Plan, kind: Kind) -> String {
             if s.unmanaged > 0 {
                 extra.push(format!("{} unmanaged", s.unmanaged));
             }
+            if s.unhealthy > 0 {
+                extra.push(format!("{} unhealthy", s.unhealthy));
+            }
             if !extra.is_empty() {
                 line = format!("{line} ({})", extra.join(", "));
             }
             line
         }
-        Kind::Drift => format!(
-            "Drift: {} connection(s) changed in Immuta outside connctl.",
-            s.drifted
-        ),
+        Kind::Drift => {
+            let mut line = format!(
+                "Drift: {} connection(s) changed in Immuta outside connctl.",
+                s.drifted
+            );
+            if s.unhealthy > 0 {
+                let _ = write!(line, " {} with health problems.", s.unhealthy);
+            }
+            if s.unmanaged > 0 {
+                let _ = write!(line, " {} unmanaged (information only).", s.unmanaged);
+            }
+            line
+        }
     }
+}
+
+/// The health problems, one line each.
+fn health_lines(plan: &Plan) -> Vec<String> {
+    plan.health
+        .iter()
+        .map(|h| format!("{}: {}: {}", h.key, h.kind.as_str(), h.detail))
+        .collect()
 }
 
 /// The terminal rendering.
 pub fn text(plan: &Plan, kind: Kind, color: bool) -> String {
     let mut out = String::new();
+    let quiet = plan.health.is_empty() && (kind == Kind::Plan || plan.unmanaged.is_empty());
     if plan.changes.is_empty() {
         match kind {
-            Kind::Plan => out.push_str("No changes. Immuta matches the configuration.\n"),
-            Kind::Drift => {
+            Kind::Plan if plan.health.is_empty() => {
+                out.push_str("No changes. Immuta matches the configuration.\n")
+            }
+            Kind::Plan => out.push_str("Nothing to apply, but Immuta reports problems:\n\n"),
+            Kind::Drift if quiet => {
                 out.push_str("No drift. Immuta matches what connctl last applied.\n");
                 return out;
             }
+            Kind::Drift if plan.health.is_empty() => out.push_str("No drift.\n\n"),
+            Kind::Drift => out.push_str("No field drift, but Immuta reports problems:\n\n"),
         }
     } else {
         let _ = match kind {
@@ -180,6 +206,13 @@ pub fn text(plan: &Plan, kind: Kind, color: bool) -> String {
             if let Some(note) = &change.note {
                 let _ = writeln!(out, "      # {note}");
             }
+            if let Some(warning) = change.cascade.as_ref().and_then(|c| c.warning.as_ref()) {
+                let _ = writeln!(
+                    out,
+                    "      # {} {warning}",
+                    paint("warning:", Style::new().red(), color)
+                );
+            }
             for (sign, line, why) in field_diff(change) {
                 let styled = match sign {
                     '-' => paint(&format!("-   {line}"), Style::new().red(), color),
@@ -191,7 +224,18 @@ pub fn text(plan: &Plan, kind: Kind, color: bool) -> String {
         }
         out.push('\n');
     }
-    if !plan.unmanaged.is_empty() && kind == Kind::Plan {
+    let health = health_lines(plan);
+    if !health.is_empty() {
+        let _ = writeln!(
+            out,
+            "Health problems (apply cannot repair these in place; check them in Immuta):"
+        );
+        for line in &health {
+            let _ = writeln!(out, "  {} {line}", paint("!", Style::new().red(), color));
+        }
+        out.push('\n');
+    }
+    if !plan.unmanaged.is_empty() {
         let _ = writeln!(
             out,
             "Unmanaged (in Immuta, never touched): {}\n",
@@ -241,6 +285,16 @@ pub fn markdown(plan: &Plan, kind: Kind) -> String {
     for e in &plan.errors {
         let _ = writeln!(head, "> [!CAUTION]\n> {e}\n");
     }
+    for line in health_lines(plan) {
+        let _ = writeln!(head, "> [!WARNING]\n> Health: {line}\n");
+    }
+    if !plan.unmanaged.is_empty() {
+        let _ = writeln!(
+            head,
+            "Unmanaged (in Immuta, never touched): {}\n",
+            plan.unmanaged.join(", ")
+        );
+    }
     if plan.changes.is_empty() {
         head.push_str(match kind {
             Kind::Plan => "No changes. Immuta matches the configuration.\n",
@@ -282,6 +336,9 @@ fn markdown_change(change: &Change) -> String {
     );
     if let Some(note) = &change.note {
         let _ = writeln!(block, "{note}\n");
+    }
+    if let Some(warning) = change.cascade.as_ref().and_then(|c| c.warning.as_ref()) {
+        let _ = writeln!(block, "**Warning:** {warning}\n");
     }
     if !change.fields.is_empty() {
         block.push_str("```diff\n");

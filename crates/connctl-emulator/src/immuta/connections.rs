@@ -10,9 +10,9 @@ use serde_json::{Value, json};
 use crate::error::{ApiError, ApiResult, parse_object};
 use crate::immuta::connection_json;
 use crate::server::Shared;
-use crate::store::{Connection, Integration, ScriptKind, Store, now_ms};
+use crate::store::{Child, Connection, Integration, ScriptKind, Store, now_ms};
 use crate::validate::{
-    self, Registration, Ty, describe_values, first_difference, flatten, identity, native_field,
+    self, Registration, Tech, Ty, describe_values, first_difference, flatten, identity, native_field,
 };
 
 /// Registration may proceed only if a create (or edit) script generated with the same config has
@@ -74,7 +74,61 @@ fn check_new(store: &mut Store, reg: &Registration) -> ApiResult<()> {
             reg.key
         )));
     }
+    check_host(store, reg)?;
     check_script(store, reg)
+}
+
+/// Immuta allows one Snowflake integration per host (its documented 409), whether it backs a
+/// connection or was configured on its own before connections existed.
+pub fn check_host(store: &Store, reg: &Registration) -> ApiResult<()> {
+    if reg.tech != Tech::Snowflake {
+        return Ok(());
+    }
+    let same_host = |i: &&Integration| {
+        i.tech == Tech::Snowflake
+            && i.config
+                .get("host")
+                .and_then(Value::as_str)
+                .is_some_and(|h| h.eq_ignore_ascii_case(&reg.host))
+    };
+    match store.integrations.values().find(same_host) {
+        Some(i) => Err(ApiError::conflict(format!(
+            "Snowflake integration already exists on {} (id = {}). The request failed because an integration \
+             already exists on the host.",
+            reg.host, i.id
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The objects a registration finds below the connection: its database (catalog), one schema
+/// and two tables, with the connection's status.
+fn children_of(reg: &Registration) -> Vec<Child> {
+    let (top, schema, tables) = match reg.tech {
+        Tech::Snowflake => ("database", "PUBLIC", ["CUSTOMERS", "ORDERS"]),
+        Tech::Databricks => ("catalog", "default", ["customers", "orders"]),
+    };
+    let Some(db) = reg.canon.get(top).and_then(Value::as_str) else {
+        return Vec::new();
+    };
+    let active = reg.settings.is_active;
+    let mut out = vec![
+        Child {
+            path: vec![db.to_string()],
+            active,
+        },
+        Child {
+            path: vec![db.to_string(), schema.to_string()],
+            active,
+        },
+    ];
+    for t in tables {
+        out.push(Child {
+            path: vec![db.to_string(), schema.to_string(), t.to_string()],
+            active,
+        });
+    }
+    out
 }
 
 /// `POST /data/connection/test`: the registration's checks, changing nothing.
@@ -116,7 +170,7 @@ pub fn create(s: &mut Store, reg: &Registration, now: u64) -> (u64, String) {
             integration_id: id,
             created_ms: now,
             updated_ms: now,
-            child_count: 0,
+            children: children_of(reg),
         },
     );
     (id, s.new_bulk(now, &reg.key, "register"))

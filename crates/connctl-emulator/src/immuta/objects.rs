@@ -1,6 +1,7 @@
 //! Data objects: `GET|DELETE /data/object/{objectPath}`, `POST /data/object/search[/{path}]`,
-//! `PUT /data/settings/{objectPath}` and `POST /data/crawl/{objectPath}`. The emulator holds
-//! connections only (top-level objects); deeper object paths are 404.
+//! `PUT /data/settings/{objectPath}` and `POST /data/crawl/{objectPath}`. Connections are the
+//! top-level objects; their databases, schemas and tables can be read and searched, while
+//! settings, crawl and delete act on connections only (deeper paths are 404 there).
 
 use std::collections::HashMap;
 
@@ -10,7 +11,7 @@ use axum::extract::{Path, Query, State};
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, ApiResult, parse_json};
-use crate::immuta::{hit_json, object_json};
+use crate::immuta::{child_json, hit_json, object_json};
 use crate::server::Shared;
 use crate::store::now_ms;
 use crate::validate::{F, Ty, check};
@@ -28,13 +29,28 @@ fn key_of(path: &str) -> ApiResult<String> {
     Ok(p.to_string())
 }
 
+/// The segments of an object path: the connection key, then the child path.
+fn segments(path: &str) -> ApiResult<(String, Vec<String>)> {
+    let p = path.trim_matches('/');
+    let mut parts = p.split('/').map(str::to_string);
+    match parts.next() {
+        Some(key) if !key.is_empty() => Ok((key, parts.collect())),
+        _ => Err(not_found(p)),
+    }
+}
+
 pub async fn get_one(State(st): State<Shared>, Path(path): Path<String>) -> ApiResult<Json<Value>> {
-    let key = key_of(&path)?;
+    let (key, rest) = segments(&path)?;
     st.read(|s| {
-        s.connections
-            .get(&key)
-            .map(|c| Json(object_json(c)))
-            .ok_or_else(|| not_found(&key))
+        let c = s.connections.get(&key).ok_or_else(|| not_found(&path))?;
+        if rest.is_empty() {
+            return Ok(Json(object_json(c)));
+        }
+        c.children
+            .iter()
+            .find(|ch| ch.path == rest)
+            .map(|ch| Json(child_json(c, ch)))
+            .ok_or_else(|| not_found(&path))
     })
 }
 
@@ -87,19 +103,31 @@ pub async fn search(
     })
 }
 
-/// `POST /data/object/search/{path}`: children of a connection (none are emulated).
+/// `POST /data/object/search/{path}?offset=N&size=M` → `{hits, count}`: every object below
+/// `path` (all descendants, in path order).
 pub async fn search_children(
     State(st): State<Shared>,
     Path(path): Path<String>,
     Query(q): Query<HashMap<String, String>>,
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
-    page(&q)?;
+    let (offset, size) = page(&q)?;
     optional_object(&body)?;
-    let key = key_of(&path)?;
-    st.read(|s| match s.connections.get(&key) {
-        Some(_) => Ok(Json(json!({"hits": [], "count": 0}))),
-        None => Err(not_found(&key)),
+    let (key, rest) = segments(&path)?;
+    st.read(|s| {
+        let c = s.connections.get(&key).ok_or_else(|| not_found(&path))?;
+        if !rest.is_empty() && !c.children.iter().any(|ch| ch.path == rest) {
+            return Err(not_found(&path));
+        }
+        let below: Vec<Value> = c
+            .children
+            .iter()
+            .filter(|ch| ch.path.len() > rest.len() && ch.path.starts_with(&rest))
+            .map(|ch| child_json(c, ch))
+            .collect();
+        let count = below.len();
+        let hits: Vec<Value> = below.into_iter().skip(offset).take(size).collect();
+        Ok(Json(json!({"hits": hits, "count": count})))
     })
 }
 
@@ -133,8 +161,9 @@ pub async fn settings(
     st.mutate(|s| {
         let now = now_ms();
         let c = s.connections.get_mut(&key).ok_or_else(|| not_found(&key))?;
+        // Setting a parent's status sets every child's, even when the value is unchanged.
         if let Some(b) = new.get("isActive").and_then(Value::as_bool) {
-            c.settings.is_active = b;
+            c.set_active(b);
         }
         if let Some(b) = new.get("activateNewChildren").and_then(Value::as_bool) {
             c.settings.activate_new_children = b;
@@ -145,6 +174,8 @@ pub async fn settings(
             }
         }
         c.updated_ms = now;
+        s.settings_requests
+            .push(json!({"connectionKey": key, "body": v.clone()}));
         Ok(Json(json!({"bulkId": s.new_bulk(now, &key, "settings")})))
     })
 }
@@ -182,6 +213,6 @@ pub async fn delete_one(State(st): State<Shared>, Path(path): Path<String>) -> A
         let c = s.connections.remove(&key).ok_or_else(|| not_found(&key))?;
         s.integrations.remove(&c.integration_id);
         *s.deletions.entry(key.clone()).or_default() += 1;
-        Ok(Json(json!({"objectPath": [key], "childCount": c.child_count})))
+        Ok(Json(json!({"objectPath": [key], "childCount": c.children.len()})))
     })
 }
