@@ -621,12 +621,7 @@ impl Worker {
     /// is journaled (with the whole target pending) before it is sent, and its fields count as
     /// applied once it answered; the pending is cleared only when every part is done.
     /// Of the settings, only those in `settings` (the ones that changed) are sent.
-    async fn update(
-        &self,
-        t: &Target,
-        operations: &[Operation],
-        settings: &[Setting],
-    ) -> Flow<Outcome> {
+    async fn update(&self, t: &Target, operations: &[Operation], settings: &[Setting]) -> Flow<Outcome> {
         let conn = &t.connection;
         let key = conn.key.as_str();
         let tech = conn.technology().as_str();

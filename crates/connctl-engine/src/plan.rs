@@ -348,8 +348,9 @@ pub fn plan(
                 _ => Some(create(key, w, Action::Create)),
             },
             (Some(w), Some(s)) => {
+                let children = live.and_then(|l| l.child_counts.get(key).copied());
                 if let Some(pending) = &s.pending {
-                    resume(key, w, s, pending, live_fields)
+                    resume(key, w, s, pending, live_fields, children)
                 } else if s.applied.is_none() || s.step != Step::Registered {
                     Some(create(key, w, Action::Create))
                 } else if is_live == Some(false) {
@@ -357,7 +358,6 @@ pub fn plan(
                     c.note = Some("in the state but no longer in Immuta (deleted outside connctl)".into());
                     Some(c)
                 } else {
-                    let children = live.and_then(|l| l.child_counts.get(key).copied());
                     update(key, w, s.applied.as_ref(), live_fields, s.protect, children)
                 }
             }
@@ -425,6 +425,7 @@ fn resume(
     s: &ConnectionState,
     pending: &Pending,
     live: Option<&FieldMap>,
+    children: Option<u64>,
 ) -> Option<Change> {
     let interrupted = |operations, risk, fields, extra: &str| Change {
         key: key.into(),
@@ -438,6 +439,7 @@ fn resume(
             pending.operation.as_str(),
             s.step.as_str()
         )),
+        cascade: None,
     };
     match pending.operation {
         PendingOp::Create => Some(interrupted(vec![Operation::Register], Risk::Additive, vec![], "")),
@@ -465,12 +467,15 @@ fn resume(
                     }
                 }
             }
-            match update(key, w, Some(&baseline), live, s.protect) {
+            match update(key, w, Some(&baseline), live, s.protect, children) {
                 Some(mut c) if c.action == Action::Update => {
                     for f in c.fields.iter_mut().filter(|f| own.contains(f.path.as_str())) {
                         f.cause = Cause::Config;
                     }
-                    Some(interrupted(c.operations, c.risk, c.fields, ""))
+                    let cascade = c.cascade.take();
+                    let mut resumed = interrupted(c.operations, c.risk, c.fields, "");
+                    resumed.cascade = cascade;
+                    Some(resumed)
                 }
                 Some(other) => Some(other),
                 None => Some(interrupted(
@@ -501,6 +506,10 @@ fn resume_delete(key: &str, technology: &str, s: &ConnectionState, pending: &Pen
             "an interrupted `delete` stopped at step `{}`; apply checks Immuta and finishes it{cleanup}",
             s.step.as_str()
         )),
+        cascade: None,
+    }
+}
+
 /// The plan error for a change to a field Immuta lets no one change after registration.
 ///
 /// `options.forceRecursiveCrawl` is sent at registration only: `PUT /data/settings` carries
@@ -753,6 +762,8 @@ mod tests {
                 fields(&[("warehouse", json!(live_warehouse)), ("workspaceIds", live_ids)]),
             )]),
             integration_ids: BTreeMap::new(),
+            child_counts: BTreeMap::new(),
+            health: Vec::new(),
         };
         plan(&desired, &state, Some(&live), &PlanOptions::default(), vec![]).unwrap()
     }
@@ -835,6 +846,8 @@ mod tests {
             keys: ["k".to_owned()].into(),
             fields: BTreeMap::from([("k".to_owned(), want)]),
             integration_ids: BTreeMap::new(),
+            child_counts: BTreeMap::new(),
+            health: Vec::new(),
         };
         let p = plan(&desired, &state, Some(&live), &PlanOptions::default(), vec![]).unwrap();
         let c = &p.changes[0];

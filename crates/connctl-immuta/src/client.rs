@@ -315,25 +315,22 @@ impl ImmutaClient {
         .await
     }
 
-    /// `POST /data/object/search/{key}`: how many objects are below a connection (its `count`,
-    /// else the hits of one page); `None` when the answer says neither.
+    /// `POST /data/object/search/{key}`: how many objects are below a connection — the
+    /// listing's total, else the hits of a page that is not full; `None` when neither tells.
+    /// The answer is read as tolerantly as the connection listing ([`SearchPage`]).
     pub async fn count_children(&self, key: &str) -> Result<Option<u64>, ApiError> {
-        let path = format!("/data/object/search/{}?offset=0&size=1000", seg(key));
-        let resp = self
-            .send(
-                Method::POST,
-                &path,
-                Some(&serde_json::json!({})),
-                Idempotency::Safe,
-            )
+        let path = format!("/data/object/search/{}?offset=0&size={SEARCH_PAGE}", seg(key));
+        let body = serde_json::json!({});
+        let page: SearchPage = self
+            .call(Method::POST, &path, Some(&body), Call::Read, |r| {
+                SearchPage::from_response(&r)
+            })
             .await?;
-        let value: Value = resp.json_as("/data/object/search")?;
-        let hits = |v: &Value| v.as_array().map(|a| a.len() as u64);
-        Ok(value
-            .get("count")
-            .and_then(Value::as_u64)
-            .or_else(|| value.get("hits").and_then(hits))
-            .or_else(|| hits(&value)))
+        let got = page.hits.len();
+        Ok(page
+            .total
+            .or((got < SEARCH_PAGE).then_some(got))
+            .map(|n| n as u64))
     }
 
     /// `DELETE /data/object/{key}`; an already-absent object counts as deleted.

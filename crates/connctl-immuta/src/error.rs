@@ -61,6 +61,16 @@ pub enum ApiError {
         location: String,
         refusal: RedirectRefusal,
     },
+    /// Immuta's documented 409: an integration already exists on the host.
+    #[error(
+        "Immuta refused {method} {path} (409): a Snowflake integration already exists on {host} (id = {id}), and Immuta allows one per host\n  = help: a connection cannot be registered over an existing integration: upgrade integration {id} to a connection with Immuta's connection upgrade manager, then adopt it with `connctl import`; or remove that integration in Immuta"
+    )]
+    IntegrationExists {
+        method: String,
+        path: String,
+        host: String,
+        id: String,
+    },
     /// `POST /data/connection/test` answered 200 with a failed check in its body.
     #[error("the dry run (POST /data/connection/test) failed: {reasons}")]
     DryRunFailed { reasons: String },
@@ -108,15 +118,6 @@ impl std::fmt::Display for RedirectRefusal {
             RedirectRefusal::TooMany => "too many redirects",
         })
     }
-    #[error(
-        "Immuta refused {method} {path} (409): a Snowflake integration already exists on {host} (id = {id}), and Immuta allows one per host\n  = help: a connection cannot be registered over an existing integration: upgrade integration {id} to a connection with Immuta's connection upgrade manager, then adopt it with `connctl import`; or remove that integration in Immuta"
-    )]
-    IntegrationExists {
-        method: String,
-        path: String,
-        host: String,
-        id: String,
-    },
 }
 
 impl ApiError {

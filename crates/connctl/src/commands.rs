@@ -508,7 +508,8 @@ async fn status(ctx: &Context, keys: &[String], common: &CommonArgs, json: bool)
                 .filter(|k| keys.is_empty() || keys.contains(k))
                 .cloned()
                 .collect();
-            match connctl_engine::refresh::refresh(c, &state, &wanted, ctx.settings.parallelism(common)).await {
+            match connctl_engine::refresh::refresh(c, &state, &wanted, ctx.settings.parallelism(common)).await
+            {
                 Ok(live) => Some(live),
                 Err(e) => {
                     unread = Some(format!("{e:#}"));
@@ -660,7 +661,11 @@ fn immuta_health(key: &str, s: &connctl_engine::state::ConnectionState, live: Op
             .pending
             .as_ref()
             .is_some_and(|p| p.operation == connctl_engine::state::PendingOp::Delete);
-        return if deleting { "deleting".into() } else { "missing".into() };
+        return if deleting {
+            "deleting".into()
+        } else {
+            "missing".into()
+        };
     }
     let problems: Vec<&str> = live
         .health
