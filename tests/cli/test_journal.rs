@@ -305,13 +305,14 @@ fn a_resumed_edit_script_finishes_every_other_part_of_the_update() {
     crate::test_apply::run_databricks_script(&env, &script);
     assert_eq!(apply(&env, &[]).code, 0);
 
-    // One change with three parts: the connection, the integration (an edit script) and settings.
+    // One change with three parts: the connection, the integration (an edit script) and settings
+    // (the status, so --allow-cascade).
     env.write(
         "c.yaml",
         &dbx("    workspaceIds: [\"42\"]\n    settings: { isActive: true }\n")
             .replace("warehouses/w1", "warehouses/w1b"),
     );
-    let out = apply(&env, &[]);
+    let out = apply(&env, &["--allow-cascade"]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("dbx-main.edit.sql"), "{}", out.stdout);
     assert_eq!(env.count_requests("PUT", "/data/connection/dbx-main"), 1);
@@ -335,7 +336,7 @@ fn a_resumed_edit_script_finishes_every_other_part_of_the_update() {
     // A person runs the edit script; the next apply finishes the integration and the settings.
     let edit = std::fs::read_to_string(env.path(".connctl/scripts/dbx-main.edit.sql")).unwrap();
     crate::test_apply::run_databricks_script(&env, &edit);
-    let out = apply(&env, &[]);
+    let out = apply(&env, &["--allow-cascade"]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("settings updated"), "{}", out.stdout);
     assert_eq!(env.count_requests("PUT", "/data/settings/dbx-main"), 1);

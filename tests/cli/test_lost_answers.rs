@@ -182,6 +182,8 @@ impl Scenario {
         }
     }
 
+    /// The update scenario sets connections active: `--allow-cascade` (the gate is tested in
+    /// test_immuta_truth; here it would only stop the run before any fault is met).
     fn apply_args(self) -> &'static [&'static str] {
         match self {
             Scenario::Prune => &[
@@ -190,9 +192,17 @@ impl Scenario {
                 "--prune",
                 "--max-deletes",
                 "100",
+                "--allow-cascade",
                 "c.yaml",
             ],
-            _ => &["apply", "--auto-approve", "--max-deletes", "100", "c.yaml"],
+            _ => &[
+                "apply",
+                "--auto-approve",
+                "--max-deletes",
+                "100",
+                "--allow-cascade",
+                "c.yaml",
+            ],
         }
     }
 
@@ -421,7 +431,7 @@ fn round(scenario: Scenario, n: usize, faults: &[Fault], max_runs: usize) -> Boo
 
     if let Some(before) = before {
         env.write("c.yaml", &before);
-        let out = env.run(&["apply", "--auto-approve", "c.yaml"]);
+        let out = env.run(&["apply", "--auto-approve", "--allow-cascade", "c.yaml"]);
         assert_eq!(out.code, 0, "{what}: setup:\n{}\n{}", out.stdout, out.stderr);
     }
     let setup_bulks: Vec<String> = emulator_state(&env)["issuedBulkIds"]
@@ -856,7 +866,7 @@ const READS: [&str; 4] = ["/data/connection/*", "/data/object/*", "/integrations
 fn redirects_on_reads_same_origin_only() {
     let env = env();
     env.write("c.yaml", &spec(2, &Version::default()));
-    let out = env.run(&["apply", "--auto-approve", "c.yaml"]);
+    let out = env.run(&["apply", "--auto-approve", "--allow-cascade", "c.yaml"]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     let mut leaks = Vec::new();
     let mut note = |args: &[&str], out: &crate::support::Output| {
@@ -900,7 +910,7 @@ fn redirects_on_reads_same_origin_only() {
         "/_emulator/faults",
         json!({"method": "GET", "path": "/jobs", "kind": "redirect", "status": 307, "to": "same", "count": 3}),
     );
-    let out = env.run(&["apply", "--auto-approve", "--wait", "c.yaml"]);
+    let out = env.run(&["apply", "--auto-approve", "--allow-cascade", "--wait", "c.yaml"]);
     note(&["apply", "--wait"], &out);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     env.admin("DELETE", "/_emulator/faults", Value::Null);
