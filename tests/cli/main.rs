@@ -14,4 +14,5 @@ mod test_errors;
 mod test_help;
 mod test_plan;
 mod test_reliability;
+mod test_state;
 mod test_validate;

@@ -2,6 +2,9 @@
 //!
 //! The OS drops the lock when the process dies, so no stale lock survives a crash. The lock
 //! file records who holds it (pid, host, command, start time) so a second writer can say so.
+//! An OS lock lives on an inode: if the lock file is deleted or replaced (someone removes
+//! `.connctl` mid-run), a second run can lock a new file. So the holder checks before every
+//! state write that the path still names the inode it locked, and stops if not.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -10,7 +13,7 @@ use std::path::{Path, PathBuf};
 /// Held for the lifetime of a writing command; dropping it releases the lock.
 #[derive(Debug)]
 pub struct StateLock {
-    _file: File,
+    file: File,
     pub path: PathBuf,
 }
 
@@ -22,6 +25,10 @@ pub enum LockError {
     Held { path: PathBuf, holder: String },
     #[error("cannot lock {path}: {reason}")]
     Io { path: PathBuf, reason: String },
+    #[error(
+        "the state lock {path} was removed or replaced while this run held it; stopped before the next Immuta call\n  = help: another connctl run may be using the state now; when none is, run `connctl plan` to see where things stand"
+    )]
+    Lost { path: PathBuf },
 }
 
 impl StateLock {
@@ -63,11 +70,39 @@ impl StateLock {
         file.seek(SeekFrom::Start(0)).map_err(io)?;
         file.write_all(format!("{info}\n").as_bytes()).map_err(io)?;
         file.sync_all().map_err(io)?;
-        Ok(StateLock { _file: file, path })
+        // Holding the lock, no other writer is mid-write: leftovers of killed writes can go.
+        crate::state::remove_stale_temporaries(state_path);
+        Ok(StateLock { file, path })
+    }
+
+    /// Fails unless the lock file at [`StateLock::path`] is still the one this run locked.
+    pub fn verify(&self) -> Result<(), LockError> {
+        let lost = || LockError::Lost {
+            path: self.path.clone(),
+        };
+        let held = self.file.metadata().map_err(|_| lost())?;
+        let named = std::fs::symlink_metadata(&self.path).map_err(|_| lost())?;
+        if same_file(&held, &named) {
+            Ok(())
+        } else {
+            Err(lost())
+        }
     }
 }
 
-/// `state.json` → `state.lock` in the same folder.
+#[cfg(unix)]
+fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    a.dev() == b.dev() && a.ino() == b.ino() && a.nlink() > 0
+}
+
+#[cfg(not(unix))]
+fn same_file(_: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    b.is_file()
+}
+
+/// `state.json` → `state.lock` in the same folder. A state path that is its own lock path
+/// (`x.lock`) is refused earlier, by [`crate::state::resolve_path`].
 pub fn lock_path(state_path: &Path) -> PathBuf {
     state_path.with_extension("lock")
 }
@@ -118,5 +153,34 @@ mod tests {
         assert!(msg.contains("`connctl apply`"), "{msg}");
         drop(first);
         StateLock::acquire(&state, "connctl apply").unwrap();
+    }
+
+    #[test]
+    fn a_deleted_or_replaced_lock_file_is_noticed() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join(".connctl/state.json");
+        let lock = StateLock::acquire(&state, "connctl apply").unwrap();
+        lock.verify().unwrap();
+        std::fs::remove_dir_all(dir.path().join(".connctl")).unwrap();
+        assert!(matches!(lock.verify(), Err(LockError::Lost { .. })));
+        // A second run can now lock a new file at the same path; the first still sees the loss.
+        let second = StateLock::acquire(&state, "connctl apply").unwrap();
+        second.verify().unwrap();
+        let err = lock.verify().unwrap_err().to_string();
+        assert!(err.contains("removed or replaced"), "{err}");
+    }
+
+    #[test]
+    fn taking_the_lock_clears_temporaries_of_dead_writers() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state.json");
+        // pid 4194305 is above Linux's pid_max limit: never alive.
+        let stale = dir.path().join(".state.json.4194305.tmp");
+        let unrelated = dir.path().join(".other.json.4194305.tmp");
+        std::fs::write(&stale, "partial").unwrap();
+        std::fs::write(&unrelated, "x").unwrap();
+        let _lock = StateLock::acquire(&state, "connctl apply").unwrap();
+        assert!(!stale.exists());
+        assert!(unrelated.exists());
     }
 }

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::lock::StateLock;
 use crate::state::{ConnectionState, State, StateError, write_atomic};
 
 /// The state with the serialised JSON of each connection as last written.
@@ -31,7 +32,7 @@ impl Cached {
             path: path.into(),
             reason: e.to_string(),
         };
-        self.state.serial += 1;
+        self.state.serial = crate::state::next_serial(self.state.serial, path)?;
         for key in std::mem::take(&mut self.dirty) {
             match self.state.connections.get(&key) {
                 Some(c) => {
@@ -83,6 +84,9 @@ pub struct StateStore {
 struct Inner {
     state: Mutex<Cached>,
     path: PathBuf,
+    /// The writer's lock, checked before every write: a run whose lock was removed from under
+    /// it must not write (nor go on to its next Immuta call).
+    lock: Option<StateLock>,
     /// Bumped (under the state lock) by every change.
     changed: AtomicU64,
     /// The last change that is on disk.
@@ -93,6 +97,15 @@ struct Inner {
 
 impl StateStore {
     pub fn new(state: State, path: PathBuf) -> StateStore {
+        StateStore::build(state, path, None)
+    }
+
+    /// A store whose every write first checks that `lock` is still held.
+    pub fn locked(state: State, path: PathBuf, lock: StateLock) -> StateStore {
+        StateStore::build(state, path, Some(lock))
+    }
+
+    fn build(state: State, path: PathBuf, lock: Option<StateLock>) -> StateStore {
         StateStore {
             inner: Arc::new(Inner {
                 state: Mutex::new(Cached {
@@ -101,6 +114,7 @@ impl StateStore {
                     fragments: BTreeMap::new(),
                 }),
                 path,
+                lock,
                 changed: AtomicU64::new(0),
                 durable: AtomicU64::new(0),
                 writer: tokio::sync::Mutex::new(()),
@@ -154,6 +168,9 @@ impl StateStore {
         let _writer = inner.writer.lock().await;
         if inner.durable.load(Ordering::SeqCst) >= mine {
             return Ok(result);
+        }
+        if let Some(lock) = &inner.lock {
+            lock.verify()?;
         }
         // Everything changed up to now goes into this one write.
         let (bytes, covered) = {
@@ -227,6 +244,31 @@ mod tests {
         // The assembled file is exactly what serialising the whole state would give.
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text, serde_json::to_string_pretty(&on_disk).unwrap() + "\n");
+    }
+
+    #[tokio::test]
+    async fn a_store_whose_lock_was_removed_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".connctl/state.json");
+        let lock = StateLock::acquire(&path, "test").unwrap();
+        let store = StateStore::locked(State::new(), path.clone(), lock);
+        store.update("a", "Snowflake", |_| ()).await.unwrap();
+        std::fs::remove_dir_all(dir.path().join(".connctl")).unwrap();
+        let err = store.update("b", "Snowflake", |_| ()).await.unwrap_err();
+        assert!(err.to_string().contains("removed or replaced"), "{err}");
+        assert!(!path.exists(), "the write went ahead");
+    }
+
+    #[tokio::test]
+    async fn a_serial_at_its_maximum_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let mut state = State::new();
+        state.serial = u64::MAX;
+        let store = StateStore::new(state, path.clone());
+        let err = store.update("a", "Snowflake", |_| ()).await.unwrap_err();
+        assert!(matches!(err, StateError::SerialExhausted { .. }), "{err}");
+        assert!(!path.exists());
     }
 
     #[tokio::test]

@@ -191,7 +191,7 @@ fn saved_plan(paths: &[PathBuf]) -> Result<Option<Plan>> {
 }
 
 async fn apply_cmd(ctx: &Context, args: &PlanArgs, auto_approve: bool, wait: bool) -> Result<u8> {
-    let state_path = ctx.settings.state_path(args.common.state.as_deref());
+    let state_path = ctx.settings.state_path(args.common.state.as_deref())?;
     let saved = saved_plan(&args.paths)?;
     // Everything that can be checked is checked before the lock file is written.
     let spec_paths: Vec<PathBuf> = match &saved {
@@ -200,7 +200,7 @@ async fn apply_cmd(ctx: &Context, args: &PlanArgs, auto_approve: bool, wait: boo
     };
     let desired = ctx.load_desired(&spec_paths)?;
     let client = ctx.client(&args.common)?;
-    let _lock = StateLock::acquire(&state_path, &std::env::args().collect::<Vec<_>>().join(" "))?;
+    let lock = StateLock::acquire(&state_path, &std::env::args().collect::<Vec<_>>().join(" "))?;
     let mut state = State::load(&state_path)?;
     if let Some(saved) = &saved
         && state.serial == 0
@@ -285,7 +285,7 @@ async fn apply_cmd(ctx: &Context, args: &PlanArgs, auto_approve: bool, wait: boo
     }
     let scripts_dir = state_path.parent().unwrap_or(Path::new(".")).join("scripts");
     let runner = Arc::new(Runner::new(&ctx.settings.executor, scripts_dir.clone()));
-    let store = StateStore::new(state, state_path);
+    let store = StateStore::locked(state, state_path, lock);
     let options = ApplyOptions {
         parallelism: ctx.settings.parallelism(&args.common),
         wait,
@@ -453,7 +453,7 @@ async fn status(ctx: &Context, keys: &[String], common: &CommonArgs, json: bool)
 }
 
 async fn import(ctx: &Context, paths: &[PathBuf], keys: &[String], common: &CommonArgs) -> Result<u8> {
-    let state_path = ctx.settings.state_path(common.state.as_deref());
+    let state_path = ctx.settings.state_path(common.state.as_deref())?;
     let mut desired = ctx.load_desired(paths)?;
     let client = ctx.client(common)?;
     let _lock = StateLock::acquire(&state_path, "connctl import")?;
@@ -574,7 +574,7 @@ fn edit_state(
     command: &str,
     edit: impl FnOnce(&mut State, &str) -> String,
 ) -> Result<u8> {
-    let path = ctx.settings.state_path(common.state.as_deref());
+    let path = ctx.settings.state_path(common.state.as_deref())?;
     let _lock = StateLock::acquire(&path, command)?;
     let mut state = State::load(&path)?;
     if !state.connections.contains_key(key) {

@@ -53,7 +53,7 @@ impl Context {
     }
 
     pub fn state(&self, flag: Option<&Path>) -> Result<(State, PathBuf)> {
-        let path = self.settings.state_path(flag);
+        let path = self.settings.state_path(flag)?;
         let state = State::load(&path)?;
         Ok((state, path))
     }

@@ -91,11 +91,14 @@ impl Settings {
         Ok(settings)
     }
 
-    /// `--state`, else `[state] path`, else `.connctl/state.json`.
-    pub fn state_path(&self, flag: Option<&Path>) -> PathBuf {
-        flag.map(Path::to_path_buf)
+    /// `--state`, else `[state] path`, else `.connctl/state.json`; symlinks resolved, and a
+    /// path that is no regular file or would be its own lock file refused.
+    pub fn state_path(&self, flag: Option<&Path>) -> Result<PathBuf> {
+        let path = flag
+            .map(Path::to_path_buf)
             .or_else(|| self.state.path.clone())
-            .unwrap_or_else(|| DEFAULT_STATE_PATH.into())
+            .unwrap_or_else(|| DEFAULT_STATE_PATH.into());
+        Ok(connctl_engine::state::resolve_path(&path)?)
     }
 
     pub fn parallelism(&self, args: &CommonArgs) -> usize {
