@@ -1,4 +1,6 @@
-//! The writer's lock on the state: an OS file lock on `state.lock` beside the state file.
+//! The writer's lock on the state: for a local file, an OS file lock on `state.lock` beside
+//! it; for a remote state, a lock object (see [`crate::remote_lock`]). [`WriterLock`] is
+//! either.
 //!
 //! The OS drops the lock when the process dies, so no stale lock survives a crash. The lock
 //! file records who holds it (pid, host, command, start time) so a second writer can say so.
@@ -29,6 +31,82 @@ pub enum LockError {
         "the state lock {path} was removed or replaced while this run held it; stopped before the next Immuta call\n  = help: another connctl run may be using the state now; when none is, run `connctl plan` to see where things stand"
     )]
     Lost { path: PathBuf },
+    #[error(
+        "the state {url} is locked by another connctl run: {holder}\n  = help: wait for it (`--lock-timeout 5m`); if that run was killed, `connctl state unlock {id}` releases its lock (it also expires by itself)"
+    )]
+    RemoteHeld { url: String, holder: String, id: String },
+    #[error("cannot use the lock of the state {url}: {reason}")]
+    Remote { url: String, reason: String },
+    #[error("the state {url} is not locked (no lock {id} to release)")]
+    NotHeld { url: String, id: String },
+    #[error("the state {url} is locked, but not with {id}: {holder}\n  = help: pass the ID shown")]
+    OtherId { url: String, id: String, holder: String },
+    #[error(
+        "the local state {path} is locked by the operating system, which releases the lock when the holding process exits; there is nothing to unlock"
+    )]
+    LocalUnlock { path: PathBuf },
+}
+
+/// The lock a writing command holds for its whole run.
+#[derive(Debug)]
+pub enum WriterLock {
+    Local(StateLock),
+    Remote(crate::remote_lock::RemoteLock),
+}
+
+impl WriterLock {
+    /// Takes the lock of the state at `location`, waiting up to `wait` while another run
+    /// holds it (zero: fail at once, naming the holder).
+    pub async fn acquire(
+        location: &crate::backend::StateLocation,
+        command: &str,
+        wait: std::time::Duration,
+    ) -> Result<WriterLock, LockError> {
+        use crate::backend::StateLocation;
+        match location {
+            StateLocation::Local(path) => {
+                let deadline = std::time::Instant::now() + wait;
+                loop {
+                    match StateLock::acquire(path, command) {
+                        Err(LockError::Held { .. }) if std::time::Instant::now() < deadline => {
+                            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                        }
+                        other => return other.map(WriterLock::Local),
+                    }
+                }
+            }
+            StateLocation::Remote(object) => {
+                crate::remote_lock::RemoteLock::acquire(object, command, wait, crate::remote_lock::LOCK_TTL)
+                    .await
+                    .map(WriterLock::Remote)
+            }
+        }
+    }
+
+    /// Fails if the lock is no longer this run's.
+    pub fn verify(&self) -> Result<(), LockError> {
+        match self {
+            WriterLock::Local(lock) => lock.verify(),
+            WriterLock::Remote(lock) => lock.verify(),
+        }
+    }
+
+    /// Releases a remote lock now. A local lock is released by the OS when this is dropped
+    /// (at the latest when the process exits).
+    pub async fn release(&self) -> Result<(), LockError> {
+        match self {
+            WriterLock::Local(_) => Ok(()),
+            WriterLock::Remote(lock) => lock.release().await,
+        }
+    }
+
+    /// The remote lock's ID (for messages); `None` for a local lock.
+    pub fn id(&self) -> Option<String> {
+        match self {
+            WriterLock::Local(_) => None,
+            WriterLock::Remote(lock) => Some(lock.id()),
+        }
+    }
 }
 
 impl StateLock {

@@ -28,6 +28,10 @@ pub struct State {
     pub serial: u64,
     /// Identifies this state's history; a saved plan from another lineage is refused.
     pub lineage: String,
+    /// The Immuta tenant (normalised URL) this state was written against; using the state
+    /// with another is refused. Absent in states written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
     /// Salt of the secret fingerprints. Not a secret itself; it stops rainbow tables.
     pub salt: String,
     #[serde(default)]
@@ -177,6 +181,22 @@ pub enum StateError {
     SerialExhausted { path: PathBuf, serial: u64 },
     #[error(transparent)]
     Lock(#[from] crate::lock::LockError),
+    #[error(
+        "the state {path} belongs to the Immuta tenant {recorded}, but this run uses {given}\n  = help: point --state (or CONNCTL_STATE, [state] in connctl.toml) at the state of {given}, or --immuta-url (IMMUTA_URL) at {recorded}"
+    )]
+    OtherTenant {
+        path: PathBuf,
+        recorded: String,
+        given: String,
+    },
+    #[error("invalid state location {location}: {reason}")]
+    BadLocation { location: String, reason: String },
+    #[error("cannot reach the state at {url}: {reason}")]
+    Remote { url: String, reason: String },
+    #[error(
+        "the state at {url} changed since this run read it (another writer, or this run's lock was taken over); stopped before the next Immuta call\n  = help: run `connctl plan` to see where things stand, then apply again"
+    )]
+    Conflict { url: String },
 }
 
 impl ConnectionState {
@@ -224,6 +244,7 @@ impl State {
             version: STATE_VERSION,
             serial: 0,
             lineage: uuid::Uuid::new_v4().to_string(),
+            tenant: None,
             salt: hex::encode(rand::random::<[u8; 16]>()),
             connections: BTreeMap::new(),
         }
@@ -247,7 +268,12 @@ impl State {
                 });
             }
         };
-        let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| StateError::Corrupt {
+        State::parse(&text, path)
+    }
+
+    /// Parses a state read from `path` (a file or a URL): corrupt or newer is an error.
+    pub fn parse(text: &str, path: &Path) -> Result<State, StateError> {
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| StateError::Corrupt {
             path: path.into(),
             reason: e.to_string(),
         })?;
@@ -291,6 +317,47 @@ impl State {
         })?;
         text.push('\n');
         Ok(text.into_bytes())
+    }
+}
+
+impl State {
+    /// Refuses a state written against another tenant than `immuta_url`; records the tenant
+    /// in a state that has none yet (it is written with the next save).
+    pub fn claim_tenant(&mut self, immuta_url: &str, path: &Path) -> Result<(), StateError> {
+        self.check_tenant(immuta_url, path)?;
+        self.tenant = Some(normalise_tenant(immuta_url));
+        Ok(())
+    }
+
+    /// Refuses a state written against another tenant than `immuta_url`.
+    pub fn check_tenant(&self, immuta_url: &str, path: &Path) -> Result<(), StateError> {
+        let given = normalise_tenant(immuta_url);
+        match &self.tenant {
+            Some(recorded) if *recorded != given => Err(StateError::OtherTenant {
+                path: path.into(),
+                recorded: recorded.clone(),
+                given,
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// An Immuta URL as a tenant name: scheme and host in lower case, no default port, no
+/// credentials, query or trailing slash.
+pub fn normalise_tenant(url: &str) -> String {
+    let trimmed = url.trim();
+    match url::Url::parse(trimmed) {
+        Ok(u) if u.has_host() => {
+            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+            format!(
+                "{}://{}{port}{}",
+                u.scheme(),
+                u.host_str().unwrap_or_default(),
+                u.path().trim_end_matches('/')
+            )
+        }
+        _ => trimmed.trim_end_matches('/').to_lowercase(),
     }
 }
 
@@ -548,6 +615,28 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(left, vec![std::ffi::OsString::from("state.json")]);
+    }
+
+    #[test]
+    fn tenants_are_normalised_and_another_is_refused() {
+        assert_eq!(
+            normalise_tenant("HTTPS://Acme.Immuta.com:443/"),
+            "https://acme.immuta.com"
+        );
+        assert_eq!(
+            normalise_tenant("http://127.0.0.1:8080/immuta/"),
+            "http://127.0.0.1:8080/immuta"
+        );
+        let mut s = State::new();
+        s.claim_tenant("https://acme.immuta.com/", Path::new("x"))
+            .unwrap();
+        s.check_tenant("https://ACME.immuta.com", Path::new("x")).unwrap();
+        let err = s
+            .check_tenant("https://dev.immuta.com", Path::new("x"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("https://acme.immuta.com"), "{err}");
+        assert!(err.contains("https://dev.immuta.com"), "{err}");
     }
 
     #[test]
