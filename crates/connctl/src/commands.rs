@@ -137,10 +137,26 @@ fn validate(ctx: &Context, paths: &[PathBuf], resolve_secrets: bool) -> Result<u
     Ok(0)
 }
 
+/// Prints the plan, naming the Immuta tenant it is for (markdown: under the title; text:
+/// the last line; JSON: `state.tenant`).
 fn print_plan(plan: &Plan, format: Format, kind: Kind, color: bool) {
+    let tenant = plan.state.tenant.as_deref();
     let text = match format {
-        Format::Text => render::text(plan, kind, color),
-        Format::Markdown => render::markdown(plan, kind),
+        Format::Text => {
+            let body = render::text(plan, kind, color);
+            // Last, so the first line stays the verdict ("No changes." / the actions).
+            match tenant {
+                Some(t) => format!("{body}Immuta: {t}\n"),
+                None => body,
+            }
+        }
+        Format::Markdown => {
+            let body = render::markdown(plan, kind);
+            match (tenant, body.split_once('\n')) {
+                (Some(t), Some((title, rest))) => format!("{title}\nImmuta: `{t}`\n{rest}"),
+                _ => body,
+            }
+        }
         Format::Json => render::json(plan),
     };
     print!("{text}");
@@ -275,6 +291,14 @@ async fn apply_locked(
     }
     let planned = match &saved {
         Some(saved) => {
+            if let (Some(made_for), Some(url)) = (&saved.state.tenant, ctx.immuta_url(&args.common))
+                && *made_for != connctl_engine::state::normalise_tenant(&url)
+            {
+                bail!(
+                    "the saved plan was made for the Immuta tenant {made_for}, but this run uses {}",
+                    connctl_engine::state::normalise_tenant(&url)
+                );
+            }
             if saved.state.lineage != state.lineage && state.serial > 0 {
                 bail!(
                     "stale plan: it was made for another state (lineage {})",
@@ -485,6 +509,7 @@ async fn drift(
         connctl_engine::refresh::refresh(&client, state, &wanted, ctx.settings.parallelism(common)).await?;
     let options = connctl_engine::plan::PlanOptions::default();
     let mut plan = connctl_engine::plan::plan(&applied, state, Some(&live), &options, vec![])?;
+    plan.state.tenant = Some(connctl_engine::state::normalise_tenant(client.base_url()));
     // Keep only what Immuta changed: drifted fields and objects deleted outside connctl.
     plan.changes.retain_mut(|c| {
         c.fields.retain(|f| f.cause != Cause::Config);

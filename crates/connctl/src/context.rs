@@ -179,7 +179,10 @@ pub async fn make_plan(
         prune: args.prune,
         max_deletes: args.max_deletes.or(default_max_deletes),
     };
-    let plan = plan::plan(&views(&targets), state, live.as_ref(), &options, spec_files)
+    let mut plan = plan::plan(&views(&targets), state, live.as_ref(), &options, spec_files)
         .context("invalid --target pattern")?;
+    if let Some(url) = ctx.immuta_url(&args.common) {
+        plan.state.tenant = Some(connctl_engine::state::normalise_tenant(&url));
+    }
     Ok(Planned { plan, targets })
 }
