@@ -240,6 +240,14 @@ fn a_writer_whose_state_changed_under_it_stops() {
     env.write("c.yaml", &spec(4));
     let mut first = spawn_apply(&env, env.dir.path(), &[]);
     wait_for(&server, "prod/state.json", &mut first);
+    let started = Instant::now();
+    while !s3_object(&server, "prod/state.json").is_some_and(|s| s.contains("\"sf-000\"")) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "sf-000 never reached the state"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     // Someone frees the lock by force and edits the state while the first run goes on.
     let lock = s3_object(&server, "prod/state.json.lock").unwrap();
     let lock: serde_json::Value = serde_json::from_str(&lock).unwrap();
@@ -329,11 +337,44 @@ fn a_lost_state_stops_plan_apply_and_drift() {
     let plan = env.run(&["plan", "--allow-empty-state", "c.yaml"]);
     assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
     assert!(plan.stdout.contains("import"), "{}", plan.stdout);
+    // Adopting them, as the error says, makes the new place a working state.
+    let import = env.run(&["import", "c.yaml", "--key", "sf-00*"]);
+    assert_eq!(import.code, 0, "{}{}", import.stdout, import.stderr);
+    assert!(
+        import.stdout.contains("Imported 2: sf-000, sf-001"),
+        "{}",
+        import.stdout
+    );
+    let plan = env.run(&["plan", "--detailed-exitcode", "c.yaml"]);
+    assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
     // A genuine first run (nothing of the YAML in Immuta) goes ahead.
     env.write("new.yaml", &spec(3).replace("sf-00", "new-00"));
     env.set_env("CONNCTL_STATE", "s3://bucket/fresh/state.json");
     let plan = env.run(&["plan", "new.yaml"]);
     assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
+    // `import --all` adopts what Immuta has and leaves the rest for apply.
+    env.write(
+        "both.yaml",
+        &format!(
+            "{}{}",
+            spec(2),
+            &spec(1).replace("sf-00", "new-00")["version: 1\nconnections:\n".len()..]
+        ),
+    );
+    let import = env.run(&["import", "both.yaml", "--all"]);
+    assert_eq!(import.code, 0, "{}{}", import.stdout, import.stderr);
+    assert!(
+        import.stdout.contains("Imported 2: sf-000, sf-001"),
+        "{}",
+        import.stdout
+    );
+    assert!(
+        import
+            .stdout
+            .contains("left for `connctl apply` to create: new-000"),
+        "{}",
+        import.stdout
+    );
 }
 
 #[test]

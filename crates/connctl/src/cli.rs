@@ -143,14 +143,20 @@ pub enum Command {
         json: bool,
     },
     /// Adopt connections that already exist in Immuta
-    #[command(after_help = "Example:\n  connctl import connections/ --key snowflake-prod")]
+    #[command(
+        after_help = "Examples:\n  connctl import connections/ --key snowflake-prod\n  connctl import connections/ --key 'snowflake-*'\n  connctl import connections/ --all    # e.g. after a lost state"
+    )]
     Import {
         /// YAML files or folders declaring the connections.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
-        /// Keys to adopt (repeatable).
-        #[arg(long = "key", required = true)]
+        /// Keys to adopt (repeatable; globs such as `snowflake-*` adopt every match that
+        /// exists in Immuta).
+        #[arg(long = "key", required_unless_present = "all")]
         keys: Vec<String>,
+        /// Adopt every connection of the YAML that exists in Immuta and is not managed yet.
+        #[arg(long, conflicts_with = "keys")]
+        all: bool,
         #[command(flatten)]
         common: CommonArgs,
         #[command(flatten)]

@@ -81,11 +81,17 @@ pub async fn run(cli: Cli, color: bool) -> Result<u8> {
         Command::Import {
             paths,
             keys,
+            all,
             common,
             lock,
         } => {
             let ctx = Context::new(&config, color)?;
-            import(&ctx, &paths, &keys, &common, lock.lock_timeout).await
+            let which = if all {
+                KeySelection::All
+            } else {
+                KeySelection::Keys(keys)
+            };
+            import(&ctx, &paths, &which, &common, lock.lock_timeout).await
         }
         Command::Export { keys, out, common } => {
             let ctx = Context::new(&config, color)?;
@@ -588,10 +594,18 @@ async fn status(ctx: &Context, keys: &[String], common: &CommonArgs, json: bool)
     Ok(0)
 }
 
+/// Which connections `import` adopts.
+enum KeySelection {
+    /// Every connection of the YAML that exists in Immuta and is not managed yet.
+    All,
+    /// These keys; a glob selects the matching keys of the YAML like `All` does.
+    Keys(Vec<String>),
+}
+
 async fn import(
     ctx: &Context,
     paths: &[PathBuf],
-    keys: &[String],
+    keys: &KeySelection,
     common: &CommonArgs,
     lock_timeout: Duration,
 ) -> Result<u8> {
@@ -606,7 +620,7 @@ async fn import(
 
 async fn import_locked(
     ctx: &Context,
-    keys: &[String],
+    which: &KeySelection,
     common: &CommonArgs,
     location: &StateLocation,
     lock: &WriterLock,
@@ -619,28 +633,64 @@ async fn import_locked(
     if let Some(url) = ctx.immuta_url(common) {
         state.claim_tenant(&url, &location.display_path())?;
     }
-    // Only the connections being adopted need their secrets.
-    desired.connections.retain(|c| keys.contains(&c.key));
-    let targets = context::targets(desired, &state.salt)?;
+    // Keys named exactly must each be adoptable; keys selected by `--all` or a glob are
+    // adopted where Immuta has them, and the others left for `apply`.
+    let managed = |key: &str| state.connections.get(key).is_some_and(|s| s.applied.is_some());
+    let declared: Vec<String> = desired.connections.iter().map(|c| c.key.clone()).collect();
     let mut problems = Vec::new();
+    let mut exact = Vec::new();
+    let mut selected = std::collections::BTreeSet::new();
+    match which {
+        KeySelection::All => selected.extend(declared.iter().filter(|k| !managed(k)).cloned()),
+        KeySelection::Keys(keys) => {
+            for pattern in keys {
+                if !pattern.contains(['*', '?', '[', '{']) {
+                    exact.push(pattern.clone());
+                    continue;
+                }
+                let glob = globset::Glob::new(pattern)
+                    .with_context(|| format!("invalid --key pattern `{pattern}`"))?
+                    .compile_matcher();
+                let matched: Vec<&String> = declared.iter().filter(|k| glob.is_match(k)).collect();
+                if matched.is_empty() {
+                    problems.push(format!("`{pattern}` matches no connection of the YAML"));
+                }
+                selected.extend(matched.into_iter().filter(|k| !managed(k)).cloned());
+            }
+        }
+    }
+    for key in &exact {
+        selected.remove(key);
+    }
+    // Only the connections being adopted need their secrets.
+    desired
+        .connections
+        .retain(|c| exact.contains(&c.key) || selected.contains(&c.key));
+    let targets = context::targets(desired, &state.salt)?;
     let mut to_read = Vec::new();
-    for key in keys {
+    for key in &exact {
         if !targets.contains_key(key) {
             problems.push(format!("`{key}` is not declared in the YAML; declare it first"));
-        } else if state.connections.get(key).is_some_and(|s| s.applied.is_some()) {
+        } else if managed(key) {
             problems.push(format!("`{key}` is already managed"));
         } else {
             to_read.push((key.clone(), None));
         }
     }
+    to_read.extend(selected.iter().map(|k| (k.clone(), None)));
+    let mut left_for_apply = Vec::new();
     let parallelism = ctx.settings.parallelism(common);
     let mut adopted = Vec::new();
     for (key, seen) in connctl_engine::refresh::read_many(&client, to_read, parallelism).await? {
         let Some(t) = targets.get(&key) else { continue };
         let Some(seen) = seen else {
-            problems.push(format!(
-                "`{key}` does not exist in Immuta; `connctl apply` creates it"
-            ));
+            if selected.contains(&key) {
+                left_for_apply.push(key);
+            } else {
+                problems.push(format!(
+                    "`{key}` does not exist in Immuta; `connctl apply` creates it"
+                ));
+            }
             continue;
         };
         let mismatched: Vec<String> = seen
@@ -676,6 +726,15 @@ async fn import_locked(
         lock.verify()?;
         location.save(&mut state, version).await?;
         println!("Imported {}: {}", adopted.len(), adopted.join(", "));
+    }
+    if !left_for_apply.is_empty() {
+        println!(
+            "Not in Immuta, left for `connctl apply` to create: {}",
+            left_for_apply.join(", ")
+        );
+    }
+    if adopted.is_empty() && left_for_apply.is_empty() && problems.is_empty() {
+        println!("Nothing to import: every selected connection is already managed.");
     }
     if !problems.is_empty() {
         for p in &problems {

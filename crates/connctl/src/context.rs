@@ -106,7 +106,7 @@ pub fn lost_state(found: &[&str], loaded: &Loaded, location: &StateLocation) -> 
         String::new()
     };
     bail!(
-        "the state {location} is {}, but Immuta already has {} connection(s) of the YAML ({}{more}): the state is probably lost or points at the wrong place\n  = help: check --state / CONNCTL_STATE / [state] in connctl.toml (restore a lost state with `connctl state push BACKUP`)\n  = help: to adopt connections that exist in Immuta: `connctl import PATHS --key KEY` (one --key per connection)\n  = help: to go on with an empty state on purpose, pass --allow-empty-state",
+        "the state {location} is {}, but Immuta already has {} connection(s) of the YAML ({}{more}): the state is probably lost or points at the wrong place\n  = help: check --state / CONNCTL_STATE / [state] in connctl.toml (restore a lost state with `connctl state push BACKUP`)\n  = help: to adopt the connections that exist in Immuta: `connctl import PATHS --all` (or `--key 'GLOB'`)\n  = help: to go on with an empty state on purpose, pass --allow-empty-state",
         if loaded.found { "empty" } else { "missing" },
         found.len(),
         shown.join(", ")
