@@ -178,6 +178,20 @@ fn a_file_size_limit_is_reported_not_fatal() {
 }
 
 #[test]
+fn a_local_state_has_no_lock_to_unlock() {
+    let env = TestEnv::new();
+    let out = env.run(&["state", "unlock", "some-id"]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(
+        out.stderr.contains(
+            "is locked by the operating system, which releases the lock when the holding process exits"
+        ),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn temporaries_of_killed_writes_are_cleared_by_the_next_writer() {
     let env = TestEnv::new();
     env.write("c.yaml", &spec(1));

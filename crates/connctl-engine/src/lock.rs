@@ -248,6 +248,27 @@ mod tests {
         assert!(err.contains("removed or replaced"), "{err}");
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_writer_with_a_lock_timeout_waits_for_the_local_lock() {
+        use crate::backend::StateLocation;
+        use std::time::Duration;
+        let dir = tempfile::tempdir().unwrap();
+        let location = StateLocation::Local(dir.path().join("state.json"));
+        let first = WriterLock::acquire(&location, "first", Duration::ZERO)
+            .await
+            .unwrap();
+        let refused = WriterLock::acquire(&location, "second", Duration::ZERO).await;
+        assert!(matches!(refused, Err(LockError::Held { .. })));
+        let holder = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            drop(first);
+        });
+        WriterLock::acquire(&location, "second", Duration::from_secs(10))
+            .await
+            .unwrap();
+        holder.await.unwrap();
+    }
+
     #[test]
     fn taking_the_lock_clears_temporaries_of_dead_writers() {
         let dir = tempfile::tempdir().unwrap();
