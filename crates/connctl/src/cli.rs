@@ -14,7 +14,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     long_about = "Keep Immuta connections (Snowflake, Databricks Unity Catalog) in git.\n\n\
         YAML files describe the connections you want; `connctl plan` compares them with what Immuta has \
         and `connctl apply` walks each connection through script → execute → register, recording every \
-        step in a local state file so an interrupted run resumes where it stopped.",
+        step in a state (a local file, or an object in S3, GCS or Azure shared by CI runs) so an \
+        interrupted run resumes where it stopped.",
     after_help = "Start with `connctl init`, then `connctl plan connections.yaml`."
 )]
 pub struct Cli {
