@@ -381,6 +381,13 @@ mod tests {
             assert!(err.contains(needle), "{text}: {err}");
             assert!(err.contains(text), "{text}: {err}");
         }
+        // Building a client reads only the environment: nothing is contacted until a read.
+        for url in ["s3://bucket/prod/state.json", "gs://bucket/prod/state.json"] {
+            let remote = StateLocation::parse(url).unwrap();
+            assert!(remote.is_remote(), "{url}");
+            assert_eq!(remote.to_string(), url);
+            assert_eq!(remote.scripts_dir(), PathBuf::from(".connctl/scripts"));
+        }
         let local = StateLocation::parse("some/state.json").unwrap();
         assert!(!local.is_remote());
         assert_eq!(local.to_string(), "some/state.json");
