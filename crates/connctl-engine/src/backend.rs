@@ -228,6 +228,34 @@ impl StateLocation {
     }
 }
 
+impl StateLocation {
+    /// Reads the state for the holder of `lock`. If the lock was taken from a run that may
+    /// still be going (it expired, or `state unlock` freed it), writes the state once at once:
+    /// that run's next write then fails its compare-and-swap, and it stops before its next
+    /// Immuta call.
+    pub async fn load_for_writer(&self, lock: &crate::lock::WriterLock) -> Result<Loaded, StateError> {
+        let mut loaded = self.load().await?;
+        if !lock.taken_over() || !loaded.found {
+            return Ok(loaded);
+        }
+        let mut attempts = 0;
+        loop {
+            match self.save(&mut loaded.state, loaded.version.clone()).await {
+                Ok(version) => {
+                    loaded.version = version;
+                    return Ok(loaded);
+                }
+                // The old holder wrote in between: read again and fence again.
+                Err(StateError::Conflict { .. }) if attempts < 5 => {
+                    attempts += 1;
+                    loaded = self.load().await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
 impl RemoteObject {
     /// The object `suffix` appended to this one's name (the lock: `state.json.lock`).
     pub fn sibling(&self, suffix: &str) -> RemoteObject {

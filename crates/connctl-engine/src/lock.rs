@@ -100,6 +100,13 @@ impl WriterLock {
         }
     }
 
+    /// Taken from a remote holder that did not release it (see [`RemoteLock::taken_over`]).
+    ///
+    /// [`RemoteLock::taken_over`]: crate::remote_lock::RemoteLock::taken_over
+    pub fn taken_over(&self) -> bool {
+        matches!(self, WriterLock::Remote(lock) if lock.taken_over())
+    }
+
     /// The remote lock's ID (for messages); `None` for a local lock.
     pub fn id(&self) -> Option<String> {
         match self {

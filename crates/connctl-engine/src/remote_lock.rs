@@ -42,6 +42,9 @@ pub struct LockInfo {
     /// Set when released: the lock is free.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub released: Option<String>,
+    /// Set when released by `state unlock` rather than by its holder, which may still run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forced: Option<String>,
 }
 
 impl LockInfo {
@@ -61,6 +64,7 @@ impl LockInfo {
             path: state_url.to_owned(),
             expires: in_future(ttl),
             released: None,
+            forced: None,
         }
     }
 
@@ -99,6 +103,8 @@ fn expired(expires: &str) -> bool {
 #[derive(Debug)]
 pub struct RemoteLock {
     object: RemoteObject,
+    /// Taken from a holder that did not release it (expired, or freed by `state unlock`).
+    taken_over: bool,
     shared: Arc<Shared>,
     renewer: tokio::task::JoinHandle<()>,
 }
@@ -124,9 +130,9 @@ impl RemoteLock {
         let info = LockInfo::new(state.url(), operation, ttl);
         let deadline = tokio::time::Instant::now() + wait;
         let mut pause = Duration::from_millis(500);
-        let version = loop {
+        let (version, taken_over) = loop {
             match try_acquire(&object, &info).await {
-                Ok(version) => break version,
+                Ok(taken) => break taken,
                 Err(held @ LockError::RemoteHeld { .. }) => {
                     let left = deadline.saturating_duration_since(tokio::time::Instant::now());
                     if left.is_zero() {
@@ -146,6 +152,7 @@ impl RemoteLock {
         let renewer = tokio::spawn(renew(object.clone(), shared.clone(), ttl));
         Ok(RemoteLock {
             object,
+            taken_over,
             shared,
             renewer,
         })
@@ -153,6 +160,12 @@ impl RemoteLock {
 
     pub fn id(&self) -> String {
         lock(&self.shared.info).id.clone()
+    }
+
+    /// The lock was taken from a run that may still be going: the new holder should write
+    /// the state once before anything else, so that run's next write is refused.
+    pub fn taken_over(&self) -> bool {
+        self.taken_over
     }
 
     /// Fails if the lock was taken over or ran out: the run must stop writing.
@@ -227,10 +240,11 @@ async fn read(object: &RemoteObject) -> Result<Option<(LockInfo, UpdateVersion)>
     Ok(Some((info, version)))
 }
 
-async fn try_acquire(object: &RemoteObject, info: &LockInfo) -> Result<UpdateVersion, LockError> {
+/// The lock's version, and whether it was taken from a holder that did not release it.
+async fn try_acquire(object: &RemoteObject, info: &LockInfo) -> Result<(UpdateVersion, bool), LockError> {
     // Create-if-absent; else read back what is there.
     match object.put_if(info.bytes(), None).await {
-        Ok(version) => return Ok(version),
+        Ok(version) => return Ok((version, false)),
         Err(StateError::Conflict { .. }) => {}
         Err(e) => return Err(remote(object, e)),
     }
@@ -244,16 +258,17 @@ async fn try_acquire(object: &RemoteObject, info: &LockInfo) -> Result<UpdateVer
     };
     if current.id == info.id {
         // Our own create, whose answer was lost and which the client retried.
-        return Ok(version);
+        return Ok((version, false));
     }
     if !current.is_free() {
         return Err(held(object, &current));
     }
+    let taken_over = current.released.is_none() || current.forced.is_some();
     // Released or expired: take it over, if nobody else does first.
     match object.put_if(info.bytes(), Some(version)).await {
-        Ok(version) => Ok(version),
+        Ok(version) => Ok((version, taken_over)),
         Err(StateError::Conflict { .. }) => match read(object).await? {
-            Some((now, version)) if now.id == info.id => Ok(version),
+            Some((now, version)) if now.id == info.id => Ok((version, taken_over)),
             Some((now, _)) => Err(held(object, &now)),
             None => Err(LockError::RemoteHeld {
                 url: info.path.clone(),
@@ -320,6 +335,7 @@ pub async fn force_unlock(state: &RemoteObject, id: &str) -> Result<LockInfo, Lo
     }
     let holder = info.clone();
     info.released = Some(now());
+    info.forced = info.released.clone();
     object
         .put_if(info.bytes(), Some(version))
         .await
@@ -408,7 +424,7 @@ mod tests {
         object.put_if(info.bytes(), None).await.unwrap();
         let mut changed = info.clone();
         changed.created = "later".into();
-        try_acquire(&object, &changed).await.unwrap();
+        assert!(!try_acquire(&object, &changed).await.unwrap().1);
         // Someone else's is not.
         let other = LockInfo::new(state.url(), "b", LOCK_TTL);
         assert!(matches!(
@@ -431,9 +447,16 @@ mod tests {
             force_unlock(&state, &first.id()).await,
             Err(LockError::NotHeld { .. })
         ));
-        // The run whose lock was removed stops at its next renewal or write.
-        RemoteLock::acquire(&state, "b", Duration::ZERO, LOCK_TTL)
+        // The next holder knows it took the lock from a run that may still be going.
+        let second = RemoteLock::acquire(&state, "b", Duration::ZERO, LOCK_TTL)
             .await
             .unwrap();
+        assert!(second.taken_over());
+        second.release().await.unwrap();
+        // A lock released by its holder is simply free.
+        let third = RemoteLock::acquire(&state, "c", Duration::ZERO, LOCK_TTL)
+            .await
+            .unwrap();
+        assert!(!third.taken_over());
     }
 }

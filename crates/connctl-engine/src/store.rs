@@ -319,6 +319,33 @@ mod tests {
         assert_eq!(first.write_stats().0, 2);
     }
 
+    /// A run whose lock was freed by `state unlock` and taken by another run is refused at its
+    /// next write, even before the new holder has changed anything of its own.
+    #[tokio::test]
+    async fn a_run_whose_lock_was_taken_over_is_fenced_at_its_next_write() {
+        let memory = std::sync::Arc::new(object_store::memory::InMemory::new());
+        let location = StateLocation::in_store("memory://b/state.json", memory, "state.json");
+        let StateLocation::Remote(object) = &location else {
+            unreachable!()
+        };
+        let zero = std::time::Duration::ZERO;
+        let first_lock = Arc::new(WriterLock::acquire(&location, "a", zero).await.unwrap());
+        let first = StateStore::open(
+            location.load_for_writer(&first_lock).await.unwrap(),
+            location.clone(),
+            first_lock.clone(),
+        );
+        first.update("a", "Snowflake", |_| ()).await.unwrap();
+        let id = first_lock.id().unwrap();
+        crate::remote_lock::force_unlock(object, &id).await.unwrap();
+        let second_lock = WriterLock::acquire(&location, "b", zero).await.unwrap();
+        assert!(second_lock.taken_over());
+        let second = location.load_for_writer(&second_lock).await.unwrap();
+        assert_eq!(second.state.connections.len(), 1);
+        let err = first.update("b", "Snowflake", |_| ()).await.unwrap_err();
+        assert!(matches!(err, StateError::Conflict { .. }), "{err}");
+    }
+
     #[tokio::test]
     async fn a_serial_at_its_maximum_is_refused() {
         let dir = tempfile::tempdir().unwrap();

@@ -283,7 +283,7 @@ async fn apply_locked(
         mut state,
         found,
         version,
-    } = location.load().await?;
+    } = location.load_for_writer(&lock).await?;
     if let Some(url) = ctx.immuta_url(&args.common) {
         state.claim_tenant(&url, &location.display_path())?;
     }
@@ -629,7 +629,7 @@ async fn import_locked(
 ) -> Result<u8> {
     let Loaded {
         mut state, version, ..
-    } = location.load().await?;
+    } = location.load_for_writer(lock).await?;
     if let Some(url) = ctx.immuta_url(common) {
         state.claim_tenant(&url, &location.display_path())?;
     }
@@ -835,7 +835,7 @@ async fn push(ctx: &Context, file: &Path, common: &StateArgs, lock_timeout: Dura
     let mut pushed = State::load(&source)?;
     let lock = WriterLock::acquire(&location, "connctl state push", lock_timeout).await?;
     let result = async {
-        let current = location.load().await?;
+        let current = location.load_for_writer(&lock).await?;
         if current.found {
             let now = &current.state;
             if now.lineage != pushed.lineage {
@@ -894,7 +894,7 @@ async fn edit_state(
     let result = async {
         let Loaded {
             mut state, version, ..
-        } = location.load().await?;
+        } = location.load_for_writer(&lock).await?;
         if !state.connections.contains_key(key) {
             bail!("`{key}` is not in the state ({location})");
         }
