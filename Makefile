@@ -3,11 +3,16 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test demo lint build bench soak man schema fmt
+.PHONY: test test-deps demo lint build bench soak man schema fmt
 
 ## test: formatting, lints, and the whole test suite (what CI runs)
-test: lint
+test: lint test-deps
 	INSTA_UPDATE=no $(CARGO) test --workspace --all-targets --locked
+
+## test-deps: the storage servers the remote-state tests start (moto for S3, Azurite for Azure
+## Blob), pinned, installed under target/test-tools/; quick when already there
+test-deps:
+	./scripts/test-deps.sh
 
 lint:
 	$(CARGO) fmt --all --check

@@ -4,6 +4,7 @@
 // Test helpers may panic on anything unexpected; that is how a test fails.
 #![allow(clippy::unwrap_used)]
 
+mod servers;
 mod support;
 
 mod test_apply;
@@ -20,4 +21,6 @@ mod test_plan;
 mod test_reliability;
 mod test_scrub;
 mod test_shapes;
+mod test_remote_state;
+mod test_state;
 mod test_validate;

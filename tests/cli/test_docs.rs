@@ -27,6 +27,28 @@ fn parse_recipe(path: &PathBuf) -> Value {
         .unwrap_or_else(|e| panic!("{} is not valid YAML: {e}", path.display()))
 }
 
+/// Hosted runners start empty: every recipe takes its state from `CONNCTL_STATE` (a remote
+/// URL), needs no self-hosted runner, and no job passes a local `--state` path.
+#[test]
+fn recipes_use_the_remote_state_on_hosted_runners() {
+    for path in recipes() {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let name = path.display();
+        let env = &parse_recipe(&path)["env"];
+        let vars = &parse_recipe(&path)["variables"];
+        let state = env["CONNCTL_STATE"].as_str().or(vars["CONNCTL_STATE"].as_str());
+        assert!(
+            state.is_some_and(|s| s.contains("vars.CONNCTL_STATE") || s.starts_with("s3://")),
+            "{name}: CONNCTL_STATE is not a remote state: {state:?}"
+        );
+        assert!(!text.contains("self-hosted"), "{name} needs a self-hosted runner");
+        let local = text
+            .lines()
+            .find(|l| l.contains("connctl ") && l.contains("--state "));
+        assert!(local.is_none(), "{name} passes a local --state: {local:?}");
+    }
+}
+
 #[test]
 fn recipes_parse_as_yaml() {
     let files = recipes();

@@ -30,6 +30,7 @@ fn no_drift_then_drift_from_the_admin_api() {
     exit: 0
     --- stdout
     No drift. Immuta matches what connctl last applied.
+    Immuta: [URL]
     --- stderr
     ");
 

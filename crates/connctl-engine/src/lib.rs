@@ -2,9 +2,11 @@
 //! applier reports progress as [`apply::Event`]s and the CLI renders them.
 
 pub mod apply;
+pub mod backend;
 pub mod fields;
 pub mod lock;
 pub mod plan;
 pub mod refresh;
+pub mod remote_lock;
 pub mod state;
 pub mod store;

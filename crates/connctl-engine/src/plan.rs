@@ -53,6 +53,9 @@ pub struct StateRef {
     pub lineage: String,
     /// The fingerprint salt, so a plan made before the state file existed can be checked.
     pub salt: String,
+    /// The Immuta tenant (normalised URL) the plan is for; a saved plan is refused elsewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -298,6 +301,7 @@ pub fn plan(
             serial: state.serial,
             lineage: state.lineage.clone(),
             salt: state.salt.clone(),
+            tenant: state.tenant.clone(),
         },
         refreshed: live.is_some(),
         spec_files,

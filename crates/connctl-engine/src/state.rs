@@ -28,6 +28,10 @@ pub struct State {
     pub serial: u64,
     /// Identifies this state's history; a saved plan from another lineage is refused.
     pub lineage: String,
+    /// The Immuta tenant (normalised URL) this state was written against; using the state
+    /// with another is refused. Absent in states written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
     /// Salt of the secret fingerprints. Not a secret itself; it stops rainbow tables.
     pub salt: String,
     #[serde(default)]
@@ -276,8 +280,40 @@ pub enum StateError {
         "state file {path} has version {found}, newer than this connctl understands ({STATE_VERSION})\n  = help: upgrade connctl; the file was left untouched"
     )]
     TooNew { path: PathBuf, found: u64 },
-    #[error("cannot write state file {path}: {reason}")]
+    #[error(
+        "cannot write state file {path}: {reason}\n  = help: the file holds the last complete write; fix the cause and run the command again"
+    )]
     Write { path: PathBuf, reason: String },
+    #[error(
+        "state path {path} is not a regular file\n  = help: point --state at a file (or a path where one can be created)"
+    )]
+    NotAFile { path: PathBuf },
+    #[error(
+        "state path {path} ends in `.lock`, the name of its own lock file\n  = help: name the state file something else, e.g. state.json"
+    )]
+    LockCollision { path: PathBuf },
+    #[error(
+        "state file {path} has serial {serial}, the largest there is; it cannot be written again\n  = help: the file was edited by hand or is damaged; restore it from a backup"
+    )]
+    SerialExhausted { path: PathBuf, serial: u64 },
+    #[error(transparent)]
+    Lock(#[from] crate::lock::LockError),
+    #[error(
+        "the state {path} belongs to the Immuta tenant {recorded}, but this run uses {given}\n  = help: point --state (or CONNCTL_STATE, [state] in connctl.toml) at the state of {given}, or --immuta-url (IMMUTA_URL) at {recorded}"
+    )]
+    OtherTenant {
+        path: PathBuf,
+        recorded: String,
+        given: String,
+    },
+    #[error("invalid state location {location}: {reason}")]
+    BadLocation { location: String, reason: String },
+    #[error("cannot reach the state at {url}: {reason}")]
+    Remote { url: String, reason: String },
+    #[error(
+        "the state at {url} changed since this run read it (another writer, or this run's lock was taken over); stopped before the next Immuta call\n  = help: run `connctl plan` to see where things stand, then apply again"
+    )]
+    Conflict { url: String },
 }
 
 impl ConnectionState {
@@ -326,6 +362,7 @@ impl State {
             version: STATE_VERSION,
             serial: 0,
             lineage: uuid::Uuid::new_v4().to_string(),
+            tenant: None,
             salt: hex::encode(rand::random::<[u8; 16]>()),
             connections: BTreeMap::new(),
         }
@@ -334,6 +371,11 @@ impl State {
     /// Reads the state at `path`; a missing file is an empty state. A corrupt or newer file
     /// is an error, never replaced.
     pub fn load(path: &Path) -> Result<State, StateError> {
+        // A FIFO or device would block the read forever or never end.
+        match fs::metadata(path) {
+            Ok(m) if !m.is_file() => return Err(StateError::NotAFile { path: path.into() }),
+            _ => {}
+        }
         let text = match fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(State::new()),
@@ -344,7 +386,12 @@ impl State {
                 });
             }
         };
-        let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| StateError::Corrupt {
+        State::parse(&text, path)
+    }
+
+    /// Parses a state read from `path` (a file or a URL): corrupt or newer is an error.
+    pub fn parse(text: &str, path: &Path) -> Result<State, StateError> {
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| StateError::Corrupt {
             path: path.into(),
             reason: e.to_string(),
         })?;
@@ -387,7 +434,7 @@ impl State {
 
     /// Bumps the serial and serialises: the bytes of the next write to `path`.
     pub fn next_revision(&mut self, path: &Path) -> Result<Vec<u8>, StateError> {
-        self.serial += 1;
+        self.serial = next_serial(self.serial, path)?;
         let mut text = serde_json::to_string_pretty(self).map_err(|e| StateError::Write {
             path: path.into(),
             reason: e.to_string(),
@@ -431,13 +478,155 @@ fn bad_version(path: &Path, text: &str, found: &serde_json::Value) -> String {
     )
 }
 
+impl State {
+    /// Refuses a state written against another tenant than `immuta_url`; records the tenant
+    /// in a state that has none yet (it is written with the next save).
+    pub fn claim_tenant(&mut self, immuta_url: &str, path: &Path) -> Result<(), StateError> {
+        self.check_tenant(immuta_url, path)?;
+        self.tenant = Some(normalise_tenant(immuta_url));
+        Ok(())
+    }
+
+    /// Refuses a state written against another tenant than `immuta_url`.
+    pub fn check_tenant(&self, immuta_url: &str, path: &Path) -> Result<(), StateError> {
+        let given = normalise_tenant(immuta_url);
+        match &self.tenant {
+            Some(recorded) if *recorded != given => Err(StateError::OtherTenant {
+                path: path.into(),
+                recorded: recorded.clone(),
+                given,
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// An Immuta URL as a tenant name: scheme and host in lower case, no default port, no
+/// credentials, query or trailing slash.
+pub fn normalise_tenant(url: &str) -> String {
+    let trimmed = url.trim();
+    match url::Url::parse(trimmed) {
+        Ok(u) if u.has_host() => {
+            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+            format!(
+                "{}://{}{port}{}",
+                u.scheme(),
+                u.host_str().unwrap_or_default(),
+                u.path().trim_end_matches('/')
+            )
+        }
+        _ => trimmed.trim_end_matches('/').to_lowercase(),
+    }
+}
+
 impl Default for State {
     fn default() -> Self {
         State::new()
     }
 }
 
+/// The serial after `serial`; at `u64::MAX` an error rather than a wrap to 0, which would make
+/// every saved plan look current again.
+pub fn next_serial(serial: u64, path: &Path) -> Result<u64, StateError> {
+    serial.checked_add(1).ok_or_else(|| StateError::SerialExhausted {
+        path: path.into(),
+        serial,
+    })
+}
+
+/// The file a state path names: symlinks followed (a write replaces the target, never the
+/// link), and a path refused that is not a regular file or that would be its own lock file.
+pub fn resolve_path(path: &Path) -> Result<PathBuf, StateError> {
+    let mut current = path.to_path_buf();
+    for _ in 0..40 {
+        match fs::symlink_metadata(&current) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let target = fs::read_link(&current).map_err(|e| StateError::Read {
+                    path: current.clone(),
+                    reason: e.to_string(),
+                })?;
+                current = match current.parent() {
+                    Some(dir) => dir.join(target),
+                    None => target,
+                };
+            }
+            Ok(m) if !m.is_file() => return Err(StateError::NotAFile { path: current }),
+            _ => {
+                if crate::lock::lock_path(&current) == current {
+                    return Err(StateError::LockCollision { path: current });
+                }
+                return Ok(current);
+            }
+        }
+    }
+    Err(StateError::Read {
+        path: path.into(),
+        reason: "too many levels of symbolic links".into(),
+    })
+}
+
+/// The temporary a write by process `pid` uses beside `path`.
+fn temporary(dir: &Path, name: &str, pid: u32) -> PathBuf {
+    dir.join(format!(".{name}.{pid}.tmp"))
+}
+
+/// Removes temporaries beside `path` left by writers that were killed mid-write. Called by
+/// the lock holder only, so no live writer of this state is using one.
+pub fn remove_stale_temporaries(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let prefix = format!(".{}.", name.to_string_lossy());
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let file_name = file_name.to_string_lossy();
+        let Some(pid) = file_name
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.strip_suffix(".tmp"))
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !process_alive(pid) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn process_alive(pid: u32) -> bool {
+    Path::new("/proc").join(pid.to_string()).exists()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn process_alive(_pid: u32) -> bool {
+    false
+}
+
+/// Under a file-size limit (`ulimit -f`) the kernel kills a process whose write crosses it
+/// with SIGXFSZ, silently. Handling the signal makes the write fail with EFBIG instead, which
+/// is reported like any other write failure. Needs a Tokio runtime.
+#[cfg(unix)]
+pub fn survive_file_size_limit() -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    // The handler stays installed after the stream is dropped.
+    signal(SignalKind::from_raw(25)).map(drop)
+}
+
+#[cfg(not(unix))]
+pub fn survive_file_size_limit() -> std::io::Result<()> {
+    Ok(())
+}
+
 /// Writes `bytes` to `path` so that a crash leaves the old or the new content, never a mix.
+/// A failed write removes its temporary; a killed one leaves it for
+/// [`remove_stale_temporaries`].
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
@@ -448,13 +637,17 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "state".into());
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    {
-        let mut file = private_file(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
+    let tmp = temporary(&dir, &name, std::process::id());
+    let written = private_file(&tmp)
+        .and_then(|mut file| {
+            file.write_all(bytes)?;
+            file.sync_all()
+        })
+        .and_then(|()| fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
     }
-    fs::rename(&tmp, path)?;
     // fsync the folder so the rename itself survives a power cut.
     File::open(&dir)?.sync_all()?;
     Ok(())
@@ -556,6 +749,86 @@ mod tests {
             );
             assert!(err.starts_with(&want), "{version}: {err}");
         }
+    }
+
+    #[test]
+    fn a_serial_at_its_maximum_is_refused_not_wrapped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let mut s = State::new();
+        s.serial = u64::MAX;
+        let err = s.save(&path).unwrap_err();
+        assert!(matches!(
+            err,
+            StateError::SerialExhausted { serial: u64::MAX, .. }
+        ));
+        assert_eq!(s.serial, u64::MAX);
+        assert!(!path.exists());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn paths_are_resolved_and_non_files_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real/state.json");
+        fs::create_dir_all(real.parent().unwrap()).unwrap();
+        let link = dir.path().join("link.json");
+        std::os::unix::fs::symlink("real/state.json", &link).unwrap();
+        // A dangling link resolves to where the file will be created.
+        assert_eq!(resolve_path(&link).unwrap(), dir.path().join("real/state.json"));
+        let mut s = State::new();
+        s.save(&resolve_path(&link).unwrap()).unwrap();
+        assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert_eq!(State::load(&link).unwrap().serial, 1);
+
+        assert!(matches!(
+            resolve_path(&dir.path().join("state.lock")),
+            Err(StateError::LockCollision { .. })
+        ));
+        assert!(matches!(
+            resolve_path(dir.path()),
+            Err(StateError::NotAFile { .. })
+        ));
+        assert!(matches!(
+            State::load(dir.path()),
+            Err(StateError::NotAFile { .. })
+        ));
+    }
+
+    #[test]
+    fn a_failed_write_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        // The target is a folder: the rename fails after the temporary was written.
+        let path = dir.path().join("state.json");
+        fs::create_dir_all(path.join("x")).unwrap();
+        assert!(write_atomic(&path, b"{}").is_err());
+        let left: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, vec![std::ffi::OsString::from("state.json")]);
+    }
+
+    #[test]
+    fn tenants_are_normalised_and_another_is_refused() {
+        assert_eq!(
+            normalise_tenant("HTTPS://Acme.Immuta.com:443/"),
+            "https://acme.immuta.com"
+        );
+        assert_eq!(
+            normalise_tenant("http://127.0.0.1:8080/immuta/"),
+            "http://127.0.0.1:8080/immuta"
+        );
+        let mut s = State::new();
+        s.claim_tenant("https://acme.immuta.com/", Path::new("x"))
+            .unwrap();
+        s.check_tenant("https://ACME.immuta.com", Path::new("x")).unwrap();
+        let err = s
+            .check_tenant("https://dev.immuta.com", Path::new("x"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("https://acme.immuta.com"), "{err}");
+        assert!(err.contains("https://dev.immuta.com"), "{err}");
     }
 
     #[test]

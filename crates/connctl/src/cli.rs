@@ -2,6 +2,7 @@
 //! page and shell completions are generated from these same definitions.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -13,7 +14,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     long_about = "Keep Immuta connections (Snowflake, Databricks Unity Catalog) in git.\n\n\
         YAML files describe the connections you want; `connctl plan` compares them with what Immuta has \
         and `connctl apply` walks each connection through script → execute → register, recording every \
-        step in a local state file so an interrupted run resumes where it stopped.",
+        step in a state (a local file, or an object in S3, GCS or Azure shared by CI runs) so an \
+        interrupted run resumes where it stopped.",
     after_help = "Start with `connctl init`, then `connctl plan connections.yaml`."
 )]
 pub struct Cli {
@@ -114,6 +116,8 @@ pub enum Command {
         /// Allow changing a connection's `isActive`, which Immuta applies to every child object.
         #[arg(long)]
         allow_cascade: bool,
+        #[command(flatten)]
+        lock: LockArgs,
     },
     /// Report changes made in Immuta outside connctl (read-only)
     #[command(
@@ -127,6 +131,10 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// Go on although the state is missing or empty while Immuta has connections of the
+        /// YAML (otherwise exit 1: the state is probably lost).
+        #[arg(long)]
+        allow_empty_state: bool,
     },
     /// Each connection's step, last bulkId, its job state and what Immuta shows now
     #[command(
@@ -142,16 +150,24 @@ pub enum Command {
         json: bool,
     },
     /// Adopt connections that already exist in Immuta
-    #[command(after_help = "Example:\n  connctl import connections/ --key snowflake-prod")]
+    #[command(
+        after_help = "Examples:\n  connctl import connections/ --key snowflake-prod\n  connctl import connections/ --key 'snowflake-*'\n  connctl import connections/ --all    # e.g. after a lost state"
+    )]
     Import {
         /// YAML files or folders declaring the connections.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
-        /// Keys to adopt (repeatable).
-        #[arg(long = "key", required = true)]
+        /// Keys to adopt (repeatable; globs such as `snowflake-*` adopt every match that
+        /// exists in Immuta).
+        #[arg(long = "key", required_unless_present = "all")]
         keys: Vec<String>,
+        /// Adopt every connection of the YAML that exists in Immuta and is not managed yet.
+        #[arg(long, conflicts_with = "keys")]
+        all: bool,
         #[command(flatten)]
         common: CommonArgs,
+        #[command(flatten)]
+        lock: LockArgs,
     },
     /// Write YAML for connections that exist in Immuta (secrets as placeholders)
     #[command(
@@ -166,7 +182,7 @@ pub enum Command {
         #[command(flatten)]
         common: CommonArgs,
     },
-    /// Inspect or edit the state file (never touches Immuta)
+    /// Inspect, edit, move or unlock the state (never touches Immuta)
     #[command(subcommand, after_help = "Example:\n  connctl state list")]
     State(StateCommand),
     /// Print the JSON Schema of the connection YAML
@@ -211,6 +227,8 @@ pub enum StateCommand {
         key: String,
         #[command(flatten)]
         common: StateArgs,
+        #[command(flatten)]
+        lock: LockArgs,
     },
     /// Lift `protect` recorded for a connection, so it can be deleted
     #[command(
@@ -220,15 +238,73 @@ pub enum StateCommand {
         key: String,
         #[command(flatten)]
         common: StateArgs,
+        #[command(flatten)]
+        lock: LockArgs,
+    },
+    /// Print the state as JSON
+    #[command(
+        after_help = "Example:\n  connctl state pull --state s3://acme-connctl/prod/state.json > backup.json"
+    )]
+    Pull {
+        #[command(flatten)]
+        common: StateArgs,
+    },
+    /// Replace the state with FILE (same lineage and a newer serial, or an empty destination)
+    #[command(
+        after_help = "Examples:\n  connctl state push .connctl/state.json --state s3://acme-connctl/prod/state.json   # move a local state to S3\n  connctl state push backup.json"
+    )]
+    Push {
+        /// A state file (as written by connctl or `state pull`).
+        file: PathBuf,
+        #[command(flatten)]
+        common: StateArgs,
+        #[command(flatten)]
+        lock: LockArgs,
+    },
+    /// Release the lock of a remote state left by a killed run (Terraform's force-unlock)
+    #[command(
+        after_help = "Example:\n  connctl state unlock 2b4c6e1a-3f0d-4a5e-9c7b-8d1e2f3a4b5c --state s3://acme-connctl/prod/state.json"
+    )]
+    Unlock {
+        /// The lock ID, as named by the error of the run that was refused.
+        id: String,
+        #[command(flatten)]
+        common: StateArgs,
     },
 }
 
-/// The state file flag alone, for commands that never talk to Immuta.
+/// How long a writing command waits for the state lock.
+#[derive(Debug, Clone, Args)]
+pub struct LockArgs {
+    /// Wait this long for another run's lock (e.g. 30s, 5m; default: fail at once).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "0s")]
+    pub lock_timeout: Duration,
+}
+
+/// `90`, `90s`, `5m`, `1h`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = text
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((text, "s"), |i| text.split_at(i));
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration such as 30s, 5m or 1h"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        _ => return Err(format!("`{text}` is not a duration such as 30s, 5m or 1h")),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+/// The state flag alone, for commands that never talk to Immuta.
 #[derive(Debug, Clone, Args)]
 pub struct StateArgs {
-    /// State file (default: .connctl/state.json).
-    #[arg(long, value_name = "PATH")]
-    pub state: Option<PathBuf>,
+    /// State file or URL: a path, file://, s3://, gs://, az:// (default: .connctl/state.json).
+    #[arg(long, env = "CONNCTL_STATE", value_name = "PATH|URL")]
+    pub state: Option<String>,
 }
 
 /// Flags shared by commands that talk to Immuta or read the state.
@@ -237,9 +313,9 @@ pub struct CommonArgs {
     /// Immuta URL (overrides connctl.toml).
     #[arg(long, env = "IMMUTA_URL", value_name = "URL")]
     pub immuta_url: Option<String>,
-    /// State file (default: .connctl/state.json).
-    #[arg(long, value_name = "PATH")]
-    pub state: Option<PathBuf>,
+    /// State file or URL: a path, file://, s3://, gs://, az:// (default: .connctl/state.json).
+    #[arg(long, env = "CONNCTL_STATE", value_name = "PATH|URL")]
+    pub state: Option<String>,
     /// Requests in flight at once (default 8).
     #[arg(long, value_name = "N")]
     pub parallelism: Option<usize>,
@@ -267,4 +343,8 @@ pub struct PlanArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Go on although the state is missing or empty while Immuta already has connections of
+    /// the YAML (otherwise exit 1: the state is probably lost or points at the wrong place).
+    #[arg(long)]
+    pub allow_empty_state: bool,
 }

@@ -5,11 +5,13 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use clap::CommandFactory;
 use connctl_engine::apply::{self, ApplyOptions, Outcome, Stop};
-use connctl_engine::lock::StateLock;
+use connctl_engine::backend::{Loaded, StateLocation};
+use connctl_engine::lock::WriterLock;
 use connctl_engine::plan::{Action, Cause, Plan};
 use connctl_engine::refresh::Live;
 use connctl_engine::state::{Phase, State, Step, Task};
@@ -60,25 +62,38 @@ pub async fn run(cli: Cli, color: bool) -> Result<u8> {
             auto_approve,
             wait,
             allow_cascade,
+            lock,
         } => {
             let ctx = Context::new(&config, color)?;
-            apply_cmd(&ctx, &plan, auto_approve, wait, allow_cascade).await
+            apply_cmd(&ctx, &plan, auto_approve, wait, allow_cascade, lock.lock_timeout).await
         }
         Command::Drift {
             paths,
             common,
             format,
+            allow_empty_state,
         } => {
             let ctx = Context::new(&config, color)?;
-            drift(&ctx, &paths, &common, format).await
+            drift(&ctx, &paths, &common, format, allow_empty_state).await
         }
         Command::Status { keys, common, json } => {
             let ctx = Context::new(&config, color)?;
             status(&ctx, &keys, &common, json).await
         }
-        Command::Import { paths, keys, common } => {
+        Command::Import {
+            paths,
+            keys,
+            all,
+            common,
+            lock,
+        } => {
             let ctx = Context::new(&config, color)?;
-            import(&ctx, &paths, &keys, &common).await
+            let which = if all {
+                KeySelection::All
+            } else {
+                KeySelection::Keys(keys)
+            };
+            import(&ctx, &paths, &which, &common, lock.lock_timeout).await
         }
         Command::Export { keys, out, common } => {
             let ctx = Context::new(&config, color)?;
@@ -130,10 +145,26 @@ fn validate(ctx: &Context, paths: &[PathBuf], resolve_secrets: bool) -> Result<u
     Ok(0)
 }
 
+/// Prints the plan, naming the Immuta tenant it is for (markdown: under the title; text:
+/// the last line; JSON: `state.tenant`).
 fn print_plan(plan: &Plan, format: Format, kind: Kind, color: bool) {
+    let tenant = plan.state.tenant.as_deref();
     let text = match format {
-        Format::Text => render::text(plan, kind, color),
-        Format::Markdown => render::markdown(plan, kind),
+        Format::Text => {
+            let body = render::text(plan, kind, color);
+            // Last, so the first line stays the verdict ("No changes." / the actions).
+            match tenant {
+                Some(t) => format!("{body}Immuta: {t}\n"),
+                None => body,
+            }
+        }
+        Format::Markdown => {
+            let body = render::markdown(plan, kind);
+            match (tenant, body.split_once('\n')) {
+                (Some(t), Some((title, rest))) => format!("{title}\nImmuta: `{t}`\n{rest}"),
+                _ => body,
+            }
+        }
         Format::Json => render::json(plan),
     };
     // Plan errors can quote a server's answer, which can echo a request.
@@ -141,10 +172,11 @@ fn print_plan(plan: &Plan, format: Format, kind: Kind, color: bool) {
 }
 
 async fn plan_cmd(ctx: &Context, args: &PlanArgs, out: Option<&Path>, detailed: bool) -> Result<u8> {
-    let (state, _) = ctx.state(args.common.state.as_deref())?;
+    let (loaded, location) = ctx.read_state(&args.common).await?;
     let desired = ctx.load_desired(&args.paths)?;
     let Planned { plan, .. } =
-        context::make_plan(ctx, args, desired, &state, Some(DEFAULT_MAX_DELETES)).await?;
+        context::make_plan(ctx, args, desired, &loaded.state, Some(DEFAULT_MAX_DELETES)).await?;
+    context::refuse_lost_state(&plan, &loaded, &location, args.allow_empty_state)?;
     print_plan(&plan, args.format, Kind::Plan, ctx.color);
     if let Some(out) = out {
         save_plan(out, &plan)?;
@@ -204,14 +236,26 @@ fn saved_plan(paths: &[PathBuf]) -> Result<Option<Plan>> {
     Ok(Some(plan))
 }
 
+/// Releases a writer's lock at the end of a command; a failure is a warning (the lock then
+/// expires by itself, or `state unlock` frees it).
+async fn release(lock: &WriterLock) {
+    if let Err(e) = lock.release().await {
+        eprintln!("warning: {e}");
+        if let Some(id) = lock.id() {
+            eprintln!("  = help: if the lock is still held, `connctl state unlock {id}` releases it");
+        }
+    }
+}
+
 async fn apply_cmd(
     ctx: &Context,
     args: &PlanArgs,
     auto_approve: bool,
     wait: bool,
     allow_cascade: bool,
+    lock_timeout: Duration,
 ) -> Result<u8> {
-    let state_path = ctx.settings.state_path(args.common.state.as_deref());
+    let location = ctx.state_location(args.common.state.as_deref())?;
     let saved = saved_plan(&args.paths)?;
     // Everything that can be checked is checked before the lock file is written.
     let spec_paths: Vec<PathBuf> = match &saved {
@@ -228,8 +272,46 @@ async fn apply_cmd(
         }
     }
     let client = ctx.client(&args.common)?;
-    let _lock = StateLock::acquire(&state_path, &std::env::args().collect::<Vec<_>>().join(" "))?;
-    let mut state = State::load(&state_path)?;
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let lock = Arc::new(WriterLock::acquire(&location, &command, lock_timeout).await?);
+    let result = apply_locked(
+        ctx,
+        args,
+        auto_approve,
+        wait,
+        allow_cascade,
+        &location,
+        lock.clone(),
+        saved,
+        desired,
+        client,
+    )
+    .await;
+    release(&lock).await;
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn apply_locked(
+    ctx: &Context,
+    args: &PlanArgs,
+    auto_approve: bool,
+    wait: bool,
+    allow_cascade: bool,
+    location: &StateLocation,
+    lock: Arc<WriterLock>,
+    saved: Option<Plan>,
+    desired: connctl_spec::Desired,
+    client: connctl_immuta::ImmutaClient,
+) -> Result<u8> {
+    let Loaded {
+        mut state,
+        found,
+        version,
+    } = location.load_for_writer(&lock).await?;
+    if let Some(url) = ctx.immuta_url(&args.common) {
+        state.claim_tenant(&url, &location.display_path())?;
+    }
     if let Some(saved) = &saved
         && state.serial == 0
         && saved.state.serial == 0
@@ -240,6 +322,14 @@ async fn apply_cmd(
     }
     let planned = match &saved {
         Some(saved) => {
+            if let (Some(made_for), Some(url)) = (&saved.state.tenant, ctx.immuta_url(&args.common))
+                && *made_for != connctl_engine::state::normalise_tenant(&url)
+            {
+                bail!(
+                    "the saved plan was made for the Immuta tenant {made_for}, but this run uses {}",
+                    connctl_engine::state::normalise_tenant(&url)
+                );
+            }
             if saved.state.lineage != state.lineage && state.serial > 0 {
                 bail!(
                     "stale plan: it was made for another state (lineage {})",
@@ -288,6 +378,12 @@ async fn apply_cmd(
         }
         None => context::make_plan(ctx, args, desired, &state, Some(DEFAULT_MAX_DELETES)).await?,
     };
+    let loaded = Loaded {
+        state,
+        found,
+        version,
+    };
+    context::refuse_lost_state(&planned.plan, &loaded, location, args.allow_empty_state)?;
     let plan = &planned.plan;
     print_plan(plan, args.format, Kind::Plan, ctx.color);
     if !plan.errors.is_empty() {
@@ -323,7 +419,7 @@ async fn apply_cmd(
             return Ok(1);
         }
     }
-    let scripts_dir = state_path.parent().unwrap_or(Path::new(".")).join("scripts");
+    let scripts_dir = location.scripts_dir();
     let stop = Stop::default();
     let signal = crate::signals::watch(stop.clone())?;
     let runner = Arc::new(Runner::new(
@@ -331,7 +427,7 @@ async fn apply_cmd(
         scripts_dir.clone(),
         stop.clone(),
     ));
-    let store = StateStore::new(state, state_path);
+    let store = StateStore::open(loaded, location.clone(), lock);
     let options = ApplyOptions {
         parallelism: ctx.settings.parallelism(&args.common),
         wait,
@@ -341,10 +437,21 @@ async fn apply_cmd(
     };
     let progress = crate::progress::Progress::new(plan.changes.len(), ctx.color);
     let sink = progress.sink();
-    let outcomes = apply::apply(plan, planned.targets, client, runner, store, options, sink).await;
+    let outcomes = apply::apply(
+        plan,
+        planned.targets,
+        client,
+        runner,
+        store.clone(),
+        options,
+        sink,
+    )
+    .await;
     progress.finish();
+    let (writes, bytes) = store.write_stats();
+    tracing::info!("state: {writes} write(s), {bytes} byte(s) to {location}");
     let code = report_outcomes(&outcomes, ctx.color);
-    // Every step wrote the state as it went, and the lock is released when this returns.
+    // Every step wrote the state as it went; the caller releases the lock.
     match signal.received() {
         Some(signal) => {
             let unfinished: Vec<&str> = outcomes
@@ -424,8 +531,15 @@ fn report_outcomes(outcomes: &BTreeMap<String, Outcome>, color: bool) -> u8 {
     if failed > 0 { 1 } else { 0 }
 }
 
-async fn drift(ctx: &Context, paths: &[PathBuf], common: &CommonArgs, format: Format) -> Result<u8> {
-    let (state, _) = ctx.state(common.state.as_deref())?;
+async fn drift(
+    ctx: &Context,
+    paths: &[PathBuf],
+    common: &CommonArgs,
+    format: Format,
+    allow_empty_state: bool,
+) -> Result<u8> {
+    let (loaded, location) = ctx.read_state(common).await?;
+    let state = &loaded.state;
     // Drift compares Immuta with what was last applied; the YAML only narrows the keys.
     let only: Option<Vec<String>> = if paths.is_empty() {
         None
@@ -438,6 +552,29 @@ async fn drift(ctx: &Context, paths: &[PathBuf], common: &CommonArgs, format: Fo
                 .collect(),
         )
     };
+    if state.connections.is_empty() && !allow_empty_state {
+        // "No drift" from an empty state would check nothing: a lost state must not pass.
+        let Some(keys) = &only else {
+            bail!(
+                "the state {location} is {}: drift has nothing to compare\n  = help: name the YAML (`connctl drift connections/`) so drift can tell a first run from a lost state, or pass --allow-empty-state",
+                if loaded.found { "empty" } else { "missing" }
+            );
+        };
+        let client = ctx.client(common)?;
+        let live = connctl_engine::refresh::refresh(
+            &client,
+            state,
+            &Default::default(),
+            ctx.settings.parallelism(common),
+        )
+        .await?;
+        let found: Vec<&str> = keys
+            .iter()
+            .filter(|k| live.keys.contains(*k))
+            .map(String::as_str)
+            .collect();
+        context::lost_state(&found, &loaded, &location)?;
+    }
     let applied: BTreeMap<String, connctl_engine::plan::DesiredView<'_>> = state
         .connections
         .iter()
@@ -457,9 +594,10 @@ async fn drift(ctx: &Context, paths: &[PathBuf], common: &CommonArgs, format: Fo
     let client = ctx.client(common)?;
     let wanted = applied.keys().cloned().collect();
     let live =
-        connctl_engine::refresh::refresh(&client, &state, &wanted, ctx.settings.parallelism(common)).await?;
+        connctl_engine::refresh::refresh(&client, state, &wanted, ctx.settings.parallelism(common)).await?;
     let options = connctl_engine::plan::PlanOptions::default();
-    let mut plan = connctl_engine::plan::plan(&applied, &state, Some(&live), &options, vec![])?;
+    let mut plan = connctl_engine::plan::plan(&applied, state, Some(&live), &options, vec![])?;
+    plan.state.tenant = Some(connctl_engine::state::normalise_tenant(client.base_url()));
     // Keep only what Immuta changed: drifted fields and objects deleted outside connctl.
     let mut undrifted = Vec::new();
     plan.changes.retain_mut(|c| {
@@ -491,7 +629,8 @@ async fn drift(ctx: &Context, paths: &[PathBuf], common: &CommonArgs, format: Fo
 }
 
 async fn status(ctx: &Context, keys: &[String], common: &CommonArgs, json: bool) -> Result<u8> {
-    let (state, path) = ctx.state(common.state.as_deref())?;
+    let (loaded, path) = ctx.read_state(common).await?;
+    let state = loaded.state;
     // Immuta unreachable or refusing the key: the recorded state is still worth showing, with
     // a warning that the job states are the recorded ones (exit 0, docs/plan-json.md).
     let mut unread: Option<String> = None;
@@ -562,7 +701,7 @@ async fn status(ctx: &Context, keys: &[String], common: &CommonArgs, json: bool)
     }
     for k in keys {
         if !state.connections.contains_key(k) {
-            bail!("`{k}` is not in the state ({})", path.display());
+            bail!("`{k}` is not in the state ({path})");
         }
     }
     // Connections in Immuta that connctl does not manage: information, never an error.
@@ -599,7 +738,7 @@ async fn status(ctx: &Context, keys: &[String], common: &CommonArgs, json: bool)
         return Ok(0);
     }
     if rows.is_empty() {
-        println!("The state ({}) holds no connections.", path.display());
+        println!("The state ({path}) holds no connections.");
         return Ok(0);
     }
     println!(
@@ -685,34 +824,103 @@ fn immuta_health(key: &str, s: &connctl_engine::state::ConnectionState, live: Op
     if drifted { "drifted".into() } else { "ok".into() }
 }
 
-async fn import(ctx: &Context, paths: &[PathBuf], keys: &[String], common: &CommonArgs) -> Result<u8> {
-    let state_path = ctx.settings.state_path(common.state.as_deref());
-    let mut desired = ctx.load_desired(paths)?;
+/// Which connections `import` adopts.
+enum KeySelection {
+    /// Every connection of the YAML that exists in Immuta and is not managed yet.
+    All,
+    /// These keys; a glob selects the matching keys of the YAML like `All` does.
+    Keys(Vec<String>),
+}
+
+async fn import(
+    ctx: &Context,
+    paths: &[PathBuf],
+    keys: &KeySelection,
+    common: &CommonArgs,
+    lock_timeout: Duration,
+) -> Result<u8> {
+    let location = ctx.state_location(common.state.as_deref())?;
+    let desired = ctx.load_desired(paths)?;
     let client = ctx.client(common)?;
-    let _lock = StateLock::acquire(&state_path, "connctl import")?;
-    let mut state = State::load(&state_path)?;
-    // Only the connections being adopted need their secrets.
-    desired.connections.retain(|c| keys.contains(&c.key));
-    let targets = context::targets(desired, &state.salt)?;
+    let lock = WriterLock::acquire(&location, "connctl import", lock_timeout).await?;
+    let result = import_locked(ctx, keys, common, &location, &lock, desired, client).await;
+    release(&lock).await;
+    result
+}
+
+async fn import_locked(
+    ctx: &Context,
+    which: &KeySelection,
+    common: &CommonArgs,
+    location: &StateLocation,
+    lock: &WriterLock,
+    mut desired: connctl_spec::Desired,
+    client: connctl_immuta::ImmutaClient,
+) -> Result<u8> {
+    let Loaded {
+        mut state, version, ..
+    } = location.load_for_writer(lock).await?;
+    if let Some(url) = ctx.immuta_url(common) {
+        state.claim_tenant(&url, &location.display_path())?;
+    }
+    // Keys named exactly must each be adoptable; keys selected by `--all` or a glob are
+    // adopted where Immuta has them, and the others left for `apply`.
+    let managed = |key: &str| state.connections.get(key).is_some_and(|s| s.applied.is_some());
+    let declared: Vec<String> = desired.connections.iter().map(|c| c.key.clone()).collect();
     let mut problems = Vec::new();
+    let mut exact = Vec::new();
+    let mut selected = std::collections::BTreeSet::new();
+    match which {
+        KeySelection::All => selected.extend(declared.iter().filter(|k| !managed(k)).cloned()),
+        KeySelection::Keys(keys) => {
+            for pattern in keys {
+                if !pattern.contains(['*', '?', '[', '{']) {
+                    exact.push(pattern.clone());
+                    continue;
+                }
+                let glob = globset::Glob::new(pattern)
+                    .with_context(|| format!("invalid --key pattern `{pattern}`"))?
+                    .compile_matcher();
+                let matched: Vec<&String> = declared.iter().filter(|k| glob.is_match(k)).collect();
+                if matched.is_empty() {
+                    problems.push(format!("`{pattern}` matches no connection of the YAML"));
+                }
+                selected.extend(matched.into_iter().filter(|k| !managed(k)).cloned());
+            }
+        }
+    }
+    for key in &exact {
+        selected.remove(key);
+    }
+    // Only the connections being adopted need their secrets.
+    desired
+        .connections
+        .retain(|c| exact.contains(&c.key) || selected.contains(&c.key));
+    let targets = context::targets(desired, &state.salt)?;
     let mut to_read = Vec::new();
-    for key in keys {
+    for key in &exact {
         if !targets.contains_key(key) {
             problems.push(format!("`{key}` is not declared in the YAML; declare it first"));
-        } else if state.connections.get(key).is_some_and(|s| s.applied.is_some()) {
+        } else if managed(key) {
             problems.push(format!("`{key}` is already managed"));
         } else {
             to_read.push((key.clone(), None));
         }
     }
+    to_read.extend(selected.iter().map(|k| (k.clone(), None)));
+    let mut left_for_apply = Vec::new();
     let parallelism = ctx.settings.parallelism(common);
     let mut adopted = Vec::new();
     for (key, seen) in connctl_engine::refresh::read_many(&client, to_read, parallelism).await? {
         let Some(t) = targets.get(&key) else { continue };
         let Some(seen) = seen else {
-            problems.push(format!(
-                "`{key}` does not exist in Immuta; `connctl apply` creates it"
-            ));
+            if selected.contains(&key) {
+                left_for_apply.push(key);
+            } else {
+                problems.push(format!(
+                    "`{key}` does not exist in Immuta; `connctl apply` creates it"
+                ));
+            }
             continue;
         };
         let mismatched: Vec<String> = seen
@@ -745,8 +953,18 @@ async fn import(ctx: &Context, paths: &[PathBuf], keys: &[String], common: &Comm
         adopted.push(key);
     }
     if !adopted.is_empty() {
-        state.save(&state_path)?;
+        lock.verify()?;
+        location.save(&mut state, version).await?;
         println!("Imported {}: {}", adopted.len(), adopted.join(", "));
+    }
+    if !left_for_apply.is_empty() {
+        println!(
+            "Not in Immuta, left for `connctl apply` to create: {}",
+            left_for_apply.join(", ")
+        );
+    }
+    if adopted.is_empty() && left_for_apply.is_empty() && problems.is_empty() {
+        println!("Nothing to import: every selected connection is already managed.");
     }
     if !problems.is_empty() {
         for p in &problems {
@@ -760,7 +978,8 @@ async fn import(ctx: &Context, paths: &[PathBuf], keys: &[String], common: &Comm
 async fn state_cmd(ctx: &Context, cmd: StateCommand) -> Result<u8> {
     match cmd {
         StateCommand::List { common } => {
-            let (state, _) = ctx.state(common.state.as_deref())?;
+            let location = ctx.state_location(common.state.as_deref())?;
+            let state = location.load().await?.state;
             for (key, s) in &state.connections {
                 println!(
                     "{key}\t{}\t{}{}",
@@ -772,53 +991,154 @@ async fn state_cmd(ctx: &Context, cmd: StateCommand) -> Result<u8> {
             Ok(0)
         }
         StateCommand::Show { key, common } => {
-            let (state, path) = ctx.state(common.state.as_deref())?;
+            let location = ctx.state_location(common.state.as_deref())?;
+            let state = location.load().await?.state;
             let s = state
                 .connections
                 .get(&key)
-                .ok_or_else(|| anyhow!("`{key}` is not in the state ({})", path.display()))?;
+                .ok_or_else(|| anyhow!("`{key}` is not in the state ({location})"))?;
             println!("{}", connctl_spec::redact(&serde_json::to_string_pretty(s)?));
             Ok(0)
         }
-        StateCommand::Rm { key, common } => {
-            edit_state(ctx, &common, &key, "connctl state rm", |state, key| {
+        StateCommand::Rm { key, common, lock } => {
+            edit_state(ctx, &common, lock.lock_timeout, &key, "connctl state rm", |state, key| {
                 state.connections.remove(key);
                 format!(
                     "Forgot `{key}`. Immuta was not touched; `connctl import PATHS --key {key}` adopts it again."
                 )
             })
+            .await
         }
-        StateCommand::Unprotect { key, common } => {
-            edit_state(ctx, &common, &key, "connctl state unprotect", |state, key| {
-                if let Some(s) = state.connections.get_mut(key) {
-                    s.protect = false;
-                    s.journal(Task::Unprotect, Phase::Done, None);
+        StateCommand::Unprotect { key, common, lock } => {
+            edit_state(
+                ctx,
+                &common,
+                lock.lock_timeout,
+                &key,
+                "connctl state unprotect",
+                |state, key| {
+                    if let Some(s) = state.connections.get_mut(key) {
+                        s.protect = false;
+                        s.journal(Task::Unprotect, Phase::Done, None);
+                    }
+                    format!(
+                        "`{key}` is no longer protected; it can be deleted with `apply --prune` once it leaves the YAML."
+                    )
+                },
+            )
+            .await
+        }
+        StateCommand::Pull { common } => {
+            let location = ctx.state_location(common.state.as_deref())?;
+            let loaded = location.load().await?;
+            if !loaded.found {
+                bail!("there is no state at {location}");
+            }
+            print!("{}", serde_json::to_string_pretty(&loaded.state)? + "\n");
+            Ok(0)
+        }
+        StateCommand::Push { file, common, lock } => push(ctx, &file, &common, lock.lock_timeout).await,
+        StateCommand::Unlock { id, common } => {
+            let location = ctx.state_location(common.state.as_deref())?;
+            let StateLocation::Remote(object) = &location else {
+                return Err(connctl_engine::lock::LockError::LocalUnlock {
+                    path: location.display_path(),
                 }
-                format!(
-                    "`{key}` is no longer protected; it can be deleted with `apply --prune` once it leaves the YAML."
-                )
-            })
+                .into());
+            };
+            let holder = connctl_engine::remote_lock::force_unlock(object, &id).await?;
+            println!(
+                "Released lock {} of {location} (held by {}, `{}`, since {}).",
+                holder.id, holder.who, holder.operation, holder.created
+            );
+            Ok(0)
         }
     }
 }
 
-fn edit_state(
+/// `state push FILE`: replaces the state with FILE. The destination must be empty, or hold
+/// the same lineage at an older serial (so a stale copy cannot overwrite newer work).
+async fn push(ctx: &Context, file: &Path, common: &StateArgs, lock_timeout: Duration) -> Result<u8> {
+    let location = ctx.state_location(common.state.as_deref())?;
+    let source = connctl_engine::state::resolve_path(file)?;
+    if !source.exists() {
+        bail!("cannot read {}: no such file", file.display());
+    }
+    let mut pushed = State::load(&source)?;
+    let lock = WriterLock::acquire(&location, "connctl state push", lock_timeout).await?;
+    let result = async {
+        let current = location.load_for_writer(&lock).await?;
+        if current.found {
+            let now = &current.state;
+            if now.lineage != pushed.lineage {
+                bail!(
+                    "{} has lineage {}, the state at {location} has {}: they are different states\n  = help: push to an empty location, or pull this one first (`connctl state pull`)",
+                    file.display(),
+                    pushed.lineage,
+                    now.lineage
+                );
+            }
+            if pushed.serial <= now.serial {
+                bail!(
+                    "{} has serial {}, not newer than the state at {location} (serial {}): pushing it would lose changes\n  = help: pull the current state (`connctl state pull`) and work from it",
+                    file.display(),
+                    pushed.serial,
+                    now.serial
+                );
+            }
+            if let (Some(a), Some(b)) = (&now.tenant, &pushed.tenant)
+                && a != b
+            {
+                bail!(
+                    "{} was written for the Immuta tenant {b}, the state at {location} for {a}",
+                    file.display()
+                );
+            }
+        }
+        lock.verify()?;
+        // The pushed serial is kept (the save bumps it once more), so saved plans made from
+        // FILE are refused as stale rather than applied against a state they did not see.
+        let serial = pushed.serial;
+        location.save(&mut pushed, current.version).await?;
+        println!(
+            "Pushed {} (serial {serial}, {} connection(s)) to {location}; it is now at serial {}.",
+            file.display(),
+            pushed.connections.len(),
+            pushed.serial
+        );
+        Ok(0)
+    }
+    .await;
+    release(&lock).await;
+    result
+}
+
+async fn edit_state(
     ctx: &Context,
     common: &StateArgs,
+    lock_timeout: Duration,
     key: &str,
     command: &str,
     edit: impl FnOnce(&mut State, &str) -> String,
 ) -> Result<u8> {
-    let path = ctx.settings.state_path(common.state.as_deref());
-    let _lock = StateLock::acquire(&path, command)?;
-    let mut state = State::load(&path)?;
-    if !state.connections.contains_key(key) {
-        bail!("`{key}` is not in the state ({})", path.display());
+    let location = ctx.state_location(common.state.as_deref())?;
+    let lock = WriterLock::acquire(&location, command, lock_timeout).await?;
+    let result = async {
+        let Loaded {
+            mut state, version, ..
+        } = location.load_for_writer(&lock).await?;
+        if !state.connections.contains_key(key) {
+            bail!("`{key}` is not in the state ({location})");
+        }
+        let message = edit(&mut state, key);
+        lock.verify()?;
+        location.save(&mut state, version).await?;
+        println!("{message}");
+        Ok(0)
     }
-    let message = edit(&mut state, key);
-    state.save(&path)?;
-    println!("{message}");
-    Ok(0)
+    .await;
+    release(&lock).await;
+    result
 }
 
 fn man(out: &Path) -> Result<u8> {

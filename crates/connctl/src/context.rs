@@ -4,9 +4,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use anyhow::bail;
 use anyhow::{Context as _, Result};
 use connctl_engine::apply::{Target, fingerprinted};
-use connctl_engine::plan::{self, DesiredView, Plan, PlanOptions};
+use connctl_engine::backend::{Loaded, StateLocation};
+use connctl_engine::plan::{self, Action, DesiredView, Plan, PlanOptions};
 use connctl_engine::refresh;
 use connctl_engine::state::State;
 use connctl_immuta::ImmutaClient;
@@ -52,11 +54,63 @@ impl Context {
         Ok(ImmutaClient::new(self.settings.immuta(args)?)?)
     }
 
-    pub fn state(&self, flag: Option<&Path>) -> Result<(State, PathBuf)> {
-        let path = self.settings.state_path(flag);
-        let state = State::load(&path)?;
-        Ok((state, path))
+    /// The Immuta URL this run uses, if one is set (without needing the API key).
+    pub fn immuta_url(&self, args: &CommonArgs) -> Option<String> {
+        args.immuta_url
+            .clone()
+            .or_else(|| self.settings.immuta.url.clone())
     }
+
+    /// Where the state is: `--state` / `CONNCTL_STATE`, else connctl.toml, else the default.
+    pub fn state_location(&self, flag: Option<&str>) -> Result<StateLocation> {
+        self.settings.state_location(flag)
+    }
+
+    /// Reads the state (no lock: plan, drift and status never take one) and refuses a state
+    /// written against another Immuta tenant.
+    pub async fn read_state(&self, args: &CommonArgs) -> Result<(Loaded, StateLocation)> {
+        let location = self.state_location(args.state.as_deref())?;
+        let loaded = location.load().await?;
+        if let Some(url) = self.immuta_url(args) {
+            loaded.state.check_tenant(&url, &location.display_path())?;
+        }
+        Ok((loaded, location))
+    }
+}
+
+/// Stops a run whose state is missing or empty while Immuta already has connections the YAML
+/// declares (the plan would "import" them): the state is probably lost or points at the wrong
+/// place, and going on would check and apply nothing.
+pub fn refuse_lost_state(plan: &Plan, loaded: &Loaded, location: &StateLocation, allow: bool) -> Result<()> {
+    if allow || !loaded.state.connections.is_empty() {
+        return Ok(());
+    }
+    let found: Vec<&str> = plan
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::Import)
+        .map(|c| c.key.as_str())
+        .collect();
+    lost_state(&found, loaded, location)
+}
+
+/// The error of [`refuse_lost_state`] for these keys found in Immuta (none: no error).
+pub fn lost_state(found: &[&str], loaded: &Loaded, location: &StateLocation) -> Result<()> {
+    if found.is_empty() {
+        return Ok(());
+    }
+    let shown: Vec<&str> = found.iter().take(5).copied().collect();
+    let more = if found.len() > shown.len() {
+        format!(" and {} more", found.len() - shown.len())
+    } else {
+        String::new()
+    };
+    bail!(
+        "the state {location} is {}, but Immuta already has {} connection(s) of the YAML ({}{more}): the state is probably lost or points at the wrong place\n  = help: check --state / CONNCTL_STATE / [state] in connctl.toml (restore a lost state with `connctl state push BACKUP`)\n  = help: to adopt the connections that exist in Immuta: `connctl import PATHS --all` (or `--key 'GLOB'`)\n  = help: to go on with an empty state on purpose, pass --allow-empty-state",
+        if loaded.found { "empty" } else { "missing" },
+        found.len(),
+        shown.join(", ")
+    )
 }
 
 /// The desired connections fingerprinted under the state's salt.
@@ -140,6 +194,9 @@ pub async fn make_plan(
         .context("invalid --target pattern")?;
     if let Some(client) = &client {
         refresh::count_cascades(client, &mut plan).await?;
+    }
+    if let Some(url) = ctx.immuta_url(&args.common) {
+        plan.state.tenant = Some(connctl_engine::state::normalise_tenant(&url));
     }
     Ok(Planned { plan, targets })
 }

@@ -42,6 +42,11 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // Under `ulimit -f`, a state write that crosses the limit must fail and be reported, not
+    // kill connctl silently.
+    if let Err(e) = runtime.block_on(async { connctl_engine::state::survive_file_size_limit() }) {
+        tracing::debug!("cannot handle SIGXFSZ: {e}");
+    }
     match runtime.block_on(commands::run(cli, color)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {

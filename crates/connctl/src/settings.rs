@@ -1,10 +1,12 @@
-//! `connctl.toml`: where Immuta is, how to find the API key, the state path, parallelism and
-//! the executor per technology. Flags and `IMMUTA_URL` / `IMMUTA_API_KEY` override it.
+//! `connctl.toml`: where Immuta is, how to find the API key, where the state is, parallelism
+//! and the executor per technology. Flags and `IMMUTA_URL` / `IMMUTA_API_KEY` /
+//! `CONNCTL_STATE` override it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
+use connctl_engine::backend::StateLocation;
 use connctl_exec::ExecutorConfig;
 use connctl_spec::{Secret, SecretRef};
 use serde::Deserialize;
@@ -38,7 +40,10 @@ pub struct ImmutaSettings {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StateSettings {
+    /// A local state file.
     pub path: Option<PathBuf>,
+    /// Or a state URL: `s3://…`, `gs://…`, `az://…`, `file://…`.
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -74,6 +79,20 @@ impl Settings {
             .state
             .path
             .map(|p| if p.is_relative() { base.join(p) } else { p });
+        if settings.state.path.is_some() && settings.state.url.is_some() {
+            bail!(
+                "{}: [state] has both `path` and `url`; keep one (`url` for a remote state)",
+                path.display()
+            );
+        }
+        // A plain path given as `url` is taken from this file's folder too.
+        settings.state.url = settings.state.url.map(|u| {
+            if !u.contains("://") && Path::new(&u).is_relative() {
+                base.join(u).to_string_lossy().into_owned()
+            } else {
+                u
+            }
+        });
         for executor in settings.executor.values_mut() {
             anchor_executor(executor, base);
         }
@@ -91,11 +110,17 @@ impl Settings {
         Ok(settings)
     }
 
-    /// `--state`, else `[state] path`, else `.connctl/state.json`.
-    pub fn state_path(&self, flag: Option<&Path>) -> PathBuf {
-        flag.map(Path::to_path_buf)
-            .or_else(|| self.state.path.clone())
-            .unwrap_or_else(|| DEFAULT_STATE_PATH.into())
+    /// `--state` (or `CONNCTL_STATE`), else `[state] url` or `path`, else
+    /// `.connctl/state.json`. A local path has its symlinks resolved, and is refused if it is
+    /// no regular file or would be its own lock file.
+    pub fn state_location(&self, flag: Option<&str>) -> Result<StateLocation> {
+        let text = match (flag, &self.state.url, &self.state.path) {
+            (Some(flag), _, _) => flag.to_owned(),
+            (None, Some(url), _) => url.clone(),
+            (None, None, Some(path)) => path.to_string_lossy().into_owned(),
+            (None, None, None) => DEFAULT_STATE_PATH.to_owned(),
+        };
+        Ok(StateLocation::parse(&text)?)
     }
 
     pub fn parallelism(&self, args: &CommonArgs) -> usize {
