@@ -730,7 +730,7 @@ async fn status(ctx: &Context, keys: &[String], common: &CommonArgs, json: bool)
     if let Some(reason) = &unread {
         eprintln!(
             "warning: live job states could not be read from Immuta: {reason}\n  = help: JOB shows the states recorded in {}",
-            path.display()
+            path
         );
     }
     if json {
