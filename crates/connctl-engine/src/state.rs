@@ -407,7 +407,7 @@ impl State {
             Some((v, None)) => {
                 return Err(StateError::Corrupt {
                     path: path.into(),
-                    reason: bad_version(path, &text, v),
+                    reason: bad_version(path, text, v),
                 });
             }
             None => {
