@@ -130,15 +130,23 @@ fn status_without_immuta_shows_the_recorded_state_with_a_warning() {
             "{stderr}"
         );
     };
-    // Nothing listens on port 1.
+    // The tenant is down: the state is its own (a state of another tenant is refused before
+    // anything is read), and nothing listens on its port.
+    let state_path = env.path(".connctl/state.json");
+    let mut state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state_path).unwrap()).unwrap();
+    let tenant = std::mem::replace(&mut state["tenant"], "http://127.0.0.1:1".into());
+    std::fs::write(&state_path, serde_json::to_string_pretty(&state).unwrap()).unwrap();
     let unreachable = env.run(&["status", "--immuta-url", "http://127.0.0.1:1"]);
     assert_warned(&unreachable.stderr, "http://127.0.0.1:1");
     insta::assert_snapshot!(format!("exit: {}\n{}", unreachable.code, unreachable.stdout), @r"
     exit: 0
-    KEY                          TECHNOLOGY  STEP                LAST BULK ID                           JOB
-    dbx-b                        Databricks  registered          [UUID]   completed
-    sf-a                         Snowflake   registered          [UUID]   completed
+    KEY                          TECHNOLOGY  STEP                LAST BULK ID                           JOB        IMMUTA
+    dbx-b                        Databricks  registered          [UUID]   completed  unknown
+    sf-a                         Snowflake   registered          [UUID]   completed  unknown
     ");
+    state["tenant"] = tenant;
+    std::fs::write(&state_path, serde_json::to_string_pretty(&state).unwrap()).unwrap();
     env.set_env("TEST_IMMUTA_KEY", "wrong-key");
     let refused = env.run(&["status", "--json"]);
     assert_warned(&refused.stderr, "401");
@@ -153,6 +161,7 @@ fn status_without_immuta_shows_the_recorded_state_with_a_warning() {
         "bulkId": "[UUID]",
         "bulkOrigin": "register",
         "jobState": "completed",
+        "immuta": "unknown",
         "pending": null,
         "cleanupScript": null
       },
@@ -164,6 +173,7 @@ fn status_without_immuta_shows_the_recorded_state_with_a_warning() {
         "bulkId": "[UUID]",
         "bulkOrigin": "register",
         "jobState": "completed",
+        "immuta": "unknown",
         "pending": null,
         "cleanupScript": null
       }

@@ -111,6 +111,7 @@ fn a_status_change_shows_its_cascade_exits_3_and_needs_allow_cascade() {
           +   settings.isActive: true  (config)
 
     Plan: 0 to create, 1 to update, 0 to replace, 0 to delete, 0 drifted.
+    Immuta: [URL]
     --- stderr
     ");
     let json = env.run(&["plan", "--format", "json", "c.yaml"]);
@@ -265,6 +266,7 @@ fn a_failed_integration_is_a_health_problem_everywhere() {
       ! sf-a: integration failed: integration [ID] reports status `failed` in Immuta
 
     Drift: 0 connection(s) changed in Immuta outside connctl. 1 with health problems.
+    Immuta: [URL]
     --- stderr
     ");
     let plan = env.run(&["plan", "--detailed-exitcode", "c.yaml"]);
@@ -379,6 +381,7 @@ fn unmanaged_connections_show_in_drift_as_information() {
     Unmanaged (in Immuta, never touched): by-hand
 
     Drift: 0 connection(s) changed in Immuta outside connctl. 1 unmanaged (information only).
+    Immuta: [URL]
     --- stderr
     ");
     let json = env.run(&["drift", "--format", "json"]);

@@ -358,7 +358,10 @@ fn a_lost_state_stops_plan_apply_and_drift() {
         &format!(
             "{}{}",
             spec(2),
-            &spec(1).replace("sf-00", "new-00")["version: 1\nconnections:\n".len()..]
+            &spec(1)
+                .replace("sf-00", "new-00")
+                // One connection per Snowflake host (Immuta allows one integration per host).
+                .replace("acct0.", "acct-new0.")["version: 1\nconnections:\n".len()..]
         ),
     );
     let import = env.run(&["import", "both.yaml", "--all"]);
