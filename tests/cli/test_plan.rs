@@ -372,3 +372,38 @@ fn detailed_exitcode_is_2_when_the_only_actions_are_imports() {
     assert_eq!(env.run(&["import", "c.yaml", "--key", "dbx-main"]).code, 0);
     assert_eq!(env.run(&["plan", "--detailed-exitcode", "c.yaml"]).code, 0);
 }
+
+/// Issue 16: creates list their attributes in the markdown `<details>` block, and a plan of
+/// many creates still stays under the comment budget and says how it was cut.
+#[test]
+fn markdown_creates_list_attributes_within_the_budget() {
+    const N: usize = 400;
+    let env = TestEnv::new();
+    let mut yaml = String::from("version: 1\nconnections:\n");
+    for i in 0..N {
+        yaml.push_str(&format!(
+            "  - key: sf-{i:03}
+    technology: Snowflake
+    host: acct{i:03}.snowflakecomputing.com
+    warehouse: WH
+    database: DB_{i:03}
+    role: ROLE
+    auth: {{ type: userPassword, username: SYS, password: {{ env: CONNCTL_TEST_SF_PASSWORD }} }}
+"
+        ));
+    }
+    env.write("c.yaml", &yaml);
+    let out = env.run(&["plan", "--refresh=false", "--format", "markdown", "c.yaml"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let md = &out.stdout;
+    assert!(md.chars().count() < 65_000, "{} characters", md.chars().count());
+    assert!(md.contains(&format!("of {N} changes shown")), "{md}");
+    let blocks: Vec<&str> = md.split("<details>").skip(1).collect();
+    assert!(!blocks.is_empty());
+    for block in &blocks {
+        assert!(block.contains("+ auth.password: (sensitive)"), "{block}");
+        assert!(block.contains("+ role: \"ROLE\""), "{block}");
+    }
+    assert!(md.contains("+ host: \"acct000.snowflakecomputing.com\""), "{md}");
+    assert!(!md.contains("sha256:"), "no secret fingerprint in a plan");
+}
