@@ -200,6 +200,40 @@ fn saved_plan_applies_exactly() {
     assert!(again.stderr.contains("stale plan"), "{}", again.stderr);
 }
 
+/// Issue 16: a saved plan was reviewed, so `apply PLANFILE` needs no `--auto-approve` (as in
+/// Terraform), and a stale one is still refused before anything is sent.
+#[test]
+fn saved_plan_applies_without_a_prompt_and_stale_is_still_refused() {
+    let env = TestEnv::new();
+    env.fixture("valid/all-variants");
+    let out = env.run(&[
+        "plan",
+        "--out",
+        "plan.json",
+        "--target",
+        "dbx-*",
+        "valid/all-variants",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // Not a terminal, no --auto-approve: applied all the same.
+    let applied = env.run(&["apply", "plan.json"]);
+    assert_eq!(applied.code, 0, "{}\n{}", applied.stdout, applied.stderr);
+    assert!(applied.stdout.contains("Apply: 2 applied"), "{}", applied.stdout);
+    assert_eq!(env.count_requests("POST", "/data/connection"), 2);
+    let again = env.run(&["apply", "plan.json"]);
+    assert_eq!(again.code, 1);
+    assert!(again.stderr.contains("stale plan"), "{}", again.stderr);
+    assert_eq!(env.count_requests("POST", "/data/connection"), 2, "nothing sent");
+    // Planning from YAML still asks for --auto-approve off a terminal.
+    let unreviewed = env.run(&["apply", "valid/all-variants"]);
+    assert_eq!(unreviewed.code, 1);
+    assert!(
+        unreviewed.stderr.contains("--auto-approve"),
+        "{}",
+        unreviewed.stderr
+    );
+}
+
 #[test]
 fn export_writes_yaml_that_validates_and_imports() {
     let mut env = TestEnv::new();

@@ -37,6 +37,7 @@ pub const COMMANDS: &[&str] = &[
     "validate",
     "plan",
     "apply",
+    "show",
     "drift",
     "status",
     "import",

@@ -407,3 +407,40 @@ fn markdown_creates_list_attributes_within_the_budget() {
     assert!(md.contains("+ host: \"acct000.snowflakecomputing.com\""), "{md}");
     assert!(!md.contains("sha256:"), "no secret fingerprint in a plan");
 }
+
+/// Issue 16: `connctl show` prints a saved plan exactly as `plan` printed it, in every format,
+/// without reading Immuta.
+#[test]
+fn show_prints_a_saved_plan_exactly_as_plan_did() {
+    let env = world();
+    for format in ["text", "markdown", "json"] {
+        let file = format!("plan-{format}.json");
+        let planned = env.run(&["plan", "--format", format, "--out", &file, "c.yaml"]);
+        assert_eq!(planned.code, 0, "{}", planned.stderr);
+        // `plan --out` adds one line saying where it saved the plan (text only).
+        let original = match planned.stdout.split_once("Saved the plan to ") {
+            Some((before, _)) => before.to_owned(),
+            None => planned.stdout.clone(),
+        };
+        let requests = env.count_requests("GET", "/data/connection/sf-main");
+        let shown = env.run(&["show", &file, "--format", format]);
+        assert_eq!(shown.code, 0, "{}", shown.stderr);
+        assert_eq!(shown.stdout, original, "show --format {format}");
+        assert_eq!(shown.stderr, "");
+        assert_eq!(
+            env.count_requests("GET", "/data/connection/sf-main"),
+            requests,
+            "show reads no Immuta"
+        );
+        if format == "text" {
+            insta::assert_snapshot!("show_of_a_saved_plan_text", shown.stdout);
+        }
+    }
+    let bad = env.run(&["show", "c.yaml"]);
+    assert_eq!(bad.code, 1);
+    assert!(
+        bad.stderr.contains("c.yaml is not a connctl plan"),
+        "{}",
+        bad.stderr
+    );
+}

@@ -55,6 +55,10 @@ pub async fn run(cli: Cli, color: bool) -> Result<u8> {
             let ctx = Context::new(&config, color)?;
             plan_cmd(&ctx, &plan, out.as_deref(), detailed_exitcode).await
         }
+        Command::Show { plan, format } => {
+            print_plan(&read_plan(&plan)?, format, Kind::Plan, color);
+            Ok(0)
+        }
         Command::Apply {
             plan,
             auto_approve,
@@ -190,6 +194,11 @@ fn saved_plan(paths: &[PathBuf]) -> Result<Option<Plan>> {
     if path.extension().is_none_or(|e| e != "json") {
         return Ok(None);
     }
+    read_plan(path).map(Some)
+}
+
+/// Reads a plan saved with `plan --out`, refusing another format version.
+fn read_plan(path: &Path) -> Result<Plan> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let plan: Plan =
         serde_json::from_str(&text).with_context(|| format!("{} is not a connctl plan", path.display()))?;
@@ -198,10 +207,10 @@ fn saved_plan(paths: &[PathBuf]) -> Result<Option<Plan>> {
             "{} has plan format {}, this connctl reads {}",
             path.display(),
             plan.format_version,
-            1
+            connctl_engine::plan::PLAN_FORMAT_VERSION
         );
     }
-    Ok(Some(plan))
+    Ok(plan)
 }
 
 async fn apply_cmd(
@@ -308,10 +317,11 @@ async fn apply_cmd(
             cascading.join(", ")
         );
     }
-    if !auto_approve {
+    // A saved plan was reviewed when it was made (and is refused above if stale), as Terraform does.
+    if !auto_approve && saved.is_none() {
         if !std::io::stdin().is_terminal() {
             bail!(
-                "refusing to apply without confirmation in a non-interactive run\n  = help: review the plan above, then pass --auto-approve (or apply a saved plan: `connctl plan --out plan.json`, then `connctl apply --auto-approve plan.json`)"
+                "refusing to apply without confirmation in a non-interactive run\n  = help: review the plan above, then pass --auto-approve (or apply a saved plan: `connctl plan --out plan.json`, then `connctl apply plan.json`)"
             );
         }
         print!("\nApply these changes? Only 'yes' is accepted: ");
