@@ -374,3 +374,103 @@ connections:
     assert_eq!(mode(".connctl/scripts"), 0o700);
     assert_eq!(mode(".connctl/scripts/dbx-p.delete.sql"), 0o600);
 }
+
+/// The apply report's schema, as documented (`docs/apply-json.schema.json`).
+fn apply_report_validator() -> jsonschema::Validator {
+    let text = std::fs::read_to_string(crate::support::repo().join("docs/apply-json.schema.json")).unwrap();
+    jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).expect("the schema compiles")
+}
+
+/// Parses standard output as exactly one JSON document and checks it against the schema.
+fn apply_report(stdout: &str) -> serde_json::Value {
+    let doc: serde_json::Value = serde_json::from_str(stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{stdout}"));
+    let validator = apply_report_validator();
+    let errors: Vec<String> = validator.iter_errors(&doc).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:?}\n{doc:#}");
+    doc
+}
+
+/// Issue 16: `apply --format json` writes one versioned document to stdout — each
+/// connection's outcome, steps done, bulkIds and job states — and the human text to stderr.
+#[test]
+fn apply_json_is_one_document_that_matches_its_schema() {
+    let env = TestEnv::new();
+    env.fixture("valid/all-variants");
+    let out = env.run(&[
+        "apply",
+        "--auto-approve",
+        "--wait",
+        "--format",
+        "json",
+        "valid/all-variants",
+    ]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let doc = apply_report(&out.stdout);
+    assert_eq!(doc["format_version"], 1);
+    assert_eq!(doc["result"], "applied");
+    assert_eq!(doc["exit_code"], 0);
+    assert_eq!(doc["summary"]["applied"], 6);
+    let connections = doc["connections"].as_array().unwrap();
+    assert_eq!(connections.len(), 6);
+    let state = env.state();
+    for c in connections {
+        let key = c["key"].as_str().unwrap();
+        assert_eq!(c["action"], "create", "{key}");
+        assert_eq!(c["result"], "applied", "{key}");
+        assert_eq!(c["step"], "registered", "{key}");
+        let steps: Vec<&str> = c["steps_done"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap())
+            .collect();
+        assert_eq!(steps, ["script", "execute", "test", "register"], "{key}");
+        // The bulkId and job state are the ones the state recorded (the test output shows
+        // every UUID as `[UUID]`).
+        let recorded = state["connections"][key]["bulkIds"][0]["bulkId"]
+            .as_str()
+            .unwrap();
+        assert_eq!(c["bulk_ids"].as_array().unwrap().len(), 1, "{key}");
+        assert_eq!(c["bulk_ids"][0]["bulk_id"], env.normalize(recorded), "{key}");
+        assert_eq!(c["bulk_ids"][0]["origin"], "register", "{key}");
+        assert_eq!(c["bulk_ids"][0]["job_state"], "completed", "{key}");
+    }
+    assert!(out.stderr.contains("Apply: 6 applied"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("connctl will take these actions"),
+        "{}",
+        out.stderr
+    );
+
+    // Nothing to do: still one document.
+    let again = env.run(&[
+        "apply",
+        "--auto-approve",
+        "--format",
+        "json",
+        "valid/all-variants",
+    ]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    let doc = apply_report(&again.stdout);
+    assert_eq!(doc["result"], "no-changes");
+    assert_eq!(doc["connections"], serde_json::json!([]));
+}
+
+/// A refused apply (no `--auto-approve` off a terminal) still writes one document that says why.
+#[test]
+fn apply_json_of_a_refusal_says_why_and_sends_nothing() {
+    let env = TestEnv::new();
+    env.fixture("valid/all-variants");
+    let out = env.run(&["apply", "--format", "json", "valid/all-variants"]);
+    assert_eq!(out.code, 1);
+    let doc = apply_report(&out.stdout);
+    assert_eq!(doc["result"], "refused");
+    assert_eq!(doc["exit_code"], 1);
+    assert!(
+        doc["errors"][0].as_str().unwrap().contains("--auto-approve"),
+        "{doc:#}"
+    );
+    assert!(out.stderr.contains("--auto-approve"), "{}", out.stderr);
+    assert_eq!(env.count_requests("POST", "/integrations/scripts/create"), 0);
+}

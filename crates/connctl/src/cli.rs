@@ -276,7 +276,8 @@ pub struct PlanArgs {
     /// Read Immuta before planning (`--refresh=false` plans from the state alone).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     pub refresh: bool,
-    /// Output format.
+    /// Output format (apply: `json` writes only the apply report to stdout, docs/plan-json.md,
+    /// and the plan and progress to stderr).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }
