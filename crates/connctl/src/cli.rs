@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(
     name = "connctl",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("CONNCTL_GIT_COMMIT"), ")"),
     about = "Keep Immuta connections (Snowflake, Databricks Unity Catalog) in git",
     long_about = "Keep Immuta connections (Snowflake, Databricks Unity Catalog) in git.\n\n\
         YAML files describe the connections you want; `connctl plan` compares them with what Immuta has \
