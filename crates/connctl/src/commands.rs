@@ -373,7 +373,13 @@ async fn apply_cmd(
         stop,
         ..ApplyOptions::default()
     };
-    let progress = crate::progress::Progress::new(plan.changes.len(), ctx.color);
+    // Apply leaves imports and orphans alone (import is its own command).
+    let total = plan
+        .changes
+        .iter()
+        .filter(|c| !matches!(c.action, Action::Import | Action::Orphan))
+        .count();
+    let progress = crate::progress::Progress::new(total, ctx.color);
     let sink = progress.sink();
     let outcomes = apply::apply(plan, planned.targets, client, runner, store, options, sink).await;
     progress.finish();
