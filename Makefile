@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test test-deps demo lint build bench soak man schema fmt
+.PHONY: test test-deps demo lint build release bench soak man schema fmt
 
 ## test: formatting, lints, and the whole test suite (what CI runs)
 test: lint test-deps
@@ -20,6 +20,14 @@ lint:
 
 build:
 	$(CARGO) build --workspace --locked
+
+## release: the shipped binary (release profile: stripped, LTO), its size, and a check it is ≤ 25 MB
+release:
+	$(CARGO) build --release --locked -p connctl
+	@bytes=$$(wc -c < target/release/connctl); \
+	  echo "target/release/connctl: $$bytes bytes ($$((bytes / 1048576)) MiB)"; \
+	  ./target/release/connctl --version; \
+	  test $$bytes -le 26214400 || { echo "error: over the 25 MiB budget" >&2; exit 1; }
 
 ## demo: start the bundled emulator and walk through validate → plan → apply → plan → drift
 demo: build

@@ -200,6 +200,40 @@ fn saved_plan_applies_exactly() {
     assert!(again.stderr.contains("stale plan"), "{}", again.stderr);
 }
 
+/// Issue 16: a saved plan was reviewed, so `apply PLANFILE` needs no `--auto-approve` (as in
+/// Terraform), and a stale one is still refused before anything is sent.
+#[test]
+fn saved_plan_applies_without_a_prompt_and_stale_is_still_refused() {
+    let env = TestEnv::new();
+    env.fixture("valid/all-variants");
+    let out = env.run(&[
+        "plan",
+        "--out",
+        "plan.json",
+        "--target",
+        "dbx-*",
+        "valid/all-variants",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // Not a terminal, no --auto-approve: applied all the same.
+    let applied = env.run(&["apply", "plan.json"]);
+    assert_eq!(applied.code, 0, "{}\n{}", applied.stdout, applied.stderr);
+    assert!(applied.stdout.contains("Apply: 2 applied"), "{}", applied.stdout);
+    assert_eq!(env.count_requests("POST", "/data/connection"), 2);
+    let again = env.run(&["apply", "plan.json"]);
+    assert_eq!(again.code, 1);
+    assert!(again.stderr.contains("stale plan"), "{}", again.stderr);
+    assert_eq!(env.count_requests("POST", "/data/connection"), 2, "nothing sent");
+    // Planning from YAML still asks for --auto-approve off a terminal.
+    let unreviewed = env.run(&["apply", "valid/all-variants"]);
+    assert_eq!(unreviewed.code, 1);
+    assert!(
+        unreviewed.stderr.contains("--auto-approve"),
+        "{}",
+        unreviewed.stderr
+    );
+}
+
 #[test]
 fn export_writes_yaml_that_validates_and_imports() {
     let mut env = TestEnv::new();
@@ -303,11 +337,22 @@ connections:
     env.write("c.yaml", &spec.replace("warehouses/u", "warehouses/u2"));
     let out = env.run(&["apply", "--auto-approve", "c.yaml"]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    insta::assert_snapshot!(out.stderr, @r"
-    dbx-u: update
-    dbx-u: update-connection
-    dbx-u: done (connection updated)
-    ");
+    // Off a terminal each line leads with the time since apply started (CI logs have none),
+    // and a finished connection says how many of how many are done.
+    assert!(
+        out.stderr
+            .lines()
+            .all(|l| l.starts_with('[') && l[1..].trim_start().as_bytes()[0].is_ascii_digit()),
+        "{}",
+        out.stderr
+    );
+    insta::with_settings!({filters => vec![(r"(?m)^\[ *\d+\.\ds\] ", "[T] ")]}, {
+        insta::assert_snapshot!(out.stderr.lines().map(|l| format!("{l}\n")).collect::<String>(), @r"
+        [T] dbx-u: update
+        [T] dbx-u: update-connection
+        [T] dbx-u: done (connection updated) [1/1]
+        ");
+    });
 }
 
 #[cfg(unix)]
@@ -339,4 +384,104 @@ connections:
     let mode = |p: &str| std::fs::metadata(env.path(p)).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(".connctl/scripts"), 0o700);
     assert_eq!(mode(".connctl/scripts/dbx-p.delete.sql"), 0o600);
+}
+
+/// The apply report's schema, as documented (`docs/apply-json.schema.json`).
+fn apply_report_validator() -> jsonschema::Validator {
+    let text = std::fs::read_to_string(crate::support::repo().join("docs/apply-json.schema.json")).unwrap();
+    jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).expect("the schema compiles")
+}
+
+/// Parses standard output as exactly one JSON document and checks it against the schema.
+fn apply_report(stdout: &str) -> serde_json::Value {
+    let doc: serde_json::Value = serde_json::from_str(stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{stdout}"));
+    let validator = apply_report_validator();
+    let errors: Vec<String> = validator.iter_errors(&doc).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:?}\n{doc:#}");
+    doc
+}
+
+/// Issue 16: `apply --format json` writes one versioned document to stdout — each
+/// connection's outcome, steps done, bulkIds and job states — and the human text to stderr.
+#[test]
+fn apply_json_is_one_document_that_matches_its_schema() {
+    let env = TestEnv::new();
+    env.fixture("valid/all-variants");
+    let out = env.run(&[
+        "apply",
+        "--auto-approve",
+        "--wait",
+        "--format",
+        "json",
+        "valid/all-variants",
+    ]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let doc = apply_report(&out.stdout);
+    assert_eq!(doc["format_version"], 1);
+    assert_eq!(doc["result"], "applied");
+    assert_eq!(doc["exit_code"], 0);
+    assert_eq!(doc["summary"]["applied"], 6);
+    let connections = doc["connections"].as_array().unwrap();
+    assert_eq!(connections.len(), 6);
+    let state = env.state();
+    for c in connections {
+        let key = c["key"].as_str().unwrap();
+        assert_eq!(c["action"], "create", "{key}");
+        assert_eq!(c["result"], "applied", "{key}");
+        assert_eq!(c["step"], "registered", "{key}");
+        let steps: Vec<&str> = c["steps_done"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap())
+            .collect();
+        assert_eq!(steps, ["script", "execute", "test", "register"], "{key}");
+        // The bulkId and job state are the ones the state recorded (the test output shows
+        // every UUID as `[UUID]`).
+        let recorded = state["connections"][key]["bulkIds"][0]["bulkId"]
+            .as_str()
+            .unwrap();
+        assert_eq!(c["bulk_ids"].as_array().unwrap().len(), 1, "{key}");
+        assert_eq!(c["bulk_ids"][0]["bulk_id"], env.normalize(recorded), "{key}");
+        assert_eq!(c["bulk_ids"][0]["origin"], "register", "{key}");
+        assert_eq!(c["bulk_ids"][0]["job_state"], "completed", "{key}");
+    }
+    assert!(out.stderr.contains("Apply: 6 applied"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("connctl will take these actions"),
+        "{}",
+        out.stderr
+    );
+
+    // Nothing to do: still one document.
+    let again = env.run(&[
+        "apply",
+        "--auto-approve",
+        "--format",
+        "json",
+        "valid/all-variants",
+    ]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    let doc = apply_report(&again.stdout);
+    assert_eq!(doc["result"], "no-changes");
+    assert_eq!(doc["connections"], serde_json::json!([]));
+}
+
+/// A refused apply (no `--auto-approve` off a terminal) still writes one document that says why.
+#[test]
+fn apply_json_of_a_refusal_says_why_and_sends_nothing() {
+    let env = TestEnv::new();
+    env.fixture("valid/all-variants");
+    let out = env.run(&["apply", "--format", "json", "valid/all-variants"]);
+    assert_eq!(out.code, 1);
+    let doc = apply_report(&out.stdout);
+    assert_eq!(doc["result"], "refused");
+    assert_eq!(doc["exit_code"], 1);
+    assert!(
+        doc["errors"][0].as_str().unwrap().contains("--auto-approve"),
+        "{doc:#}"
+    );
+    assert!(out.stderr.contains("--auto-approve"), "{}", out.stderr);
+    assert_eq!(env.count_requests("POST", "/integrations/scripts/create"), 0);
 }

@@ -187,7 +187,8 @@ fn invocations(shell: &str) -> Vec<Vec<String>> {
         }
         let words: Vec<&str> = line.split_whitespace().collect();
         for (i, w) in words.iter().enumerate() {
-            if *w != "connctl" {
+            // `cargo build -p connctl` names the package, it does not run connctl.
+            if *w != "connctl" || (i > 0 && matches!(words[i - 1], "-p" | "--package" | "--bin")) {
                 continue;
             }
             let mut args = Vec::new();
@@ -216,6 +217,9 @@ fn invocations(shell: &str) -> Vec<Vec<String>> {
 /// `state` sub-subcommand), and each `--flag` after it a flag of that subcommand.
 fn check_invocation(cli: &Cli, args: &[String]) -> Result<String, String> {
     let global = &cli.commands[""];
+    if args == ["--version"] {
+        return Ok("--version".into());
+    }
     let mut i = 0;
     // Global flags may come before the subcommand.
     while let Some(word) = args.get(i).filter(|w| w.starts_with('-')) {
@@ -424,4 +428,213 @@ fn markdown_plan_of_500_changes_is_cut_under_65000_characters() {
     // Planned without the network.
     let log = env.admin("GET", "/_emulator/requests", Value::Null);
     assert_eq!(log.as_array().map(Vec::len), Some(0), "{log}");
+}
+
+/// Every workflow-like file of the repository: the CI recipes, the repository's own workflows,
+/// the composite action and the pre-commit hooks.
+fn workflows() -> Vec<PathBuf> {
+    let mut files = recipes();
+    let dir = repo().join(".github/workflows");
+    let mut own: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yml" || x == "yaml"))
+        .collect();
+    own.sort();
+    files.extend(own);
+    files.push(repo().join("action.yml"));
+    files.push(repo().join(".pre-commit-hooks.yaml"));
+    files
+}
+
+/// Issue 16: every workflow parses, and every `connctl` it runs (in `run:`/`script:`, or a
+/// pre-commit hook's `entry:`) is a real subcommand with real flags.
+#[test]
+fn every_workflow_parses_and_calls_only_real_flags() {
+    let env = TestEnv::new();
+    let cli = cli(&env);
+    let mut hooks = 0;
+    for path in workflows() {
+        let value = parse_recipe(&path);
+        let mut texts = Vec::new();
+        shell_texts(&value, None, &mut texts);
+        if let Value::Array(items) = &value {
+            for hook in items {
+                let entry = hook["entry"].as_str().unwrap_or_default();
+                assert!(entry.starts_with("connctl "), "{}: {hook}", path.display());
+                texts.push(entry.to_owned());
+                hooks += 1;
+            }
+        }
+        for args in texts.iter().flat_map(|t| invocations(t)) {
+            if let Err(e) = check_invocation(&cli, &args) {
+                panic!("{}: `connctl {}`: {e}", path.display(), args.join(" "));
+            }
+        }
+    }
+    assert_eq!(hooks, 1, "the connctl-validate pre-commit hook");
+}
+
+/// The GitHub recipes install a released connctl with the repository's own action (not by
+/// building it), pass it only inputs it declares, and the action downloads exactly the
+/// targets the release workflow builds.
+#[test]
+fn github_recipes_install_with_the_action_the_release_feeds() {
+    let manifest = std::fs::read_to_string(repo().join("Cargo.toml")).unwrap();
+    let repository = manifest
+        .lines()
+        .find_map(|l| l.strip_prefix("repository = \"https://github.com/"))
+        .and_then(|r| r.strip_suffix('"'))
+        .expect("Cargo.toml names the GitHub repository");
+    let action = parse_recipe(&repo().join("action.yml"));
+    assert_eq!(action["runs"]["using"], "composite");
+    let inputs = action["inputs"].as_object().unwrap();
+    for path in recipes()
+        .into_iter()
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("github-"))
+    {
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            !text.contains("cargo install"),
+            "{} builds connctl",
+            path.display()
+        );
+        let recipe = parse_recipe(&path);
+        let steps: Vec<&Value> = recipe["jobs"]
+            .as_object()
+            .unwrap()
+            .values()
+            .flat_map(|job| job["steps"].as_array().unwrap())
+            .collect();
+        let install: Vec<&&Value> = steps
+            .iter()
+            .filter(|s| {
+                s["uses"]
+                    .as_str()
+                    .is_some_and(|u| u.starts_with(&format!("{repository}@v")))
+            })
+            .collect();
+        assert_eq!(install.len(), 1, "{}: one install step", path.display());
+        if let Some(with) = install[0]["with"].as_object() {
+            for key in with.keys() {
+                assert!(inputs.contains_key(key), "{}: no input `{key}`", path.display());
+            }
+        }
+    }
+
+    // The action's platform → target table and the release matrix agree.
+    let script = action["runs"]["steps"][0]["run"].as_str().unwrap();
+    let mut downloaded: Vec<&str> = script
+        .split("target=")
+        .skip(1)
+        .map(|rest| rest.split([' ', ';']).next().unwrap())
+        .collect();
+    downloaded.sort();
+    let release = parse_recipe(&repo().join(".github/workflows/release.yml"));
+    let mut built: Vec<&str> = release["jobs"]["build"]["strategy"]["matrix"]["include"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["target"].as_str().unwrap())
+        .collect();
+    built.sort();
+    assert_eq!(downloaded, built);
+    assert!(
+        built
+            .iter()
+            .any(|t| t.contains("linux-musl") && t.starts_with("aarch64"))
+    );
+    assert!(built.iter().any(|t| t.contains("windows")) && built.iter().any(|t| t.contains("apple")));
+    // Checksums are made and attached.
+    let text = std::fs::read_to_string(repo().join(".github/workflows/release.yml")).unwrap();
+    assert!(text.contains("sha256sum") && text.contains("gh release create"));
+}
+
+/// hadolint is not available here: check the Dockerfile's structure with a small parser —
+/// known instructions only, multi-stage, the final stage copies from an earlier one and runs
+/// as a non-root user — and that `.dockerignore` keeps build output and history out.
+#[test]
+fn dockerfile_is_multi_stage_and_runs_as_non_root() {
+    let text = std::fs::read_to_string(repo().join("Dockerfile")).unwrap();
+    let joined = text.replace("\\\n", " ");
+    let known = [
+        "FROM",
+        "RUN",
+        "COPY",
+        "ADD",
+        "ARG",
+        "ENV",
+        "WORKDIR",
+        "USER",
+        "ENTRYPOINT",
+        "CMD",
+        "LABEL",
+        "EXPOSE",
+        "VOLUME",
+        "HEALTHCHECK",
+        "SHELL",
+        "STOPSIGNAL",
+        "ONBUILD",
+    ];
+    let mut stages: Vec<Option<String>> = Vec::new();
+    let mut user_of_last = None;
+    let mut copies_from = Vec::new();
+    let mut entrypoint = None;
+    for line in joined.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
+        assert!(known.contains(&word), "unknown instruction `{word}` in: {line}");
+        if stages.is_empty() {
+            assert!(matches!(word, "FROM" | "ARG"), "{line} before the first FROM");
+        }
+        match word {
+            "FROM" => {
+                let parts: Vec<&str> = rest.split_whitespace().collect();
+                let name = match parts.as_slice() {
+                    [_, as_, name] if as_.eq_ignore_ascii_case("AS") => Some(name.to_string()),
+                    [_] => None,
+                    _ => panic!("malformed FROM: {line}"),
+                };
+                stages.push(name);
+                user_of_last = None;
+            }
+            "USER" => user_of_last = Some(rest.to_owned()),
+            "COPY" => {
+                if let Some(from) = rest.split_whitespace().find_map(|w| w.strip_prefix("--from=")) {
+                    copies_from.push((stages.len(), from.to_owned()));
+                }
+            }
+            "ENTRYPOINT" => entrypoint = Some(rest.to_owned()),
+            _ => {}
+        }
+    }
+    assert!(stages.len() >= 2, "multi-stage: {stages:?}");
+    for (stage, from) in &copies_from {
+        assert!(
+            stages[..stage - 1]
+                .iter()
+                .any(|s| s.as_deref() == Some(from.as_str())),
+            "COPY --from={from} names no earlier stage"
+        );
+    }
+    assert!(
+        copies_from.iter().any(|(s, _)| *s == stages.len()),
+        "the final stage copies the binary in"
+    );
+    let user = user_of_last.expect("the final stage sets USER");
+    let name = user.split(':').next().unwrap();
+    assert!(!matches!(name, "root" | "0"), "runs as root: {user}");
+    let entrypoint = entrypoint.expect("an ENTRYPOINT");
+    let argv: Vec<String> = serde_json::from_str(&entrypoint).expect("ENTRYPOINT in exec (JSON) form");
+    assert!(argv[0].ends_with("connctl"), "{argv:?}");
+
+    let ignore = std::fs::read_to_string(repo().join(".dockerignore")).unwrap();
+    for needed in ["target/", ".git/", ".connctl/"] {
+        assert!(
+            ignore.lines().any(|l| l.trim() == needed),
+            ".dockerignore lacks {needed}"
+        );
+    }
 }

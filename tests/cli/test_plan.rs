@@ -372,3 +372,75 @@ fn detailed_exitcode_is_2_when_the_only_actions_are_imports() {
     assert_eq!(env.run(&["import", "c.yaml", "--key", "dbx-main"]).code, 0);
     assert_eq!(env.run(&["plan", "--detailed-exitcode", "c.yaml"]).code, 0);
 }
+
+/// Issue 16: creates list their attributes in the markdown `<details>` block, and a plan of
+/// many creates still stays under the comment budget and says how it was cut.
+#[test]
+fn markdown_creates_list_attributes_within_the_budget() {
+    const N: usize = 400;
+    let env = TestEnv::new();
+    let mut yaml = String::from("version: 1\nconnections:\n");
+    for i in 0..N {
+        yaml.push_str(&format!(
+            "  - key: sf-{i:03}
+    technology: Snowflake
+    host: acct{i:03}.snowflakecomputing.com
+    warehouse: WH
+    database: DB_{i:03}
+    role: ROLE
+    auth: {{ type: userPassword, username: SYS, password: {{ env: CONNCTL_TEST_SF_PASSWORD }} }}
+"
+        ));
+    }
+    env.write("c.yaml", &yaml);
+    let out = env.run(&["plan", "--refresh=false", "--format", "markdown", "c.yaml"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let md = &out.stdout;
+    assert!(md.chars().count() < 65_000, "{} characters", md.chars().count());
+    assert!(md.contains(&format!("of {N} changes shown")), "{md}");
+    let blocks: Vec<&str> = md.split("<details>").skip(1).collect();
+    assert!(!blocks.is_empty());
+    for block in &blocks {
+        assert!(block.contains("+ auth.password: (sensitive)"), "{block}");
+        assert!(block.contains("+ role: \"ROLE\""), "{block}");
+    }
+    assert!(md.contains("+ host: \"acct000.snowflakecomputing.com\""), "{md}");
+    assert!(!md.contains("sha256:"), "no secret fingerprint in a plan");
+}
+
+/// Issue 16: `connctl show` prints a saved plan exactly as `plan` printed it, in every format,
+/// without reading Immuta.
+#[test]
+fn show_prints_a_saved_plan_exactly_as_plan_did() {
+    let env = world();
+    for format in ["text", "markdown", "json"] {
+        let file = format!("plan-{format}.json");
+        let planned = env.run(&["plan", "--format", format, "--out", &file, "c.yaml"]);
+        assert_eq!(planned.code, 0, "{}", planned.stderr);
+        // `plan --out` adds one line saying where it saved the plan (text only).
+        let original = match planned.stdout.split_once("Saved the plan to ") {
+            Some((before, _)) => before.to_owned(),
+            None => planned.stdout.clone(),
+        };
+        let requests = env.count_requests("GET", "/data/connection/sf-main");
+        let shown = env.run(&["show", &file, "--format", format]);
+        assert_eq!(shown.code, 0, "{}", shown.stderr);
+        assert_eq!(shown.stdout, original, "show --format {format}");
+        assert_eq!(shown.stderr, "");
+        assert_eq!(
+            env.count_requests("GET", "/data/connection/sf-main"),
+            requests,
+            "show reads no Immuta"
+        );
+        if format == "text" {
+            insta::assert_snapshot!("show_of_a_saved_plan_text", shown.stdout);
+        }
+    }
+    let bad = env.run(&["show", "c.yaml"]);
+    assert_eq!(bad.code, 1);
+    assert!(
+        bad.stderr.contains("c.yaml is not a connctl plan"),
+        "{}",
+        bad.stderr
+    );
+}

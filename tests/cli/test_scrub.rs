@@ -385,3 +385,23 @@ connections:
     );
     assert!(!out.stderr.contains("abc12") && !out.stdout.contains("abc12"));
 }
+
+/// Issue 16: the apply report (`apply --format json`) quotes errors too; a server that echoes
+/// the request leaves no secret in it, and the plan (with its attributes) on stderr has none.
+#[test]
+fn the_apply_report_carries_no_echoed_secret() {
+    let env = scrub_env();
+    env.admin(
+        "POST",
+        "/_emulator/faults",
+        json!({"method": "POST", "path": "/data/connection", "status": 400, "count": 10, "echo": true}),
+    );
+    let out = env.run(&["apply", "--auto-approve", "--format", "json", "c.yaml"]);
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let doc: Value = serde_json::from_str(&out.stdout).expect("one JSON document");
+    assert_eq!(doc["result"], "failed");
+    assert!(out.stdout.contains("request rejected"), "{}", out.stdout);
+    assert_eq!(find_leak(&out.stdout), None);
+    assert_eq!(find_leak(&out.stderr), None);
+    assert!(out.stderr.contains("(sensitive)"), "{}", out.stderr);
+}

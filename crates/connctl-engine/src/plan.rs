@@ -66,7 +66,7 @@ pub struct Change {
     /// The remote operations, in the order they run.
     pub operations: Vec<Operation>,
     pub risk: Risk,
-    /// Field-level reasons; empty for create/delete/import.
+    /// Field-level reasons; empty for create/delete/import (a create lists `attributes`).
     pub fields: Vec<FieldChange>,
     /// One line for a human: why, or what happens next.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -76,6 +76,37 @@ pub struct Change {
     /// without `--allow-cascade`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cascade: Option<Cascade>,
+    /// Every attribute a create, recreate or replace registers with, so a reviewer can check
+    /// them; empty for every other action.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attributes: Vec<Attribute>,
+}
+
+/// One attribute a registration sends. Secrets carry no value, only `sensitive`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Attribute {
+    pub path: String,
+    /// The desired value; `null` for secrets.
+    pub value: Value,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sensitive: bool,
+}
+
+/// The attributes of a desired connection that reach Immuta (not connctl's own `protect`),
+/// secrets without their fingerprints.
+fn attributes(fields: &FieldMap) -> Vec<Attribute> {
+    fields
+        .iter()
+        .filter(|(path, _)| fields::class_of(path) != FieldClass::Local)
+        .map(|(path, value)| {
+            let sensitive = fields::is_secret(path);
+            Attribute {
+                path: path.clone(),
+                value: if sensitive { Value::Null } else { value.clone() },
+                sensitive,
+            }
+        })
+        .collect()
 }
 
 /// What setting a connection's `isActive` does beyond the connection.
@@ -348,6 +379,7 @@ pub fn plan(
                         "exists in Immuta but not in the state; adopt it with `connctl import {import_paths} --key {key}` (apply never creates over it)"
                     )),
                     cascade: None,
+                    attributes: Vec::new(),
                 }),
                 _ => Some(create(key, w, Action::Create)),
             },
@@ -419,6 +451,7 @@ fn create(key: &str, w: &DesiredView<'_>, action: Action) -> Change {
         fields: vec![],
         note: None,
         cascade: None,
+        attributes: attributes(&w.fields),
     }
 }
 
@@ -444,6 +477,7 @@ fn resume(
             s.step.as_str()
         )),
         cascade: None,
+        attributes: Vec::new(),
     };
     match pending.operation {
         PendingOp::Create => Some(interrupted(vec![Operation::Register], Risk::Additive, vec![], "")),
@@ -511,6 +545,7 @@ fn resume_delete(key: &str, technology: &str, s: &ConnectionState, pending: &Pen
             s.step.as_str()
         )),
         cascade: None,
+        attributes: Vec::new(),
     }
 }
 
@@ -652,6 +687,11 @@ fn update(
         fields: changes,
         note,
         cascade,
+        attributes: if action == Action::Replace {
+            attributes(&w.fields)
+        } else {
+            Vec::new()
+        },
     })
 }
 
@@ -694,6 +734,7 @@ fn orphan(key: &str, s: &ConnectionState, is_live: Option<bool>, prune: bool) ->
         fields: vec![],
         note: Some(note),
         cascade: None,
+        attributes: Vec::new(),
     }
 }
 
@@ -912,5 +953,39 @@ mod tests {
             p.changes[0].operations,
             vec![Operation::Deregister, Operation::Register]
         );
+    }
+    #[test]
+    fn a_create_lists_every_attribute_it_sends_secrets_without_a_value() {
+        let want = fields(&[
+            ("host", json!("h.example")),
+            ("auth.password", json!("sha256:abc")),
+            ("protect", json!(true)),
+        ]);
+        let desired = BTreeMap::from([(
+            "k".to_owned(),
+            DesiredView {
+                technology: "Snowflake",
+                fields: want,
+                protect: true,
+            },
+        )]);
+        let p = plan(&desired, &State::new(), None, &PlanOptions::default(), vec![]).unwrap();
+        let attrs = &p.changes[0].attributes;
+        assert_eq!(
+            attrs,
+            &vec![
+                Attribute {
+                    path: "auth.password".into(),
+                    value: Value::Null,
+                    sensitive: true
+                },
+                Attribute {
+                    path: "host".into(),
+                    value: json!("h.example"),
+                    sensitive: false
+                },
+            ]
+        );
+        assert!(!serde_json::to_string(&p).unwrap().contains("sha256:abc"));
     }
 }

@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(
     name = "connctl",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("CONNCTL_GIT_COMMIT"), ")"),
     about = "Keep Immuta connections (Snowflake, Databricks Unity Catalog) in git",
     long_about = "Keep Immuta connections (Snowflake, Databricks Unity Catalog) in git.\n\n\
         YAML files describe the connections you want; `connctl plan` compares them with what Immuta has \
@@ -100,14 +100,26 @@ pub enum Command {
         #[arg(long)]
         detailed_exitcode: bool,
     },
+    /// Print a saved plan again, exactly as `plan` printed it (never contacts Immuta)
+    #[command(
+        after_help = "Examples:\n  connctl show plan.json\n  connctl show plan.json --format markdown > plan.md"
+    )]
+    Show {
+        /// A plan saved with `connctl plan --out FILE`.
+        plan: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// Make Immuta match the YAML
     #[command(
-        after_help = "On SIGINT or SIGTERM, apply starts no new step, lets the steps in flight finish, stops `command` executor programs, saves the state, lists what is left and exits 130 (SIGINT) or 143 (SIGTERM); the next apply resumes. A second signal exits at once.\n\nExamples:\n  connctl apply connections/\n  connctl apply --auto-approve --wait connections/\n  connctl apply plan.json"
+        after_help = "On SIGINT or SIGTERM, apply starts no new step, lets the steps in flight finish, stops `command` executor programs, saves the state, lists what is left and exits 130 (SIGINT) or 143 (SIGTERM); the next apply resumes. A second signal exits at once.\n\nExamples:\n  connctl apply connections/\n  connctl apply --auto-approve --wait connections/\n  connctl apply plan.json    # a saved, reviewed plan: no prompt; refused if stale"
     )]
     Apply {
         #[command(flatten)]
         plan: PlanArgs,
-        /// Apply without asking (required when not on a terminal).
+        /// Apply without asking (required when not on a terminal; a saved plan is applied
+        /// without asking, since it was reviewed).
         #[arg(long)]
         auto_approve: bool,
         /// Follow each bulk job until Immuta finishes it.
@@ -340,7 +352,8 @@ pub struct PlanArgs {
     /// Read Immuta before planning (`--refresh=false` plans from the state alone).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     pub refresh: bool,
-    /// Output format.
+    /// Output format (apply: `json` writes only the apply report to stdout, docs/plan-json.md,
+    /// and the plan and progress to stderr).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     /// Go on although the state is missing or empty while Immuta already has connections of

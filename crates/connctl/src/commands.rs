@@ -23,6 +23,7 @@ use crate::Reported;
 use crate::cli::{Cli, Command, CommonArgs, Format, PlanArgs, StateArgs, StateCommand};
 use crate::context::{self, Context, Planned};
 use crate::render::{self, Kind};
+use crate::report::ApplyReport;
 use crate::runner::Runner;
 
 /// Deletes and replaces one run may make unless `--max-deletes` says otherwise; plan and apply
@@ -56,6 +57,10 @@ pub async fn run(cli: Cli, color: bool) -> Result<u8> {
         } => {
             let ctx = Context::new(&config, color)?;
             plan_cmd(&ctx, &plan, out.as_deref(), detailed_exitcode).await
+        }
+        Command::Show { plan, format } => {
+            print_plan(&read_plan(&plan)?, format, Kind::Plan, color);
+            Ok(0)
         }
         Command::Apply {
             plan,
@@ -222,6 +227,11 @@ fn saved_plan(paths: &[PathBuf]) -> Result<Option<Plan>> {
     if path.extension().is_none_or(|e| e != "json") {
         return Ok(None);
     }
+    read_plan(path).map(Some)
+}
+
+/// Reads a plan saved with `plan --out`, refusing another format version.
+fn read_plan(path: &Path) -> Result<Plan> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let plan: Plan =
         serde_json::from_str(&text).with_context(|| format!("{} is not a connctl plan", path.display()))?;
@@ -230,10 +240,10 @@ fn saved_plan(paths: &[PathBuf]) -> Result<Option<Plan>> {
             "{} has plan format {}, this connctl reads {}",
             path.display(),
             plan.format_version,
-            1
+            connctl_engine::plan::PLAN_FORMAT_VERSION
         );
     }
-    Ok(Some(plan))
+    Ok(plan)
 }
 
 /// Releases a writer's lock at the end of a command; a failure is a warning (the lock then
@@ -385,16 +395,34 @@ async fn apply_locked(
     };
     context::refuse_lost_state(&planned.plan, &loaded, location, args.allow_empty_state)?;
     let plan = &planned.plan;
-    print_plan(plan, args.format, Kind::Plan, ctx.color);
+    // With `--format json`, standard output carries only the apply report; people read stderr.
+    let json = args.format == Format::Json;
+    if json {
+        eprint!(
+            "{}",
+            connctl_spec::redact(&render::text(plan, Kind::Plan, ctx.color))
+        );
+    } else {
+        print_plan(plan, args.format, Kind::Plan, ctx.color);
+    }
+    let refuse = |errors: Vec<String>| {
+        if json {
+            print!("{}", ApplyReport::refused(errors).to_json());
+        }
+    };
     if !plan.errors.is_empty() {
+        refuse(plan.errors.clone());
         return Ok(1);
     }
     if plan.is_empty() {
+        if json {
+            print!("{}", ApplyReport::no_changes().to_json());
+        }
         return Ok(0);
     }
     let cascading: Vec<&str> = plan.cascades().map(|c| c.key.as_str()).collect();
     if !allow_cascade && !cascading.is_empty() {
-        bail!(
+        let error = format!(
             "refusing to change the status of {} ({}): Immuta applies it to every child object\n  = help: review the plan above, then pass --allow-cascade if that is intended; nothing was sent",
             if cascading.len() == 1 {
                 "a connection"
@@ -403,19 +431,24 @@ async fn apply_locked(
             },
             cascading.join(", ")
         );
+        refuse(vec![error.clone()]);
+        bail!(error);
     }
-    if !auto_approve {
+    // A saved plan was reviewed when it was made (and is refused above if stale), as Terraform does.
+    if !auto_approve && saved.is_none() {
         if !std::io::stdin().is_terminal() {
-            bail!(
-                "refusing to apply without confirmation in a non-interactive run\n  = help: review the plan above, then pass --auto-approve (or apply a saved plan: `connctl plan --out plan.json`, then `connctl apply --auto-approve plan.json`)"
-            );
+            let error = "refusing to apply without confirmation in a non-interactive run\n  = help: review the plan above, then pass --auto-approve (or apply a saved plan: `connctl plan --out plan.json`, then `connctl apply plan.json`)";
+            refuse(vec![error.into()]);
+            bail!(error);
         }
-        print!("\nApply these changes? Only 'yes' is accepted: ");
-        std::io::stdout().flush()?;
+        let mut human = human_out(json);
+        write!(human, "\nApply these changes? Only 'yes' is accepted: ")?;
+        human.flush()?;
         let mut answer = String::new();
         std::io::stdin().lock().read_line(&mut answer)?;
         if answer.trim() != "yes" {
-            println!("Apply cancelled; nothing was changed.");
+            writeln!(human, "Apply cancelled; nothing was changed.")?;
+            refuse(vec!["apply cancelled at the prompt; nothing was changed".into()]);
             return Ok(1);
         }
     }
@@ -427,6 +460,7 @@ async fn apply_locked(
         scripts_dir.clone(),
         stop.clone(),
     ));
+    let before = loaded.state.clone();
     let store = StateStore::open(loaded, location.clone(), lock);
     let options = ApplyOptions {
         parallelism: ctx.settings.parallelism(&args.common),
@@ -435,7 +469,13 @@ async fn apply_locked(
         stop,
         ..ApplyOptions::default()
     };
-    let progress = crate::progress::Progress::new(plan.changes.len(), ctx.color);
+    // Apply leaves imports and orphans alone (import is its own command).
+    let total = plan
+        .changes
+        .iter()
+        .filter(|c| !matches!(c.action, Action::Import | Action::Orphan))
+        .count();
+    let progress = crate::progress::Progress::new(total, ctx.color);
     let sink = progress.sink();
     let outcomes = apply::apply(
         plan,
@@ -450,73 +490,94 @@ async fn apply_locked(
     progress.finish();
     let (writes, bytes) = store.write_stats();
     tracing::info!("state: {writes} write(s), {bytes} byte(s) to {location}");
-    let code = report_outcomes(&outcomes, ctx.color);
-    // Every step wrote the state as it went; the caller releases the lock.
-    match signal.received() {
-        Some(signal) => {
-            let unfinished: Vec<&str> = outcomes
-                .iter()
-                .filter(|(_, o)| matches!(o, Outcome::Interrupted { .. }))
-                .map(|(k, _)| k.as_str())
-                .collect();
-            println!(
-                "Stopped by {}: {} connection(s) left unfinished{}{}; the state is saved and the next `connctl apply` resumes them.",
-                signal.name(),
-                unfinished.len(),
-                if unfinished.is_empty() { "" } else { ": " },
-                unfinished.join(", ")
-            );
-            Ok(signal.exit_code())
-        }
-        None => Ok(code),
+    let mut human = human_out(json);
+    let code = report_outcomes(&mut human, &outcomes, ctx.color)?;
+    // Every step wrote the state as it went, and the lock is released when this returns.
+    let received = signal.received();
+    if let Some(signal) = received {
+        let unfinished: Vec<&str> = outcomes
+            .iter()
+            .filter(|(_, o)| matches!(o, Outcome::Interrupted { .. }))
+            .map(|(k, _)| k.as_str())
+            .collect();
+        writeln!(
+            human,
+            "Stopped by {}: {} connection(s) left unfinished{}{}; the state is saved and the next `connctl apply` resumes them.",
+            signal.name(),
+            unfinished.len(),
+            if unfinished.is_empty() { "" } else { ": " },
+            unfinished.join(", ")
+        )?;
+    }
+    let code = received.map_or(code, |s| s.exit_code());
+    if json {
+        let after = store.snapshot();
+        let report = ApplyReport::of_run(plan, &outcomes, &before, &after, received.map(|s| s.name()), code);
+        print!("{}", report.to_json());
+    }
+    Ok(code)
+}
+
+/// Where apply's human text goes: standard output, or standard error when standard output
+/// carries the JSON report.
+fn human_out(json: bool) -> Box<dyn Write> {
+    if json {
+        Box::new(std::io::stderr())
+    } else {
+        Box::new(std::io::stdout())
     }
 }
 
-fn report_outcomes(outcomes: &BTreeMap<String, Outcome>, color: bool) -> u8 {
+fn report_outcomes(out: &mut dyn Write, outcomes: &BTreeMap<String, Outcome>, color: bool) -> Result<u8> {
     // An outcome's text can quote a server's or an executor's answer, which can echo a secret.
     let redact = |text: &str| connctl_spec::redact(text).into_owned();
-    println!();
+    writeln!(out)?;
     let (mut ok, mut waiting, mut failed, mut skipped, mut interrupted) = (0, 0, 0, 0, 0);
     for (key, outcome) in outcomes {
         match outcome {
             Outcome::Applied { detail } => {
                 ok += 1;
-                println!(
+                writeln!(
+                    out,
                     "  {} {key}: {}",
                     render::paint("✓", Style::new().green(), color),
                     redact(detail)
-                );
+                )?;
             }
             Outcome::AwaitingExecution { path } => {
                 waiting += 1;
-                println!(
+                writeln!(
+                    out,
                     "  {} {key}: run the script saved at {} as a privileged user, then run `connctl apply` again",
                     render::paint("…", Style::new().yellow(), color),
                     path.display()
-                );
+                )?;
             }
             Outcome::Skipped { reason } => {
                 skipped += 1;
-                println!(
+                writeln!(
+                    out,
                     "  {} {key}: skipped: {}",
                     render::paint("-", Style::new().cyan(), color),
                     redact(reason)
-                );
+                )?;
             }
             Outcome::Failed { error } => {
                 failed += 1;
-                println!(
+                writeln!(
+                    out,
                     "  {} {key}: {}",
                     render::paint("✗", Style::new().red(), color),
                     redact(error)
-                );
+                )?;
             }
             Outcome::Interrupted { detail } => {
                 interrupted += 1;
-                println!(
+                writeln!(
+                    out,
                     "  {} {key}: interrupted: {detail}",
                     render::paint("‖", Style::new().yellow(), color)
-                );
+                )?;
             }
         }
     }
@@ -525,10 +586,11 @@ fn report_outcomes(outcomes: &BTreeMap<String, Outcome>, color: bool) -> u8 {
     } else {
         String::new()
     };
-    println!(
+    writeln!(
+        out,
         "\nApply: {ok} applied, {waiting} awaiting execution, {skipped} skipped, {failed} failed{stopped}."
-    );
-    if failed > 0 { 1 } else { 0 }
+    )?;
+    Ok(if failed > 0 { 1 } else { 0 })
 }
 
 async fn drift(

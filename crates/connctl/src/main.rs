@@ -8,6 +8,7 @@ mod export;
 mod init;
 mod progress;
 mod render;
+mod report;
 mod runner;
 mod settings;
 mod signals;

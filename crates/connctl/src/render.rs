@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use connctl_engine::plan::{Action, Cause, Change, FieldChange, Plan};
+use connctl_engine::plan::{Action, Attribute, Cause, Change, FieldChange, Plan};
 use owo_colors::{OwoColorize, Style};
 use serde_json::Value;
 
@@ -77,6 +77,15 @@ fn after_line(f: &FieldChange) -> String {
         format!("{}: (sensitive, changed)", f.path)
     } else {
         format!("{}: {}", f.path, show(&f.after))
+    }
+}
+
+/// One attribute a registration sends, a secret as `(sensitive)`.
+fn attribute_line(a: &Attribute) -> String {
+    if a.sensitive {
+        format!("{}: (sensitive)", a.path)
+    } else {
+        format!("{}: {}", a.path, show(&a.value))
     }
 }
 
@@ -221,6 +230,13 @@ pub fn text(plan: &Plan, kind: Kind, color: bool) -> String {
                 };
                 let _ = writeln!(out, "      {styled}  ({why})");
             }
+            if !change.attributes.is_empty() && !change.fields.is_empty() {
+                let _ = writeln!(out, "      # registers again with:");
+            }
+            for a in &change.attributes {
+                let line = format!("+   {}", attribute_line(a));
+                let _ = writeln!(out, "      {}", paint(&line, Style::new().green(), color));
+            }
         }
         out.push('\n');
     }
@@ -344,6 +360,16 @@ fn markdown_change(change: &Change) -> String {
         block.push_str("```diff\n");
         for (sign, line, why) in field_diff(change) {
             let _ = writeln!(block, "{sign} {line}  # {why}");
+        }
+        block.push_str("```\n");
+    }
+    if !change.attributes.is_empty() {
+        if !change.fields.is_empty() {
+            block.push_str("\nRegisters again with:\n\n");
+        }
+        block.push_str("```diff\n");
+        for a in &change.attributes {
+            let _ = writeln!(block, "+ {}", attribute_line(a));
         }
         block.push_str("```\n");
     }

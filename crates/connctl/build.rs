@@ -1,0 +1,43 @@
+//! Records the git commit connctl is built from, for `connctl --version`.
+//!
+//! `CONNCTL_GIT_COMMIT` in the environment wins (a container or packaging build without `.git`);
+//! otherwise `git rev-parse`, and `unknown` when there is no git or no repository (a source
+//! tarball, `cargo install` from a registry copy).
+
+use std::path::Path;
+use std::process::Command;
+
+fn git(args: &[&str]) -> Option<String> {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()?;
+    let text = String::from_utf8(out.stdout).ok()?;
+    let text = text.trim();
+    (out.status.success() && !text.is_empty()).then(|| text.to_owned())
+}
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=CONNCTL_GIT_COMMIT");
+    println!("cargo:rerun-if-changed=build.rs");
+    let from_env = std::env::var("CONNCTL_GIT_COMMIT")
+        .ok()
+        .filter(|c| !c.trim().is_empty());
+    let commit = from_env
+        .or_else(|| git(&["rev-parse", "--short=12", "HEAD"]))
+        .unwrap_or_else(|| "unknown".to_owned());
+    // Build again when HEAD moves: HEAD itself, the branch it points to, and packed refs.
+    let mut watched = vec!["HEAD".to_owned(), "packed-refs".to_owned()];
+    if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
+        watched.push(branch);
+    }
+    for name in watched {
+        if let Some(path) = git(&["rev-parse", "--path-format=absolute", "--git-path", &name])
+            && Path::new(&path).exists()
+        {
+            println!("cargo:rerun-if-changed={path}");
+        }
+    }
+    println!("cargo:rustc-env=CONNCTL_GIT_COMMIT={commit}");
+}
