@@ -337,7 +337,9 @@ impl ImmutaClient {
     pub async fn delete_object(&self, key: &str) -> Result<(), ApiError> {
         let path = format!("/data/object/{}", seg(key));
         let got = self
-            .call(Method::DELETE, &path, None, Call::Idempotent, |_| Ok(()))
+            .call(Method::DELETE, &path, None, Call::Idempotent, |r| {
+                r.acknowledged()
+            })
             .await;
         absent_as_none(got).map(|_| ())
     }
@@ -354,8 +356,10 @@ impl ImmutaClient {
     /// `PUT /integrations/{id}` with `{type, autoBootstrap, config}`.
     pub async fn update_integration(&self, id: &str, body: &Value) -> Result<(), ApiError> {
         let path = format!("/integrations/{}", seg(id));
-        self.call(Method::PUT, &path, Some(body), Call::Idempotent, |_| Ok(()))
-            .await
+        self.call(Method::PUT, &path, Some(body), Call::Idempotent, |r| {
+            r.acknowledged()
+        })
+        .await
     }
 
     /// `GET /jobs?bulkId=…`: the jobs of one bulk request, from any of the shapes
@@ -579,6 +583,19 @@ impl Response {
         let value = self.json_value()?;
         serde_json::from_value(value)
             .map_err(|e| self.unexpected(format!("the body is not the documented answer ({e})")))
+    }
+
+    /// A write's answer that carries nothing connctl needs: empty, or a JSON object. Anything
+    /// else (HTML from a proxy, a cut-off body) does not prove the write happened: an unexpected
+    /// answer, outcome unknown, so the caller reads before acting again.
+    pub(crate) fn acknowledged(&self) -> Result<(), ApiError> {
+        if self.text.trim().is_empty() {
+            return Ok(());
+        }
+        match self.json_value()? {
+            Value::Object(_) => Ok(()),
+            _ => Err(self.unexpected("the body is not a JSON object")),
+        }
     }
 
     /// The optional `bulkId` of a write's answer. An empty body has none; a body that is not a

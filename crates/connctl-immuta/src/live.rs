@@ -351,6 +351,20 @@ mod tests {
     }
 
     #[test]
+    fn a_write_is_acknowledged_only_by_an_empty_body_or_a_json_object() {
+        assert!(answer("").acknowledged().is_ok());
+        assert!(
+            answer(r#"{"objectPath":["k"],"childCount":4}"#)
+                .acknowledged()
+                .is_ok()
+        );
+        for unreadable in [r#"{"objectPath":["#, "<html>502</html>", "[]"] {
+            let err = answer(unreadable).acknowledged().unwrap_err();
+            assert!(err.is_unexpected_answer(), "{unreadable}: {err}");
+        }
+    }
+
+    #[test]
     fn a_dry_run_passes_only_on_an_answer_that_says_so() {
         let passed =
             r#"{"status":"passed","validationTests":[{"name":"Setup script executed","status":"passed"}]}"#;
