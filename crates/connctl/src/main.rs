@@ -5,7 +5,6 @@ mod cli;
 mod commands;
 mod context;
 mod export;
-mod init;
 mod progress;
 mod render;
 mod report;

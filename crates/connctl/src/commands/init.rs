@@ -4,8 +4,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
-const CONNECTIONS: &str = include_str!("../templates/connections.yaml");
-const SETTINGS: &str = include_str!("../templates/connctl.toml");
+const CONNECTIONS: &str = include_str!("../../templates/connections.yaml");
+const SETTINGS: &str = include_str!("../../templates/connctl.toml");
 
 pub fn run(dir: &Path) -> Result<u8> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;

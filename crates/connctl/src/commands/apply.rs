@@ -1,0 +1,372 @@
+//! `connctl apply`: makes Immuta match the YAML or a saved plan, under the writer's lock.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use connctl_engine::apply::{self, ApplyOptions, Outcome, Stop};
+use connctl_engine::backend::{Loaded, StateLocation};
+use connctl_engine::lock::WriterLock;
+use connctl_engine::plan::{Action, Plan};
+use connctl_engine::store::StateStore;
+
+use owo_colors::Style;
+
+use super::{DEFAULT_MAX_DELETES, print_plan, read_plan, release};
+use crate::cli::{Format, PlanArgs};
+use crate::context::{self, Context, Planned};
+use crate::render::{self, Kind};
+use crate::report::ApplyReport;
+use crate::runner::Runner;
+
+/// A saved plan, if `paths` is exactly one JSON file holding one.
+pub(super) fn saved_plan(paths: &[PathBuf]) -> Result<Option<Plan>> {
+    let [path] = paths else { return Ok(None) };
+    if path.extension().is_none_or(|e| e != "json") {
+        return Ok(None);
+    }
+    read_plan(path).map(Some)
+}
+
+pub(super) async fn run(
+    ctx: &Context,
+    args: &PlanArgs,
+    auto_approve: bool,
+    wait: bool,
+    allow_cascade: bool,
+    lock_timeout: Duration,
+) -> Result<u8> {
+    let location = ctx.state_location(args.common.state.as_deref())?;
+    let saved = saved_plan(&args.paths)?;
+    // Everything that can be checked is checked before the lock file is written.
+    let spec_paths: Vec<PathBuf> = match &saved {
+        Some(saved) => saved.spec_files.iter().map(PathBuf::from).collect(),
+        None => args.paths.clone(),
+    };
+    let desired = ctx.load_desired(&spec_paths)?;
+    // Every secret of the YAML, not only the targeted connections': redaction and the command
+    // executor's environment filter must know them all. A reference that does not resolve is
+    // reported where it is needed, not here.
+    for conn in &desired.connections {
+        for (_, reference) in conn.secret_refs() {
+            let _ = reference.resolve();
+        }
+    }
+    let client = ctx.client(&args.common)?;
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let lock = Arc::new(WriterLock::acquire(&location, &command, lock_timeout).await?);
+    let result = apply_locked(
+        ctx,
+        args,
+        auto_approve,
+        wait,
+        allow_cascade,
+        &location,
+        lock.clone(),
+        saved,
+        desired,
+        client,
+    )
+    .await;
+    release(&lock).await;
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn apply_locked(
+    ctx: &Context,
+    args: &PlanArgs,
+    auto_approve: bool,
+    wait: bool,
+    allow_cascade: bool,
+    location: &StateLocation,
+    lock: Arc<WriterLock>,
+    saved: Option<Plan>,
+    desired: connctl_spec::Desired,
+    client: connctl_immuta::ImmutaClient,
+) -> Result<u8> {
+    let Loaded {
+        mut state,
+        found,
+        version,
+    } = location.load_for_writer(&lock).await?;
+    if let Some(url) = ctx.immuta_url(&args.common) {
+        state.claim_tenant(&url, &location.display_path())?;
+    }
+    if let Some(saved) = &saved
+        && state.serial == 0
+        && saved.state.serial == 0
+    {
+        // Planned before any state existed: adopt its identity so its fingerprints compare.
+        state.lineage = saved.state.lineage.clone();
+        state.salt = saved.state.salt.clone();
+    }
+    let planned = match &saved {
+        Some(saved) => {
+            if let (Some(made_for), Some(url)) = (&saved.state.tenant, ctx.immuta_url(&args.common))
+                && *made_for != connctl_engine::state::normalise_tenant(&url)
+            {
+                bail!(
+                    "the saved plan was made for the Immuta tenant {made_for}, but this run uses {}",
+                    connctl_engine::state::normalise_tenant(&url)
+                );
+            }
+            if saved.state.lineage != state.lineage && state.serial > 0 {
+                bail!(
+                    "stale plan: it was made for another state (lineage {})",
+                    saved.state.lineage
+                );
+            }
+            if saved.state.serial != state.serial {
+                bail!(
+                    "stale plan: the state changed since the plan was made (serial {} then, {} now)\n  = help: run `connctl plan --out` again",
+                    saved.state.serial,
+                    state.serial
+                );
+            }
+            let mut again = args.clone();
+            again.refresh = saved.refreshed;
+            let planned = context::make_plan(ctx, &again, desired, &state, None).await?;
+            let moved: Vec<&str> = saved
+                .live_fingerprints
+                .iter()
+                .filter(|(k, v)| planned.plan.live_fingerprints.get(*k) != Some(*v))
+                .map(|(k, _)| k.as_str())
+                .collect();
+            if !moved.is_empty() {
+                bail!(
+                    "stale plan: Immuta changed since the plan was made ({})\n  = help: run `connctl plan --out` again",
+                    moved.join(", ")
+                );
+            }
+            let changed: Vec<&str> = saved
+                .desired_fingerprints
+                .iter()
+                .filter(|(k, v)| planned.plan.desired_fingerprints.get(*k) != Some(*v))
+                .map(|(k, _)| k.as_str())
+                .collect();
+            if !changed.is_empty() {
+                bail!(
+                    "stale plan: the YAML or a secret changed since the plan was made ({})\n  = help: run `connctl plan --out` again",
+                    changed.join(", ")
+                );
+            }
+            // Apply exactly what was reviewed.
+            Planned {
+                plan: saved.clone(),
+                ..planned
+            }
+        }
+        None => context::make_plan(ctx, args, desired, &state, Some(DEFAULT_MAX_DELETES)).await?,
+    };
+    let loaded = Loaded {
+        state,
+        found,
+        version,
+    };
+    context::refuse_lost_state(&planned.plan, &loaded, location, args.allow_empty_state)?;
+    let plan = &planned.plan;
+    // With `--format json`, standard output carries only the apply report; people read stderr.
+    let json = args.format == Format::Json;
+    if json {
+        eprint!(
+            "{}",
+            connctl_spec::redact(&render::text(plan, Kind::Plan, ctx.color))
+        );
+    } else {
+        print_plan(plan, args.format, Kind::Plan, ctx.color);
+    }
+    let refuse = |errors: Vec<String>| {
+        if json {
+            print!("{}", ApplyReport::refused(errors).to_json());
+        }
+    };
+    if !plan.errors.is_empty() {
+        refuse(plan.errors.clone());
+        return Ok(1);
+    }
+    if plan.is_empty() {
+        if json {
+            print!("{}", ApplyReport::no_changes().to_json());
+        }
+        return Ok(0);
+    }
+    let cascading: Vec<&str> = plan.cascades().map(|c| c.key.as_str()).collect();
+    if !allow_cascade && !cascading.is_empty() {
+        let error = format!(
+            "refusing to change the status of {} ({}): Immuta applies it to every child object\n  = help: review the plan above, then pass --allow-cascade if that is intended; nothing was sent",
+            if cascading.len() == 1 {
+                "a connection"
+            } else {
+                "connections"
+            },
+            cascading.join(", ")
+        );
+        refuse(vec![error.clone()]);
+        bail!(error);
+    }
+    // A saved plan was reviewed when it was made (and is refused above if stale), as Terraform does.
+    if !auto_approve && saved.is_none() {
+        if !std::io::stdin().is_terminal() {
+            let error = "refusing to apply without confirmation in a non-interactive run\n  = help: review the plan above, then pass --auto-approve (or apply a saved plan: `connctl plan --out plan.json`, then `connctl apply plan.json`)";
+            refuse(vec![error.into()]);
+            bail!(error);
+        }
+        let mut human = human_out(json);
+        write!(human, "\nApply these changes? Only 'yes' is accepted: ")?;
+        human.flush()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if answer.trim() != "yes" {
+            writeln!(human, "Apply cancelled; nothing was changed.")?;
+            refuse(vec!["apply cancelled at the prompt; nothing was changed".into()]);
+            return Ok(1);
+        }
+    }
+    let scripts_dir = location.scripts_dir();
+    let stop = Stop::default();
+    let signal = crate::signals::watch(stop.clone())?;
+    let runner = Arc::new(Runner::new(
+        &ctx.settings.executor,
+        scripts_dir.clone(),
+        stop.clone(),
+    ));
+    let before = loaded.state.clone();
+    let store = StateStore::open(loaded, location.clone(), lock);
+    let options = ApplyOptions {
+        parallelism: ctx.settings.parallelism(&args.common),
+        wait,
+        scripts_dir,
+        stop,
+        ..ApplyOptions::default()
+    };
+    // Apply leaves imports and orphans alone (import is its own command).
+    let total = plan
+        .changes
+        .iter()
+        .filter(|c| !matches!(c.action, Action::Import | Action::Orphan))
+        .count();
+    let progress = crate::progress::Progress::new(total, ctx.color);
+    let sink = progress.sink();
+    let outcomes = apply::apply(
+        plan,
+        planned.targets,
+        client,
+        runner,
+        store.clone(),
+        options,
+        sink,
+    )
+    .await;
+    progress.finish();
+    let (writes, bytes) = store.write_stats();
+    tracing::info!("state: {writes} write(s), {bytes} byte(s) to {location}");
+    let mut human = human_out(json);
+    let code = report_outcomes(&mut human, &outcomes, ctx.color)?;
+    // Every step wrote the state as it went, and the lock is released when this returns.
+    let received = signal.received();
+    if let Some(signal) = received {
+        let unfinished: Vec<&str> = outcomes
+            .iter()
+            .filter(|(_, o)| matches!(o, Outcome::Interrupted { .. }))
+            .map(|(k, _)| k.as_str())
+            .collect();
+        writeln!(
+            human,
+            "Stopped by {}: {} connection(s) left unfinished{}{}; the state is saved and the next `connctl apply` resumes them.",
+            signal.name(),
+            unfinished.len(),
+            if unfinished.is_empty() { "" } else { ": " },
+            unfinished.join(", ")
+        )?;
+    }
+    let code = received.map_or(code, |s| s.exit_code());
+    if json {
+        let after = store.snapshot();
+        let report = ApplyReport::of_run(plan, &outcomes, &before, &after, received.map(|s| s.name()), code);
+        print!("{}", report.to_json());
+    }
+    Ok(code)
+}
+
+/// Where apply's human text goes: standard output, or standard error when standard output
+/// carries the JSON report.
+pub(super) fn human_out(json: bool) -> Box<dyn Write> {
+    if json {
+        Box::new(std::io::stderr())
+    } else {
+        Box::new(std::io::stdout())
+    }
+}
+
+pub(super) fn report_outcomes(
+    out: &mut dyn Write,
+    outcomes: &BTreeMap<String, Outcome>,
+    color: bool,
+) -> Result<u8> {
+    // An outcome's text can quote a server's or an executor's answer, which can echo a secret.
+    let redact = |text: &str| connctl_spec::redact(text).into_owned();
+    writeln!(out)?;
+    let (mut ok, mut waiting, mut failed, mut skipped, mut interrupted) = (0, 0, 0, 0, 0);
+    for (key, outcome) in outcomes {
+        match outcome {
+            Outcome::Applied { detail } => {
+                ok += 1;
+                writeln!(
+                    out,
+                    "  {} {key}: {}",
+                    render::paint("✓", Style::new().green(), color),
+                    redact(detail)
+                )?;
+            }
+            Outcome::AwaitingExecution { path } => {
+                waiting += 1;
+                writeln!(
+                    out,
+                    "  {} {key}: run the script saved at {} as a privileged user, then run `connctl apply` again",
+                    render::paint("…", Style::new().yellow(), color),
+                    path.display()
+                )?;
+            }
+            Outcome::Skipped { reason } => {
+                skipped += 1;
+                writeln!(
+                    out,
+                    "  {} {key}: skipped: {}",
+                    render::paint("-", Style::new().cyan(), color),
+                    redact(reason)
+                )?;
+            }
+            Outcome::Failed { error } => {
+                failed += 1;
+                writeln!(
+                    out,
+                    "  {} {key}: {}",
+                    render::paint("✗", Style::new().red(), color),
+                    redact(error)
+                )?;
+            }
+            Outcome::Interrupted { detail } => {
+                interrupted += 1;
+                writeln!(
+                    out,
+                    "  {} {key}: interrupted: {detail}",
+                    render::paint("‖", Style::new().yellow(), color)
+                )?;
+            }
+        }
+    }
+    let stopped = if interrupted > 0 {
+        format!(", {interrupted} interrupted")
+    } else {
+        String::new()
+    };
+    writeln!(
+        out,
+        "\nApply: {ok} applied, {waiting} awaiting execution, {skipped} skipped, {failed} failed{stopped}."
+    )?;
+    Ok(if failed > 0 { 1 } else { 0 })
+}

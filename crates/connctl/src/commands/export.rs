@@ -1,0 +1,29 @@
+//! `connctl export`: writes YAML for connections that exist in Immuta (secrets as placeholders).
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context as _, Result};
+
+use crate::cli::CommonArgs;
+use crate::context::Context;
+
+pub(super) async fn run(
+    ctx: &Context,
+    keys: &[String],
+    out: Option<&Path>,
+    common: &CommonArgs,
+) -> Result<u8> {
+    let yaml = crate::export::export(&ctx.client(common)?, keys).await?;
+    match out {
+        Some(path) => {
+            // 0600 like the state: it lists every connection and its settings.
+            let mut file = connctl_engine::state::private_new_file(path)
+                .with_context(|| format!("cannot create {} (export never overwrites)", path.display()))?;
+            file.write_all(yaml.as_bytes())?;
+            println!("Wrote {}", path.display());
+        }
+        None => print!("{yaml}"),
+    }
+    Ok(0)
+}

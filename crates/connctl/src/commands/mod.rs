@@ -1,0 +1,156 @@
+//! The commands, one module per command (jj-style): each takes parsed arguments, does its work
+//! through the library crates, hands its result to a view, and returns the exit code. This
+//! module dispatches and holds the few helpers several commands share.
+
+use std::path::Path;
+
+use anyhow::{Context as _, Result, bail};
+use connctl_engine::lock::WriterLock;
+use connctl_engine::plan::Plan;
+
+use crate::cli::{Cli, Command, Format};
+use crate::context::Context;
+use crate::render::{self, Kind};
+
+mod apply;
+mod completions;
+mod drift;
+mod export;
+mod import;
+mod init;
+mod man;
+mod plan;
+mod schema;
+mod show;
+mod state;
+mod status;
+mod validate;
+
+/// Deletes and replaces one run may make unless `--max-deletes` says otherwise; plan and apply
+/// use the same cap so the plan shows the refusal apply would give.
+const DEFAULT_MAX_DELETES: usize = 1;
+
+pub async fn run(cli: Cli, color: bool) -> Result<u8> {
+    let config = cli.global.config.clone();
+    match cli.command {
+        Command::Init { dir } => init::run(&dir),
+        Command::Schema => schema::run(),
+        Command::Completions { shell } => completions::run(shell),
+        Command::Man { out } => man::run(&out),
+        Command::Validate {
+            paths,
+            resolve_secrets,
+        } => {
+            let ctx = Context::new(&config, color)?;
+            validate::run(&ctx, &paths, resolve_secrets)
+        }
+        Command::Plan {
+            plan,
+            out,
+            detailed_exitcode,
+        } => {
+            let ctx = Context::new(&config, color)?;
+            plan::run(&ctx, &plan, out.as_deref(), detailed_exitcode).await
+        }
+        Command::Show { plan, format } => show::run(&plan, format, color),
+        Command::Apply {
+            plan,
+            auto_approve,
+            wait,
+            allow_cascade,
+            lock,
+        } => {
+            let ctx = Context::new(&config, color)?;
+            apply::run(&ctx, &plan, auto_approve, wait, allow_cascade, lock.lock_timeout).await
+        }
+        Command::Drift {
+            paths,
+            common,
+            format,
+            allow_empty_state,
+        } => {
+            let ctx = Context::new(&config, color)?;
+            drift::run(&ctx, &paths, &common, format, allow_empty_state).await
+        }
+        Command::Status { keys, common, json } => {
+            let ctx = Context::new(&config, color)?;
+            status::run(&ctx, &keys, &common, json).await
+        }
+        Command::Import {
+            paths,
+            keys,
+            all,
+            common,
+            lock,
+        } => {
+            let ctx = Context::new(&config, color)?;
+            let which = if all {
+                import::KeySelection::All
+            } else {
+                import::KeySelection::Keys(keys)
+            };
+            import::run(&ctx, &paths, &which, &common, lock.lock_timeout).await
+        }
+        Command::Export { keys, out, common } => {
+            let ctx = Context::new(&config, color)?;
+            export::run(&ctx, &keys, out.as_deref(), &common).await
+        }
+        Command::State(cmd) => {
+            let ctx = Context::new(&config, color)?;
+            state::run(&ctx, cmd).await
+        }
+    }
+}
+
+/// Prints the plan, naming the Immuta tenant it is for (markdown: under the title; text:
+/// the last line; JSON: `state.tenant`).
+pub(super) fn print_plan(plan: &Plan, format: Format, kind: Kind, color: bool) {
+    let tenant = plan.state.tenant.as_deref();
+    let text = match format {
+        Format::Text => {
+            let body = render::text(plan, kind, color);
+            // Last, so the first line stays the verdict ("No changes." / the actions).
+            match tenant {
+                Some(t) => format!("{body}Immuta: {t}\n"),
+                None => body,
+            }
+        }
+        Format::Markdown => {
+            let body = render::markdown(plan, kind);
+            match (tenant, body.split_once('\n')) {
+                (Some(t), Some((title, rest))) => format!("{title}\nImmuta: `{t}`\n{rest}"),
+                _ => body,
+            }
+        }
+        Format::Json => render::json(plan),
+    };
+    // Plan errors can quote a server's answer, which can echo a request.
+    print!("{}", connctl_spec::redact(&text));
+}
+
+/// Reads a plan saved with `plan --out`, refusing another format version.
+pub(super) fn read_plan(path: &Path) -> Result<Plan> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let plan: Plan =
+        serde_json::from_str(&text).with_context(|| format!("{} is not a connctl plan", path.display()))?;
+    if plan.format_version != connctl_engine::plan::PLAN_FORMAT_VERSION {
+        bail!(
+            "{} has plan format {}, this connctl reads {}",
+            path.display(),
+            plan.format_version,
+            connctl_engine::plan::PLAN_FORMAT_VERSION
+        );
+    }
+    Ok(plan)
+}
+
+/// Releases a writer's lock at the end of a command; a failure is a warning (the lock then
+/// expires by itself, or `state unlock` frees it).
+pub(super) async fn release(lock: &WriterLock) {
+    if let Err(e) = lock.release().await {
+        eprintln!("warning: {e}");
+        if let Some(id) = lock.id() {
+            eprintln!("  = help: if the lock is still held, `connctl state unlock {id}` releases it");
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! `connctl plan`: shows what apply would change, and saves the plan with `--out`.
+
+use std::path::Path;
+
+use anyhow::{Context as _, Result};
+use connctl_engine::plan::{Action, Plan};
+
+use super::{DEFAULT_MAX_DELETES, print_plan};
+use crate::cli::{Format, PlanArgs};
+use crate::context::{self, Context, Planned};
+use crate::render::{self, Kind};
+
+pub(super) async fn run(ctx: &Context, args: &PlanArgs, out: Option<&Path>, detailed: bool) -> Result<u8> {
+    let (loaded, location) = ctx.read_state(&args.common).await?;
+    let desired = ctx.load_desired(&args.paths)?;
+    let Planned { plan, .. } =
+        context::make_plan(ctx, args, desired, &loaded.state, Some(DEFAULT_MAX_DELETES)).await?;
+    context::refuse_lost_state(&plan, &loaded, &location, args.allow_empty_state)?;
+    print_plan(&plan, args.format, Kind::Plan, ctx.color);
+    if let Some(out) = out {
+        save_plan(out, &plan)?;
+        if args.format == Format::Text {
+            println!(
+                "Saved the plan to {}; apply exactly it with `connctl apply {}`.",
+                out.display(),
+                out.display()
+            );
+        }
+    }
+    if !plan.errors.is_empty() {
+        return Ok(1);
+    }
+    Ok(exit_for(&plan, detailed))
+}
+
+/// Writes the plan as JSON, mode 0600 (it names every connection and its settings), with
+/// every secret removed from the error texts it may quote.
+pub(super) fn save_plan(out: &Path, plan: &Plan) -> Result<()> {
+    let text = render::json(plan);
+    connctl_engine::state::write_atomic(out, connctl_spec::redact(&text).as_bytes())
+        .with_context(|| format!("cannot write {}", out.display()))
+}
+
+pub(super) fn exit_for(plan: &Plan, detailed: bool) -> u8 {
+    // An import sends nothing to Immuta, but it is still to do (it changes the state): 2. So is
+    // a health problem (an integration failed, an object gone).
+    let to_do = plan.changes.iter().any(|c| c.action != Action::Orphan) || !plan.health.is_empty();
+    if !detailed || !to_do {
+        0
+    } else if plan.is_destructive() {
+        // Deletes, replaces, and status changes that cascade to child objects.
+        3
+    } else {
+        2
+    }
+}

@@ -1,0 +1,14 @@
+//! `connctl show`: prints a saved plan again, exactly as `plan` printed it (never contacts Immuta).
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use super::{print_plan, read_plan};
+use crate::cli::Format;
+use crate::render::Kind;
+
+pub(super) fn run(plan: &Path, format: Format, color: bool) -> Result<u8> {
+    print_plan(&read_plan(plan)?, format, Kind::Plan, color);
+    Ok(0)
+}

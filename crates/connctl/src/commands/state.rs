@@ -1,0 +1,184 @@
+//! `connctl state …`: inspects, edits, moves or unlocks the state (never touches Immuta).
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Result, anyhow, bail};
+use connctl_engine::backend::{Loaded, StateLocation};
+use connctl_engine::lock::WriterLock;
+use connctl_engine::state::{Phase, State, Task};
+
+use super::release;
+use crate::cli::{StateArgs, StateCommand};
+use crate::context::Context;
+
+pub(super) async fn run(ctx: &Context, cmd: StateCommand) -> Result<u8> {
+    match cmd {
+        StateCommand::List { common } => {
+            let location = ctx.state_location(common.state.as_deref())?;
+            let state = location.load().await?.state;
+            for (key, s) in &state.connections {
+                println!(
+                    "{key}\t{}\t{}{}",
+                    s.technology,
+                    s.step.as_str(),
+                    if s.protect { "\tprotected" } else { "" }
+                );
+            }
+            Ok(0)
+        }
+        StateCommand::Show { key, common } => {
+            let location = ctx.state_location(common.state.as_deref())?;
+            let state = location.load().await?.state;
+            let s = state
+                .connections
+                .get(&key)
+                .ok_or_else(|| anyhow!("`{key}` is not in the state ({location})"))?;
+            println!("{}", connctl_spec::redact(&serde_json::to_string_pretty(s)?));
+            Ok(0)
+        }
+        StateCommand::Rm { key, common, lock } => {
+            edit_state(ctx, &common, lock.lock_timeout, &key, "connctl state rm", |state, key| {
+                state.connections.remove(key);
+                format!(
+                    "Forgot `{key}`. Immuta was not touched; `connctl import PATHS --key {key}` adopts it again."
+                )
+            })
+            .await
+        }
+        StateCommand::Unprotect { key, common, lock } => {
+            edit_state(
+                ctx,
+                &common,
+                lock.lock_timeout,
+                &key,
+                "connctl state unprotect",
+                |state, key| {
+                    if let Some(s) = state.connections.get_mut(key) {
+                        s.protect = false;
+                        s.journal(Task::Unprotect, Phase::Done, None);
+                    }
+                    format!(
+                        "`{key}` is no longer protected; it can be deleted with `apply --prune` once it leaves the YAML."
+                    )
+                },
+            )
+            .await
+        }
+        StateCommand::Pull { common } => {
+            let location = ctx.state_location(common.state.as_deref())?;
+            let loaded = location.load().await?;
+            if !loaded.found {
+                bail!("there is no state at {location}");
+            }
+            print!("{}", serde_json::to_string_pretty(&loaded.state)? + "\n");
+            Ok(0)
+        }
+        StateCommand::Push { file, common, lock } => push(ctx, &file, &common, lock.lock_timeout).await,
+        StateCommand::Unlock { id, common } => {
+            let location = ctx.state_location(common.state.as_deref())?;
+            let StateLocation::Remote(object) = &location else {
+                return Err(connctl_engine::lock::LockError::LocalUnlock {
+                    path: location.display_path(),
+                }
+                .into());
+            };
+            let holder = connctl_engine::remote_lock::force_unlock(object, &id).await?;
+            println!(
+                "Released lock {} of {location} (held by {}, `{}`, since {}).",
+                holder.id, holder.who, holder.operation, holder.created
+            );
+            Ok(0)
+        }
+    }
+}
+
+/// `state push FILE`: replaces the state with FILE. The destination must be empty, or hold
+/// the same lineage at an older serial (so a stale copy cannot overwrite newer work).
+pub(super) async fn push(
+    ctx: &Context,
+    file: &Path,
+    common: &StateArgs,
+    lock_timeout: Duration,
+) -> Result<u8> {
+    let location = ctx.state_location(common.state.as_deref())?;
+    let source = connctl_engine::state::resolve_path(file)?;
+    if !source.exists() {
+        bail!("cannot read {}: no such file", file.display());
+    }
+    let mut pushed = State::load(&source)?;
+    let lock = WriterLock::acquire(&location, "connctl state push", lock_timeout).await?;
+    let result = async {
+        let current = location.load_for_writer(&lock).await?;
+        if current.found {
+            let now = &current.state;
+            if now.lineage != pushed.lineage {
+                bail!(
+                    "{} has lineage {}, the state at {location} has {}: they are different states\n  = help: push to an empty location, or pull this one first (`connctl state pull`)",
+                    file.display(),
+                    pushed.lineage,
+                    now.lineage
+                );
+            }
+            if pushed.serial <= now.serial {
+                bail!(
+                    "{} has serial {}, not newer than the state at {location} (serial {}): pushing it would lose changes\n  = help: pull the current state (`connctl state pull`) and work from it",
+                    file.display(),
+                    pushed.serial,
+                    now.serial
+                );
+            }
+            if let (Some(a), Some(b)) = (&now.tenant, &pushed.tenant)
+                && a != b
+            {
+                bail!(
+                    "{} was written for the Immuta tenant {b}, the state at {location} for {a}",
+                    file.display()
+                );
+            }
+        }
+        lock.verify()?;
+        // The pushed serial is kept (the save bumps it once more), so saved plans made from
+        // FILE are refused as stale rather than applied against a state they did not see.
+        let serial = pushed.serial;
+        location.save(&mut pushed, current.version).await?;
+        println!(
+            "Pushed {} (serial {serial}, {} connection(s)) to {location}; it is now at serial {}.",
+            file.display(),
+            pushed.connections.len(),
+            pushed.serial
+        );
+        Ok(0)
+    }
+    .await;
+    release(&lock).await;
+    result
+}
+
+pub(super) async fn edit_state(
+    ctx: &Context,
+    common: &StateArgs,
+    lock_timeout: Duration,
+    key: &str,
+    command: &str,
+    edit: impl FnOnce(&mut State, &str) -> String,
+) -> Result<u8> {
+    let location = ctx.state_location(common.state.as_deref())?;
+    let lock = WriterLock::acquire(&location, command, lock_timeout).await?;
+    let result = async {
+        let Loaded {
+            mut state, version, ..
+        } = location.load_for_writer(&lock).await?;
+        if !state.connections.contains_key(key) {
+            bail!("`{key}` is not in the state ({location})");
+        }
+        let message = edit(&mut state, key);
+        lock.verify()?;
+        location.save(&mut state, version).await?;
+        println!("{message}");
+        Ok(0)
+    }
+    .await;
+    release(&lock).await;
+    result
+}
