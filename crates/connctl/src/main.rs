@@ -4,6 +4,7 @@
 mod cli;
 mod commands;
 mod context;
+mod error;
 mod export;
 mod progress;
 mod render;
@@ -54,7 +55,11 @@ fn main() -> ExitCode {
                 return ExitCode::from(*code);
             }
             let prefix = if color { "\x1b[1;31merror\x1b[0m" } else { "error" };
-            eprintln!("{prefix}: {}", connctl_spec::redact(&format!("{e:#}")));
+            let mut text = format!("{prefix}: {e:#}\n");
+            for help in error::help_of(&e) {
+                text.push_str(&format!("  = help: {help}\n"));
+            }
+            eprint!("{}", connctl_spec::redact(&text));
             ExitCode::from(1)
         }
     }

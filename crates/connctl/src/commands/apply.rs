@@ -11,6 +11,7 @@ use connctl_engine::apply::{self, ApplyOptions, Outcome, Stop};
 use connctl_engine::backend::{Loaded, StateLocation};
 use connctl_engine::lock::WriterLock;
 use connctl_engine::plan::{Action, Plan};
+use connctl_engine::saved;
 use connctl_engine::store::StateStore;
 
 use owo_colors::Style;
@@ -96,64 +97,16 @@ pub(super) async fn apply_locked(
     if let Some(url) = ctx.immuta_url(&args.common) {
         state.claim_tenant(&url, &location.display_path())?;
     }
-    if let Some(saved) = &saved
-        && state.serial == 0
-        && saved.state.serial == 0
-    {
-        // Planned before any state existed: adopt its identity so its fingerprints compare.
-        state.lineage = saved.state.lineage.clone();
-        state.salt = saved.state.salt.clone();
+    if let Some(saved) = &saved {
+        saved::adopt_identity(&mut state, saved);
     }
     let planned = match &saved {
         Some(saved) => {
-            if let (Some(made_for), Some(url)) = (&saved.state.tenant, ctx.immuta_url(&args.common))
-                && *made_for != connctl_engine::state::normalise_tenant(&url)
-            {
-                bail!(
-                    "the saved plan was made for the Immuta tenant {made_for}, but this run uses {}",
-                    connctl_engine::state::normalise_tenant(&url)
-                );
-            }
-            if saved.state.lineage != state.lineage && state.serial > 0 {
-                bail!(
-                    "stale plan: it was made for another state (lineage {})",
-                    saved.state.lineage
-                );
-            }
-            if saved.state.serial != state.serial {
-                bail!(
-                    "stale plan: the state changed since the plan was made (serial {} then, {} now)\n  = help: run `connctl plan --out` again",
-                    saved.state.serial,
-                    state.serial
-                );
-            }
+            saved::check_state(saved, &state, ctx.immuta_url(&args.common).as_deref())?;
             let mut again = args.clone();
             again.refresh = saved.refreshed;
             let planned = context::make_plan(ctx, &again, desired, &state, None).await?;
-            let moved: Vec<&str> = saved
-                .live_fingerprints
-                .iter()
-                .filter(|(k, v)| planned.plan.live_fingerprints.get(*k) != Some(*v))
-                .map(|(k, _)| k.as_str())
-                .collect();
-            if !moved.is_empty() {
-                bail!(
-                    "stale plan: Immuta changed since the plan was made ({})\n  = help: run `connctl plan --out` again",
-                    moved.join(", ")
-                );
-            }
-            let changed: Vec<&str> = saved
-                .desired_fingerprints
-                .iter()
-                .filter(|(k, v)| planned.plan.desired_fingerprints.get(*k) != Some(*v))
-                .map(|(k, _)| k.as_str())
-                .collect();
-            if !changed.is_empty() {
-                bail!(
-                    "stale plan: the YAML or a secret changed since the plan was made ({})\n  = help: run `connctl plan --out` again",
-                    changed.join(", ")
-                );
-            }
+            saved::check_fingerprints(saved, &planned.plan)?;
             // Apply exactly what was reviewed.
             Planned {
                 plan: saved.clone(),

@@ -85,9 +85,9 @@ pub async fn run(cli: Cli, color: bool) -> Result<u8> {
         } => {
             let ctx = Context::new(&config, color)?;
             let which = if all {
-                import::KeySelection::All
+                connctl_engine::adopt::Selection::All
             } else {
-                import::KeySelection::Keys(keys)
+                connctl_engine::adopt::Selection::Keys(keys)
             };
             import::run(&ctx, &paths, &which, &common, lock.lock_timeout).await
         }

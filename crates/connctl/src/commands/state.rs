@@ -5,12 +5,14 @@ use std::time::Duration;
 
 use anyhow::{Result, anyhow, bail};
 use connctl_engine::backend::{Loaded, StateLocation};
+use connctl_engine::edit::{self, Edit, PushRefused};
 use connctl_engine::lock::WriterLock;
-use connctl_engine::state::{Phase, State, Task};
+use connctl_engine::state::State;
 
 use super::release;
 use crate::cli::{StateArgs, StateCommand};
 use crate::context::Context;
+use crate::error::Hinted;
 
 pub(super) async fn run(ctx: &Context, cmd: StateCommand) -> Result<u8> {
     match cmd {
@@ -38,32 +40,10 @@ pub(super) async fn run(ctx: &Context, cmd: StateCommand) -> Result<u8> {
             Ok(0)
         }
         StateCommand::Rm { key, common, lock } => {
-            edit_state(ctx, &common, lock.lock_timeout, &key, "connctl state rm", |state, key| {
-                state.connections.remove(key);
-                format!(
-                    "Forgot `{key}`. Immuta was not touched; `connctl import PATHS --key {key}` adopts it again."
-                )
-            })
-            .await
+            edit_state(ctx, &common, lock.lock_timeout, &key, Edit::Forget).await
         }
         StateCommand::Unprotect { key, common, lock } => {
-            edit_state(
-                ctx,
-                &common,
-                lock.lock_timeout,
-                &key,
-                "connctl state unprotect",
-                |state, key| {
-                    if let Some(s) = state.connections.get_mut(key) {
-                        s.protect = false;
-                        s.journal(Task::Unprotect, Phase::Done, None);
-                    }
-                    format!(
-                        "`{key}` is no longer protected; it can be deleted with `apply --prune` once it leaves the YAML."
-                    )
-                },
-            )
-            .await
+            edit_state(ctx, &common, lock.lock_timeout, &key, Edit::Unprotect).await
         }
         StateCommand::Pull { common } => {
             let location = ctx.state_location(common.state.as_deref())?;
@@ -110,32 +90,21 @@ pub(super) async fn push(
     let lock = WriterLock::acquire(&location, "connctl state push", lock_timeout).await?;
     let result = async {
         let current = location.load_for_writer(&lock).await?;
-        if current.found {
-            let now = &current.state;
-            if now.lineage != pushed.lineage {
-                bail!(
-                    "{} has lineage {}, the state at {location} has {}: they are different states\n  = help: push to an empty location, or pull this one first (`connctl state pull`)",
-                    file.display(),
-                    pushed.lineage,
-                    now.lineage
-                );
-            }
-            if pushed.serial <= now.serial {
-                bail!(
-                    "{} has serial {}, not newer than the state at {location} (serial {}): pushing it would lose changes\n  = help: pull the current state (`connctl state pull`) and work from it",
-                    file.display(),
-                    pushed.serial,
-                    now.serial
-                );
-            }
-            if let (Some(a), Some(b)) = (&now.tenant, &pushed.tenant)
-                && a != b
-            {
-                bail!(
-                    "{} was written for the Immuta tenant {b}, the state at {location} for {a}",
-                    file.display()
-                );
-            }
+        let now = current.found.then_some(&current.state);
+        if let Err(refused) = edit::check_push(now, &pushed) {
+            let file = file.display();
+            let message = match &refused {
+                PushRefused::OtherLineage { pushed, current } => format!(
+                    "{file} has lineage {pushed}, the state at {location} has {current}: they are different states"
+                ),
+                PushRefused::NotNewer { pushed, current } => format!(
+                    "{file} has serial {pushed}, not newer than the state at {location} (serial {current}): pushing it would lose changes"
+                ),
+                PushRefused::OtherTenant { pushed, current } => format!(
+                    "{file} was written for the Immuta tenant {pushed}, the state at {location} for {current}"
+                ),
+            };
+            return Err(Hinted::maybe(message, refused.help()).into());
         }
         lock.verify()?;
         // The pushed serial is kept (the save bumps it once more), so saved plans made from
@@ -155,27 +124,35 @@ pub(super) async fn push(
     result
 }
 
+/// `state rm` and `state unprotect`: one edit of one connection's entry, under the lock.
 pub(super) async fn edit_state(
     ctx: &Context,
     common: &StateArgs,
     lock_timeout: Duration,
     key: &str,
-    command: &str,
-    edit: impl FnOnce(&mut State, &str) -> String,
+    what: Edit,
 ) -> Result<u8> {
     let location = ctx.state_location(common.state.as_deref())?;
+    let command = match what {
+        Edit::Forget => "connctl state rm",
+        Edit::Unprotect => "connctl state unprotect",
+    };
     let lock = WriterLock::acquire(&location, command, lock_timeout).await?;
     let result = async {
         let Loaded {
             mut state, version, ..
         } = location.load_for_writer(&lock).await?;
-        if !state.connections.contains_key(key) {
-            bail!("`{key}` is not in the state ({location})");
-        }
-        let message = edit(&mut state, key);
+        edit::edit(&mut state, key, what).map_err(|e| anyhow!("{e} ({location})"))?;
         lock.verify()?;
         location.save(&mut state, version).await?;
-        println!("{message}");
+        match what {
+            Edit::Forget => println!(
+                "Forgot `{key}`. Immuta was not touched; `connctl import PATHS --key {key}` adopts it again."
+            ),
+            Edit::Unprotect => println!(
+                "`{key}` is no longer protected; it can be deleted with `apply --prune` once it leaves the YAML."
+            ),
+        }
         Ok(0)
     }
     .await;
