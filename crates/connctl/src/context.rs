@@ -4,7 +4,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use anyhow::bail;
 use anyhow::{Context as _, Result};
 use connctl_engine::apply::{Target, fingerprinted};
 use connctl_engine::backend::{Loaded, StateLocation};
@@ -16,6 +15,7 @@ use connctl_spec::Desired;
 
 use crate::Reported;
 use crate::cli::{CommonArgs, PlanArgs};
+use crate::error::Hinted;
 use crate::settings::Settings;
 
 pub struct Context {
@@ -105,12 +105,19 @@ pub fn lost_state(found: &[&str], loaded: &Loaded, location: &StateLocation) -> 
     } else {
         String::new()
     };
-    bail!(
-        "the state {location} is {}, but Immuta already has {} connection(s) of the YAML ({}{more}): the state is probably lost or points at the wrong place\n  = help: check --state / CONNCTL_STATE / [state] in connctl.toml (restore a lost state with `connctl state push BACKUP`)\n  = help: to adopt the connections that exist in Immuta: `connctl import PATHS --all` (or `--key 'GLOB'`)\n  = help: to go on with an empty state on purpose, pass --allow-empty-state",
+    let message = format!(
+        "the state {location} is {}, but Immuta already has {} connection(s) of the YAML ({}{more}): the state is probably lost or points at the wrong place",
         if loaded.found { "empty" } else { "missing" },
         found.len(),
         shown.join(", ")
+    );
+    Err(Hinted::new(
+        message,
+        "check --state / CONNCTL_STATE / [state] in connctl.toml (restore a lost state with `connctl state push BACKUP`)",
     )
+    .and("to adopt the connections that exist in Immuta: `connctl import PATHS --all` (or `--key 'GLOB'`)")
+    .and("to go on with an empty state on purpose, pass --allow-empty-state")
+    .into())
 }
 
 /// The desired connections fingerprinted under the state's salt.
@@ -220,9 +227,11 @@ fn check_targets(targets: &[String], known: &BTreeSet<String>) -> Result<()> {
         } else {
             format!("did you mean {}?", connctl_spec::suggest::one_of(&close))
         };
-        anyhow::bail!(
-            "--target `{target}` matches no connection in the YAML, the state or Immuta\n  = help: {help}"
-        );
+        return Err(Hinted::new(
+            format!("--target `{target}` matches no connection in the YAML, the state or Immuta"),
+            help,
+        )
+        .into());
     }
     Ok(())
 }

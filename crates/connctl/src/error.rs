@@ -54,3 +54,137 @@ pub fn help_of(error: &anyhow::Error) -> Vec<String> {
     }
     out
 }
+
+/// `error`'s chain and help lines as one text, for a warning that quotes an error.
+pub fn with_help(error: &anyhow::Error) -> String {
+    let mut text = format!("{error:#}");
+    for help in help_of(error) {
+        text.push_str("\n  = help: ");
+        text.push_str(&help);
+    }
+    text
+}
+
+/// An error ready to show: the whole cause chain as one message, and its help lines.
+#[derive(Debug)]
+struct Shown {
+    message: String,
+    help: Vec<String>,
+}
+
+impl fmt::Display for Shown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Shown {}
+
+impl miette::Diagnostic for Shown {
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        (!self.help.is_empty()).then(|| Box::new(self.help.join("\n")) as Box<dyn fmt::Display + 'a>)
+    }
+}
+
+/// connctl's one layout for a diagnostic, as a miette handler: `error: …`, then one
+/// `  = help: …` line per help line (rustc's layout, which CI logs and editors recognise).
+/// Spec diagnostics add `--> file:line:col` and the source; `connctl_spec` renders those.
+pub struct Layout {
+    pub color: bool,
+}
+
+impl miette::ReportHandler for Layout {
+    fn debug(&self, diagnostic: &dyn miette::Diagnostic, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let prefix = if self.color {
+            "\x1b[1;31merror\x1b[0m"
+        } else {
+            "error"
+        };
+        writeln!(f, "{prefix}: {diagnostic}")?;
+        if let Some(help) = diagnostic.help() {
+            for line in help.to_string().lines() {
+                writeln!(f, "  = help: {line}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `error` as the user sees it, every secret of the run removed.
+pub fn render(error: &anyhow::Error, color: bool) -> String {
+    struct Rendered<'a>(&'a Layout, &'a Shown);
+    impl fmt::Display for Rendered<'_> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            miette::ReportHandler::debug(self.0, self.1, f)
+        }
+    }
+    let shown = Shown {
+        message: format!("{error:#}"),
+        help: help_of(error),
+    };
+    let text = Rendered(&Layout { color }, &shown).to_string();
+    connctl_spec::redact(&text).into_owned()
+}
+
+impl Hinted {
+    /// The message and its help lines as one text, for where errors travel as strings (the
+    /// apply report's `errors`, documented with the help included).
+    pub fn to_text(&self) -> String {
+        let mut text = self.message.clone();
+        for help in &self.help {
+            text.push_str("\n  = help: ");
+            text.push_str(help);
+        }
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use anyhow::Context as _;
+
+    use super::*;
+
+    #[test]
+    fn the_layout_is_error_then_one_help_line_each() {
+        let error = anyhow::Error::new(
+            Hinted::new("the state is lost", "check --state").and("or pass --allow-empty-state"),
+        )
+        .context("cannot plan");
+        insta::assert_snapshot!(render(&error, false), @r"
+        error: cannot plan: the state is lost
+          = help: check --state
+          = help: or pass --allow-empty-state
+        ");
+    }
+
+    #[test]
+    fn an_error_without_help_is_one_line_and_colour_only_paints_the_prefix() {
+        let error = anyhow::anyhow!("boom");
+        assert_eq!(render(&error, false), "error: boom\n");
+        assert_eq!(render(&error, true), "\x1b[1;31merror\x1b[0m: boom\n");
+    }
+
+    #[test]
+    fn engine_errors_bring_their_help() {
+        let stale = connctl_engine::saved::StalePlan::StateChanged { then: 1, now: 2 };
+        let error = anyhow::Error::new(stale);
+        assert_eq!(
+            render(&error, false),
+            "error: stale plan: the state changed since the plan was made (serial 1 then, 2 now)\n  = help: run `connctl plan --out` again\n"
+        );
+    }
+
+    #[test]
+    fn a_hinted_error_keeps_its_text_for_the_json_report() {
+        let e = Hinted::new("refusing", "pass --auto-approve");
+        assert_eq!(e.to_text(), "refusing\n  = help: pass --auto-approve");
+    }
+
+    #[test]
+    fn help_survives_context() {
+        let r: Result<(), Hinted> = Err(Hinted::new("inner", "do this"));
+        let error = r.context("outer").unwrap_err();
+        assert_eq!(help_of(&error), ["do this"]);
+    }
+}

@@ -6,12 +6,10 @@ mod commands;
 mod context;
 mod error;
 mod export;
-mod progress;
-mod render;
-mod report;
 mod runner;
 mod settings;
 mod signals;
+mod view;
 
 use std::io::{IsTerminal, Write as _};
 use std::process::ExitCode;
@@ -54,12 +52,7 @@ fn main() -> ExitCode {
             if let Some(Reported(code)) = e.downcast_ref::<Reported>() {
                 return ExitCode::from(*code);
             }
-            let prefix = if color { "\x1b[1;31merror\x1b[0m" } else { "error" };
-            let mut text = format!("{prefix}: {e:#}\n");
-            for help in error::help_of(&e) {
-                text.push_str(&format!("  = help: {help}\n"));
-            }
-            eprint!("{}", connctl_spec::redact(&text));
+            eprint!("{}", error::render(&e, color));
             ExitCode::from(1)
         }
     }

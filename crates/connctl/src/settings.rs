@@ -12,6 +12,7 @@ use connctl_spec::{Secret, SecretRef};
 use serde::Deserialize;
 
 use crate::cli::CommonArgs;
+use crate::error::Hinted;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -133,17 +134,22 @@ impl Settings {
     /// The Immuta URL and API key, from flags, environment, then this file.
     pub fn immuta(&self, args: &CommonArgs) -> Result<connctl_immuta::ClientConfig> {
         let url = args.immuta_url.clone().or_else(|| self.immuta.url.clone()).ok_or_else(|| {
-            anyhow!(
-                "no Immuta URL\n  = help: set IMMUTA_URL, pass --immuta-url, or add `[immuta] url = \"https://…\"` to connctl.toml"
+            Hinted::new(
+                "no Immuta URL",
+                "set IMMUTA_URL, pass --immuta-url, or add `[immuta] url = \"https://…\"` to connctl.toml",
             )
         })?;
         let key = match std::env::var("IMMUTA_API_KEY") {
             Ok(k) if !k.is_empty() => Secret::new(k),
             _ => match &self.immuta.api_key {
                 Some(reference) => reference.resolve().context("cannot read the Immuta API key")?,
-                None => bail!(
-                    "no Immuta API key\n  = help: set IMMUTA_API_KEY, or add `[immuta] api_key = {{ env = \"NAME\" }}` (or {{ file = \"PATH\" }}) to connctl.toml"
-                ),
+                None => {
+                    return Err(Hinted::new(
+                        "no Immuta API key",
+                        "set IMMUTA_API_KEY, or add `[immuta] api_key = { env = \"NAME\" }` (or { file = \"PATH\" }) to connctl.toml",
+                    )
+                    .into());
+                }
             },
         };
         let mut config = connctl_immuta::ClientConfig::new(url, key);

@@ -1,12 +1,11 @@
 //! `connctl apply`: makes Immuta match the YAML or a saved plan, under the writer's lock.
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use connctl_engine::apply::{self, ApplyOptions, Outcome, Stop};
 use connctl_engine::backend::{Loaded, StateLocation};
 use connctl_engine::lock::WriterLock;
@@ -14,14 +13,13 @@ use connctl_engine::plan::{Action, Plan};
 use connctl_engine::saved;
 use connctl_engine::store::StateStore;
 
-use owo_colors::Style;
-
-use super::{DEFAULT_MAX_DELETES, print_plan, read_plan, release};
+use super::{DEFAULT_MAX_DELETES, read_plan, release};
 use crate::cli::{Format, PlanArgs};
 use crate::context::{self, Context, Planned};
-use crate::render::{self, Kind};
-use crate::report::ApplyReport;
+use crate::error::Hinted;
 use crate::runner::Runner;
+use crate::view::report::ApplyReport;
+use crate::view::{self, plan::Kind};
 
 /// A saved plan, if `paths` is exactly one JSON file holding one.
 pub(super) fn saved_plan(paths: &[PathBuf]) -> Result<Option<Plan>> {
@@ -125,12 +123,9 @@ pub(super) async fn apply_locked(
     // With `--format json`, standard output carries only the apply report; people read stderr.
     let json = args.format == Format::Json;
     if json {
-        eprint!(
-            "{}",
-            connctl_spec::redact(&render::text(plan, Kind::Plan, ctx.color))
-        );
+        view::plan::eprint(plan, Kind::Plan, ctx.color);
     } else {
-        print_plan(plan, args.format, Kind::Plan, ctx.color);
+        view::plan::print(plan, args.format, Kind::Plan, ctx.color);
     }
     let refuse = |errors: Vec<String>| {
         if json {
@@ -149,32 +144,37 @@ pub(super) async fn apply_locked(
     }
     let cascading: Vec<&str> = plan.cascades().map(|c| c.key.as_str()).collect();
     if !allow_cascade && !cascading.is_empty() {
-        let error = format!(
-            "refusing to change the status of {} ({}): Immuta applies it to every child object\n  = help: review the plan above, then pass --allow-cascade if that is intended; nothing was sent",
-            if cascading.len() == 1 {
-                "a connection"
-            } else {
-                "connections"
-            },
-            cascading.join(", ")
+        let error = Hinted::new(
+            format!(
+                "refusing to change the status of {} ({}): Immuta applies it to every child object",
+                if cascading.len() == 1 {
+                    "a connection"
+                } else {
+                    "connections"
+                },
+                cascading.join(", ")
+            ),
+            "review the plan above, then pass --allow-cascade if that is intended; nothing was sent",
         );
-        refuse(vec![error.clone()]);
-        bail!(error);
+        refuse(vec![error.to_text()]);
+        return Err(error.into());
     }
     // A saved plan was reviewed when it was made (and is refused above if stale), as Terraform does.
     if !auto_approve && saved.is_none() {
         if !std::io::stdin().is_terminal() {
-            let error = "refusing to apply without confirmation in a non-interactive run\n  = help: review the plan above, then pass --auto-approve (or apply a saved plan: `connctl plan --out plan.json`, then `connctl apply plan.json`)";
-            refuse(vec![error.into()]);
-            bail!(error);
+            let error = Hinted::new(
+                "refusing to apply without confirmation in a non-interactive run",
+                "review the plan above, then pass --auto-approve (or apply a saved plan: `connctl plan --out plan.json`, then `connctl apply plan.json`)",
+            );
+            refuse(vec![error.to_text()]);
+            return Err(error.into());
         }
         let mut human = human_out(json);
-        write!(human, "\nApply these changes? Only 'yes' is accepted: ")?;
-        human.flush()?;
+        view::apply::prompt(&mut human)?;
         let mut answer = String::new();
         std::io::stdin().lock().read_line(&mut answer)?;
         if answer.trim() != "yes" {
-            writeln!(human, "Apply cancelled; nothing was changed.")?;
+            view::apply::cancelled(&mut human)?;
             refuse(vec!["apply cancelled at the prompt; nothing was changed".into()]);
             return Ok(1);
         }
@@ -202,7 +202,7 @@ pub(super) async fn apply_locked(
         .iter()
         .filter(|c| !matches!(c.action, Action::Import | Action::Orphan))
         .count();
-    let progress = crate::progress::Progress::new(total, ctx.color);
+    let progress = crate::view::progress::Progress::new(total, ctx.color);
     let sink = progress.sink();
     let outcomes = apply::apply(
         plan,
@@ -218,7 +218,9 @@ pub(super) async fn apply_locked(
     let (writes, bytes) = store.write_stats();
     tracing::info!("state: {writes} write(s), {bytes} byte(s) to {location}");
     let mut human = human_out(json);
-    let code = report_outcomes(&mut human, &outcomes, ctx.color)?;
+    view::apply::outcomes(&mut human, &outcomes, ctx.color)?;
+    let failed = outcomes.values().any(|o| matches!(o, Outcome::Failed { .. }));
+    let code = u8::from(failed);
     // Every step wrote the state as it went, and the lock is released when this returns.
     let received = signal.received();
     if let Some(signal) = received {
@@ -227,14 +229,7 @@ pub(super) async fn apply_locked(
             .filter(|(_, o)| matches!(o, Outcome::Interrupted { .. }))
             .map(|(k, _)| k.as_str())
             .collect();
-        writeln!(
-            human,
-            "Stopped by {}: {} connection(s) left unfinished{}{}; the state is saved and the next `connctl apply` resumes them.",
-            signal.name(),
-            unfinished.len(),
-            if unfinished.is_empty() { "" } else { ": " },
-            unfinished.join(", ")
-        )?;
+        view::apply::stopped(&mut human, signal.name(), &unfinished)?;
     }
     let code = received.map_or(code, |s| s.exit_code());
     if json {
@@ -253,73 +248,4 @@ pub(super) fn human_out(json: bool) -> Box<dyn Write> {
     } else {
         Box::new(std::io::stdout())
     }
-}
-
-pub(super) fn report_outcomes(
-    out: &mut dyn Write,
-    outcomes: &BTreeMap<String, Outcome>,
-    color: bool,
-) -> Result<u8> {
-    // An outcome's text can quote a server's or an executor's answer, which can echo a secret.
-    let redact = |text: &str| connctl_spec::redact(text).into_owned();
-    writeln!(out)?;
-    let (mut ok, mut waiting, mut failed, mut skipped, mut interrupted) = (0, 0, 0, 0, 0);
-    for (key, outcome) in outcomes {
-        match outcome {
-            Outcome::Applied { detail } => {
-                ok += 1;
-                writeln!(
-                    out,
-                    "  {} {key}: {}",
-                    render::paint("✓", Style::new().green(), color),
-                    redact(detail)
-                )?;
-            }
-            Outcome::AwaitingExecution { path } => {
-                waiting += 1;
-                writeln!(
-                    out,
-                    "  {} {key}: run the script saved at {} as a privileged user, then run `connctl apply` again",
-                    render::paint("…", Style::new().yellow(), color),
-                    path.display()
-                )?;
-            }
-            Outcome::Skipped { reason } => {
-                skipped += 1;
-                writeln!(
-                    out,
-                    "  {} {key}: skipped: {}",
-                    render::paint("-", Style::new().cyan(), color),
-                    redact(reason)
-                )?;
-            }
-            Outcome::Failed { error } => {
-                failed += 1;
-                writeln!(
-                    out,
-                    "  {} {key}: {}",
-                    render::paint("✗", Style::new().red(), color),
-                    redact(error)
-                )?;
-            }
-            Outcome::Interrupted { detail } => {
-                interrupted += 1;
-                writeln!(
-                    out,
-                    "  {} {key}: interrupted: {detail}",
-                    render::paint("‖", Style::new().yellow(), color)
-                )?;
-            }
-        }
-    }
-    let stopped = if interrupted > 0 {
-        format!(", {interrupted} interrupted")
-    } else {
-        String::new()
-    };
-    writeln!(
-        out,
-        "\nApply: {ok} applied, {waiting} awaiting execution, {skipped} skipped, {failed} failed{stopped}."
-    )?;
-    Ok(if failed > 0 { 1 } else { 0 })
 }

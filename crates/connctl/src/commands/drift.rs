@@ -6,11 +6,10 @@ use std::path::PathBuf;
 use anyhow::Result;
 use connctl_engine::drift;
 
-use super::print_plan;
 use crate::cli::{CommonArgs, Format};
 use crate::context::{self, Context};
 use crate::error::Hinted;
-use crate::render::Kind;
+use crate::view::{self, plan::Kind};
 
 pub(super) async fn run(
     ctx: &Context,
@@ -68,6 +67,6 @@ pub(super) async fn run(
     let mut plan = drift::drift(&applied, state, &live)?;
     plan.state.tenant = Some(connctl_engine::state::normalise_tenant(client.base_url()));
     connctl_engine::refresh::count_cascades(&client, &mut plan).await?;
-    print_plan(&plan, format, Kind::Drift, ctx.color);
+    view::plan::print(&plan, format, Kind::Drift, ctx.color);
     Ok(if drift::found(&plan) { 2 } else { 0 })
 }

@@ -21,7 +21,7 @@ pub(super) async fn run(
             let mut file = connctl_engine::state::private_new_file(path)
                 .with_context(|| format!("cannot create {} (export never overwrites)", path.display()))?;
             file.write_all(yaml.as_bytes())?;
-            println!("Wrote {}", path.display());
+            crate::view::notice::wrote("", path);
         }
         None => print!("{yaml}"),
     }

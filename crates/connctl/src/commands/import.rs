@@ -12,6 +12,7 @@ use super::release;
 use crate::Reported;
 use crate::cli::CommonArgs;
 use crate::context::{self, Context};
+use crate::view;
 
 pub(super) async fn run(
     ctx: &Context,
@@ -56,25 +57,8 @@ pub(super) async fn import_locked(
     if !outcome.adopted.is_empty() {
         lock.verify()?;
         location.save(&mut state, version).await?;
-        println!(
-            "Imported {}: {}",
-            outcome.adopted.len(),
-            outcome.adopted.join(", ")
-        );
     }
-    if !outcome.left_for_apply.is_empty() {
-        println!(
-            "Not in Immuta, left for `connctl apply` to create: {}",
-            outcome.left_for_apply.join(", ")
-        );
-    }
-    if outcome.adopted.is_empty() && outcome.left_for_apply.is_empty() && outcome.problems.is_empty() {
-        println!("Nothing to import: every selected connection is already managed.");
-    }
-    if !outcome.problems.is_empty() {
-        for p in &outcome.problems {
-            eprintln!("error: {}", connctl_spec::redact(&p.to_string()));
-        }
+    if view::import::print(&outcome) {
         return Err(Reported(1).into());
     }
     Ok(0)

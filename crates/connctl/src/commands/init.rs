@@ -19,13 +19,12 @@ pub fn run(dir: &Path) -> Result<u8> {
             );
         }
     }
+    let mut written = Vec::new();
     for (name, text) in files {
         let path = dir.join(name);
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
-        println!("wrote {}", path.display());
+        written.push(path);
     }
-    println!(
-        "\nNext:\n  1. edit connections.yaml and connctl.toml\n  2. connctl validate connections.yaml\n  3. connctl plan connections.yaml"
-    );
+    crate::view::notice::initialised(&written);
     Ok(0)
 }

@@ -12,6 +12,6 @@ pub(super) fn run(out: &Path) -> Result<u8> {
     let cmd = Cli::command();
     clap_mangen::generate_to(cmd, out)
         .with_context(|| format!("cannot write man pages to {}", out.display()))?;
-    println!("Wrote man pages to {}", out.display());
+    crate::view::notice::wrote("man pages to ", out);
     Ok(0)
 }

@@ -8,9 +8,8 @@ use anyhow::{Context as _, Result, bail};
 use connctl_engine::lock::WriterLock;
 use connctl_engine::plan::Plan;
 
-use crate::cli::{Cli, Command, Format};
+use crate::cli::{Cli, Command};
 use crate::context::Context;
-use crate::render::{self, Kind};
 
 mod apply;
 mod completions;
@@ -102,32 +101,6 @@ pub async fn run(cli: Cli, color: bool) -> Result<u8> {
     }
 }
 
-/// Prints the plan, naming the Immuta tenant it is for (markdown: under the title; text:
-/// the last line; JSON: `state.tenant`).
-pub(super) fn print_plan(plan: &Plan, format: Format, kind: Kind, color: bool) {
-    let tenant = plan.state.tenant.as_deref();
-    let text = match format {
-        Format::Text => {
-            let body = render::text(plan, kind, color);
-            // Last, so the first line stays the verdict ("No changes." / the actions).
-            match tenant {
-                Some(t) => format!("{body}Immuta: {t}\n"),
-                None => body,
-            }
-        }
-        Format::Markdown => {
-            let body = render::markdown(plan, kind);
-            match (tenant, body.split_once('\n')) {
-                (Some(t), Some((title, rest))) => format!("{title}\nImmuta: `{t}`\n{rest}"),
-                _ => body,
-            }
-        }
-        Format::Json => render::json(plan),
-    };
-    // Plan errors can quote a server's answer, which can echo a request.
-    print!("{}", connctl_spec::redact(&text));
-}
-
 /// Reads a plan saved with `plan --out`, refusing another format version.
 pub(super) fn read_plan(path: &Path) -> Result<Plan> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -148,9 +121,9 @@ pub(super) fn read_plan(path: &Path) -> Result<Plan> {
 /// expires by itself, or `state unlock` frees it).
 pub(super) async fn release(lock: &WriterLock) {
     if let Err(e) = lock.release().await {
-        eprintln!("warning: {e}");
-        if let Some(id) = lock.id() {
-            eprintln!("  = help: if the lock is still held, `connctl state unlock {id}` releases it");
-        }
+        let help = lock
+            .id()
+            .map(|id| format!("if the lock is still held, `connctl state unlock {id}` releases it"));
+        crate::view::notice::warning(&e, help.as_deref());
     }
 }

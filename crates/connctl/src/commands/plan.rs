@@ -5,10 +5,10 @@ use std::path::Path;
 use anyhow::{Context as _, Result};
 use connctl_engine::plan::{Action, Plan};
 
-use super::{DEFAULT_MAX_DELETES, print_plan};
+use super::DEFAULT_MAX_DELETES;
 use crate::cli::{Format, PlanArgs};
 use crate::context::{self, Context, Planned};
-use crate::render::{self, Kind};
+use crate::view::{self, plan::Kind};
 
 pub(super) async fn run(ctx: &Context, args: &PlanArgs, out: Option<&Path>, detailed: bool) -> Result<u8> {
     let (loaded, location) = ctx.read_state(&args.common).await?;
@@ -16,15 +16,11 @@ pub(super) async fn run(ctx: &Context, args: &PlanArgs, out: Option<&Path>, deta
     let Planned { plan, .. } =
         context::make_plan(ctx, args, desired, &loaded.state, Some(DEFAULT_MAX_DELETES)).await?;
     context::refuse_lost_state(&plan, &loaded, &location, args.allow_empty_state)?;
-    print_plan(&plan, args.format, Kind::Plan, ctx.color);
+    view::plan::print(&plan, args.format, Kind::Plan, ctx.color);
     if let Some(out) = out {
         save_plan(out, &plan)?;
         if args.format == Format::Text {
-            println!(
-                "Saved the plan to {}; apply exactly it with `connctl apply {}`.",
-                out.display(),
-                out.display()
-            );
+            view::plan::saved(out);
         }
     }
     if !plan.errors.is_empty() {
@@ -36,7 +32,7 @@ pub(super) async fn run(ctx: &Context, args: &PlanArgs, out: Option<&Path>, deta
 /// Writes the plan as JSON, mode 0600 (it names every connection and its settings), with
 /// every secret removed from the error texts it may quote.
 pub(super) fn save_plan(out: &Path, plan: &Plan) -> Result<()> {
-    let text = render::json(plan);
+    let text = view::plan::json(plan);
     connctl_engine::state::write_atomic(out, connctl_spec::redact(&text).as_bytes())
         .with_context(|| format!("cannot write {}", out.display()))
 }

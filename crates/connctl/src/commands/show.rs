@@ -4,11 +4,11 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use super::{print_plan, read_plan};
+use super::read_plan;
 use crate::cli::Format;
-use crate::render::Kind;
+use crate::view::{self, plan::Kind};
 
 pub(super) fn run(plan: &Path, format: Format, color: bool) -> Result<u8> {
-    print_plan(&read_plan(plan)?, format, Kind::Plan, color);
+    view::plan::print(&read_plan(plan)?, format, Kind::Plan, color);
     Ok(0)
 }

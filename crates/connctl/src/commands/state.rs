@@ -13,20 +13,14 @@ use super::release;
 use crate::cli::{StateArgs, StateCommand};
 use crate::context::Context;
 use crate::error::Hinted;
+use crate::view;
 
 pub(super) async fn run(ctx: &Context, cmd: StateCommand) -> Result<u8> {
     match cmd {
         StateCommand::List { common } => {
             let location = ctx.state_location(common.state.as_deref())?;
             let state = location.load().await?.state;
-            for (key, s) in &state.connections {
-                println!(
-                    "{key}\t{}\t{}{}",
-                    s.technology,
-                    s.step.as_str(),
-                    if s.protect { "\tprotected" } else { "" }
-                );
-            }
+            view::state::list(&state);
             Ok(0)
         }
         StateCommand::Show { key, common } => {
@@ -36,7 +30,7 @@ pub(super) async fn run(ctx: &Context, cmd: StateCommand) -> Result<u8> {
                 .connections
                 .get(&key)
                 .ok_or_else(|| anyhow!("`{key}` is not in the state ({location})"))?;
-            println!("{}", connctl_spec::redact(&serde_json::to_string_pretty(s)?));
+            view::state::show(s)?;
             Ok(0)
         }
         StateCommand::Rm { key, common, lock } => {
@@ -51,7 +45,7 @@ pub(super) async fn run(ctx: &Context, cmd: StateCommand) -> Result<u8> {
             if !loaded.found {
                 bail!("there is no state at {location}");
             }
-            print!("{}", serde_json::to_string_pretty(&loaded.state)? + "\n");
+            view::state::pull(&loaded.state)?;
             Ok(0)
         }
         StateCommand::Push { file, common, lock } => push(ctx, &file, &common, lock.lock_timeout).await,
@@ -64,10 +58,7 @@ pub(super) async fn run(ctx: &Context, cmd: StateCommand) -> Result<u8> {
                 .into());
             };
             let holder = connctl_engine::remote_lock::force_unlock(object, &id).await?;
-            println!(
-                "Released lock {} of {location} (held by {}, `{}`, since {}).",
-                holder.id, holder.who, holder.operation, holder.created
-            );
+            view::state::unlocked(&holder, &location);
             Ok(0)
         }
     }
@@ -111,12 +102,7 @@ pub(super) async fn push(
         // FILE are refused as stale rather than applied against a state they did not see.
         let serial = pushed.serial;
         location.save(&mut pushed, current.version).await?;
-        println!(
-            "Pushed {} (serial {serial}, {} connection(s)) to {location}; it is now at serial {}.",
-            file.display(),
-            pushed.connections.len(),
-            pushed.serial
-        );
+        view::state::pushed(file, serial, &pushed, &location);
         Ok(0)
     }
     .await;
@@ -145,14 +131,7 @@ pub(super) async fn edit_state(
         edit::edit(&mut state, key, what).map_err(|e| anyhow!("{e} ({location})"))?;
         lock.verify()?;
         location.save(&mut state, version).await?;
-        match what {
-            Edit::Forget => println!(
-                "Forgot `{key}`. Immuta was not touched; `connctl import PATHS --key {key}` adopts it again."
-            ),
-            Edit::Unprotect => println!(
-                "`{key}` is no longer protected; it can be deleted with `apply --prune` once it leaves the YAML."
-            ),
-        }
+        view::state::edited(key, what);
         Ok(0)
     }
     .await;

@@ -5,6 +5,7 @@ use connctl_engine::refresh::Live;
 
 use crate::cli::CommonArgs;
 use crate::context::Context;
+use crate::view::{self, status::Row};
 
 pub(super) async fn run(ctx: &Context, keys: &[String], common: &CommonArgs, json: bool) -> Result<u8> {
     let (loaded, path) = ctx.read_state(common).await?;
@@ -14,7 +15,7 @@ pub(super) async fn run(ctx: &Context, keys: &[String], common: &CommonArgs, jso
     let mut unread: Option<String> = None;
     let mut client = ctx
         .client(common)
-        .map_err(|e| unread = Some(format!("{e:#}")))
+        .map_err(|e| unread = Some(crate::error::with_help(&e)))
         .ok();
     // What Immuta has now, so a connection deleted or broken there is not shown as fine.
     let live = match &client {
@@ -64,18 +65,18 @@ pub(super) async fn run(ctx: &Context, keys: &[String], common: &CommonArgs, jso
             (Some(b), None) => recorded(b),
             (None, _) => "-".into(),
         };
-        rows.push(serde_json::json!({
-            "key": key,
-            "technology": s.technology,
-            "step": s.step.as_str(),
-            "protect": s.protect,
-            "bulkId": bulk.map(|b| b.bulk_id.clone()),
-            "bulkOrigin": bulk.map(|b| b.origin.clone()),
-            "jobState": job,
-            "immuta": immuta,
-            "pending": s.pending.as_ref().map(|p| p.operation.as_str()),
-            "cleanupScript": s.pending.as_ref().and_then(|p| p.cleanup_script.as_ref()),
-        }));
+        rows.push(Row {
+            key: key.clone(),
+            technology: Some(s.technology.to_string()),
+            step: s.step.as_str().to_owned(),
+            protect: s.protect,
+            bulk_id: bulk.map(|b| b.bulk_id.clone()),
+            bulk_origin: bulk.map(|b| b.origin.to_string()),
+            job_state: job,
+            immuta,
+            pending: s.pending.as_ref().map(|p| p.operation.as_str().to_owned()),
+            cleanup_script: s.pending.as_ref().and_then(|p| p.cleanup_script.clone()),
+        });
     }
     for k in keys {
         if !state.connections.contains_key(k) {
@@ -91,75 +92,17 @@ pub(super) async fn run(ctx: &Context, keys: &[String], common: &CommonArgs, jso
             .collect(),
         _ => Vec::new(),
     };
-    for key in &unmanaged {
-        rows.push(serde_json::json!({
-            "key": key,
-            "technology": null,
-            "step": "-",
-            "protect": false,
-            "bulkId": null,
-            "bulkOrigin": null,
-            "jobState": "-",
-            "immuta": "unmanaged",
-            "pending": null,
-            "cleanupScript": null,
-        }));
-    }
+    rows.extend(unmanaged.iter().map(|key| Row::unmanaged(key)));
     if let Some(reason) = &unread {
-        eprintln!(
-            "warning: live job states could not be read from Immuta: {reason}\n  = help: JOB shows the states recorded in {}",
-            path
-        );
+        eprint!("{}", view::status::unread_warning(reason, &path.to_string()));
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        print!("{}", view::status::json(&rows)?);
         return Ok(0);
     }
-    if rows.is_empty() {
-        println!("The state ({path}) holds no connections.");
-        return Ok(0);
-    }
-    println!(
-        "{:<28} {:<11} {:<19} {:<38} {:<10} IMMUTA",
-        "KEY", "TECHNOLOGY", "STEP", "LAST BULK ID", "JOB"
-    );
-    for r in rows {
-        let s = |k: &str| r[k].as_str().unwrap_or("-").to_owned();
-        // The state still says registered; Immuta says otherwise, and Immuta wins.
-        let step = if s("immuta") == "missing" {
-            "deleted in Immuta".into()
-        } else {
-            s("step")
-        };
-        println!(
-            "{:<28} {:<11} {:<19} {:<38} {:<10} {}",
-            s("key"),
-            s("technology"),
-            step,
-            s("bulkId"),
-            s("jobState"),
-            s("immuta")
-        );
-    }
-    // Operations that stopped part-way, above all a delete whose cleanup has not run yet.
-    for (key, s) in &state.connections {
-        let Some(p) = s
-            .pending
-            .as_ref()
-            .filter(|_| keys.is_empty() || keys.contains(key))
-        else {
-            continue;
-        };
-        match &p.cleanup_script {
-            Some(path) => println!(
-                "{key}: an interrupted delete; its cleanup script is saved at {} and the next apply finishes it",
-                path.display()
-            ),
-            None => println!(
-                "{key}: an interrupted {}; the next apply resumes it",
-                p.operation.as_str()
-            ),
-        }
+    print!("{}", view::status::table(&rows, &path.to_string()));
+    if !rows.is_empty() {
+        print!("{}", view::status::interrupted(&state, keys));
     }
     Ok(0)
 }

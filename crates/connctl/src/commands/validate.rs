@@ -6,6 +6,7 @@ use anyhow::Result;
 
 use crate::Reported;
 use crate::context::Context;
+use crate::view;
 
 pub(super) fn run(ctx: &Context, paths: &[PathBuf], resolve_secrets: bool) -> Result<u8> {
     let desired = ctx.load_desired(paths)?;
@@ -21,15 +22,6 @@ pub(super) fn run(ctx: &Context, paths: &[PathBuf], resolve_secrets: bool) -> Re
     }
     let n = desired.connections.len();
     let files = desired.files.len();
-    println!(
-        "ok: {n} connection{} in {files} file{} are valid{}",
-        if n == 1 { "" } else { "s" },
-        if files == 1 { "" } else { "s" },
-        if resolve_secrets {
-            ", and every secret reference resolves"
-        } else {
-            ""
-        }
-    );
+    view::notice::validated(n, files, resolve_secrets);
     Ok(0)
 }

@@ -4,9 +4,51 @@
 
 use std::fmt::Write as _;
 
+use crate::cli::Format;
 use connctl_engine::plan::{Action, Attribute, Cause, Change, FieldChange, Plan};
 use owo_colors::{OwoColorize, Style};
 use serde_json::Value;
+
+/// Prints the plan, naming the Immuta tenant it is for (markdown: under the title; text:
+/// the last line; JSON: `state.tenant`).
+pub fn print(plan: &Plan, format: Format, kind: Kind, color: bool) {
+    let tenant = plan.state.tenant.as_deref();
+    let text = match format {
+        Format::Text => {
+            let body = text(plan, kind, color);
+            // Last, so the first line stays the verdict ("No changes." / the actions).
+            match tenant {
+                Some(t) => format!("{body}Immuta: {t}\n"),
+                None => body,
+            }
+        }
+        Format::Markdown => {
+            let body = markdown(plan, kind);
+            match (tenant, body.split_once('\n')) {
+                (Some(t), Some((title, rest))) => format!("{title}\nImmuta: `{t}`\n{rest}"),
+                _ => body,
+            }
+        }
+        Format::Json => json(plan),
+    };
+    // Plan errors can quote a server's answer, which can echo a request.
+    print!("{}", connctl_spec::redact(&text));
+}
+
+/// The plan as text on standard error (apply `--format json`: standard output carries the
+/// apply report only).
+pub fn eprint(plan: &Plan, kind: Kind, color: bool) {
+    eprint!("{}", connctl_spec::redact(&text(plan, kind, color)));
+}
+
+/// After `plan --out FILE` (text format only).
+pub fn saved(out: &std::path::Path) {
+    println!(
+        "Saved the plan to {}; apply exactly it with `connctl apply {}`.",
+        out.display(),
+        out.display()
+    );
+}
 
 /// GitHub rejects comments over 65,536 characters; stay clear of it.
 pub const MARKDOWN_LIMIT: usize = 65_000;
