@@ -3,9 +3,10 @@
 //! its output for snapshots.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 
 use connctl_emulator::{EmulatorConfig, RunningEmulator};
+use serde_json::Value;
 
 pub const API_KEY: &str = "emulator-api-key";
 
@@ -150,6 +151,16 @@ command = ["python3", "{script}", "{url}"]
         cmd
     }
 
+    /// Spawns `connctl` with this environment, stdin closed and both streams captured.
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        self.command(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn connctl")
+    }
+
     /// Replaces what differs between runs: the temp folder, the emulator's URL, ids, times.
     pub fn normalize(&self, text: &str) -> String {
         let mut t = text.replace(&self.dir.path().display().to_string(), "[TMP]");
@@ -215,4 +226,94 @@ fn copy_all(from: &Path, to: &Path) {
         }
         std::fs::copy(from, to).expect("copy");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers shared by the reliability suites.
+
+/// `CONNCTL_SOAK=1` selects the full sizes.
+pub fn soak() -> bool {
+    std::env::var("CONNCTL_SOAK").is_ok_and(|v| v == "1")
+}
+
+pub fn size(small: usize, full: usize) -> usize {
+    if soak() { full } else { small }
+}
+
+/// The emulator's request log.
+pub fn request_log(env: &TestEnv) -> Vec<Value> {
+    match env.admin("GET", "/_emulator/requests", Value::Null) {
+        Value::Array(a) => a,
+        other => panic!("request log is not a list: {other}"),
+    }
+}
+
+pub fn count(log: &[Value], method: Option<&str>, path: Option<&str>, status: impl Fn(u64) -> bool) -> usize {
+    log.iter()
+        .filter(|r| method.is_none_or(|m| r["method"] == m))
+        .filter(|r| path.is_none_or(|p| r["path"] == p))
+        .filter(|r| r["status"].as_u64().is_some_and(&status))
+        .count()
+}
+
+/// Registrations answered 2xx, and registrations refused as duplicates (409).
+pub fn registrations(env: &TestEnv) -> (usize, usize) {
+    let log = request_log(env);
+    (
+        count(&log, Some("POST"), Some("/data/connection"), |s| {
+            (200..300).contains(&s)
+        }),
+        count(&log, Some("POST"), Some("/data/connection"), |s| s == 409),
+    )
+}
+
+/// `n` connections, alternating Snowflake (userPassword, Snowflake SQL API executor) and
+/// Databricks (token, Statement Execution API executor), keys `{tag}-0…`.
+pub fn many_connections(n: usize, tag: &str) -> String {
+    let mut s = String::from("version: 1\nconnections:\n");
+    for i in 0..n {
+        if i % 2 == 0 {
+            s.push_str(&format!(
+                "  - key: {tag}-{i}\n    technology: Snowflake\n    host: acme-{tag}{i}.snowflakecomputing.com\n    warehouse: IMMUTA_WH\n    database: IMMUTA_{up}{i}\n    role: IMMUTA_{up}{i}_SYSTEM\n    auth: {{ type: userPassword, username: IMMUTA_{up}{i}_SYSTEM_ACCOUNT, password: {{ env: CONNCTL_TEST_SF_PASSWORD }} }}\n",
+                up = tag.to_uppercase()
+            ));
+        } else {
+            s.push_str(&format!(
+                "  - key: {tag}-{i}\n    technology: Databricks\n    workspaceUrl: dbc-{tag}{i}.cloud.databricks.com\n    httpPath: /sql/1.0/warehouses/w{tag}{i}\n    catalog: immuta_{tag}{i}\n    auth: {{ type: token, token: {{ env: CONNCTL_TEST_DBX_TOKEN }} }}\n"
+            ));
+        }
+    }
+    s
+}
+
+pub fn assert_no_panic(what: &str, stderr: &str) {
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"),
+        "{what} panicked:\n{stderr}"
+    );
+}
+
+/// Every file below `dir` with its bytes, relative paths sorted.
+pub fn snapshot_tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("read_dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let bytes = std::fs::read(&path).expect("read");
+                out.push((path.strip_prefix(dir).expect("prefix").to_path_buf(), bytes));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[cfg(unix)]
+pub fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).expect("metadata").permissions().mode() & 0o777
 }

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::support::TestEnv;
+#[cfg(unix)]
+use crate::support::mode;
 
 fn snowflake(key: &str, database: &str, warehouse: &str, executor: &str) -> String {
     format!(
@@ -70,12 +72,6 @@ fn live_keys(env: &TestEnv) -> Vec<String> {
         .iter()
         .filter_map(|c| c["connectionKey"].as_str().map(str::to_owned))
         .collect()
-}
-
-#[cfg(unix)]
-fn mode(path: &std::path::Path) -> u32 {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
 #[test]

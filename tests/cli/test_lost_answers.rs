@@ -15,7 +15,7 @@ use std::path::Path;
 use connctl_emulator::EmulatorConfig;
 use serde_json::{Value, json};
 
-use crate::support::TestEnv;
+use crate::support::{TestEnv, soak};
 
 // ---------------------------------------------------------------------------------------------
 // Canaries: every secret the runs hold.
@@ -40,10 +40,6 @@ fn leak(text: &str) -> Option<String> {
             .unwrap_or(text.len());
         Some(format!("{needle}: …{}…", &text[from..to]))
     })
-}
-
-fn soak() -> bool {
-    std::env::var("CONNCTL_SOAK").is_ok_and(|v| v == "1")
 }
 
 // ---------------------------------------------------------------------------------------------
