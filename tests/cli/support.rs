@@ -22,7 +22,32 @@ pub struct TestEnv {
     pub dir: tempfile::TempDir,
     pub emulator: RunningEmulator,
     extra_env: Vec<(String, String)>,
+    /// [`FILTERS`], bound for every snapshot the test takes while this environment lives.
+    _filters: insta::internals::SettingsBindDropGuard,
 }
+
+/// What differs between runs, as insta filters (regex, placeholder), applied to every snapshot.
+/// The temp folder, the emulator's URL and the repo path are replaced earlier, by
+/// [`TestEnv::normalize`], since they are known exactly.
+pub const FILTERS: &[(&str, &str)] = &[
+    // bulkIds, lineages, request ids
+    (
+        r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
+        "[UUID]",
+    ),
+    (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", "[TIME]"),
+    (r"sha256:[0-9a-f]{64}", "sha256:[HASH]"),
+    // Integration ids: registrations run concurrently, so the order of ids varies.
+    (r"\bintegration \d+\b", "integration [ID]"),
+    (r"/integrations/\d+\b", "/integrations/[ID]"),
+    // Progress lines on stderr (`[    0.4s] sf-a: register`): their times, and the order in which
+    // connections running in parallel interleave, vary; each block becomes one line.
+    (r"(?m)(^\[\s*\d+\.\d+s\] .*(\n|$))+", "[progress]\n"),
+    // The user and machine holding a remote lock.
+    (r"\bheld by [^\s,]+@[^\s,]+,", "held by [USER]@[HOST],"),
+    // a server other than the emulator (a second emulator, a dead port)
+    (r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]"),
+];
 
 pub struct Output {
     pub code: i32,
@@ -51,10 +76,15 @@ impl TestEnv {
     /// An environment whose emulator has these knobs (latency, faults, …).
     pub fn with_emulator(config: EmulatorConfig) -> TestEnv {
         let emulator = RunningEmulator::start(config).expect("emulator");
+        let mut filters = insta::Settings::clone_current();
+        for (regex, to) in FILTERS {
+            filters.add_filter(regex, *to);
+        }
         let env = TestEnv {
             dir: tempfile::tempdir().expect("tempdir"),
             emulator,
             extra_env: Vec::new(),
+            _filters: filters.bind_to_scope(),
         };
         env.write_settings("");
         env
@@ -120,6 +150,12 @@ command = ["python3", "{script}", "{url}"]
         p
     }
 
+    /// Runs `connctl`: exit code, stdout and stderr as one string for an inline snapshot
+    /// (`insta::assert_snapshot!(env.snap(&["plan"]), @"...")`), [`FILTERS`] applied.
+    pub fn snap(&self, args: &[&str]) -> String {
+        self.run(args).snapshot()
+    }
+
     pub fn run(&self, args: &[&str]) -> Output {
         let out = self.command(args).output().expect("run connctl");
         let norm = |b: &[u8]| self.normalize(&String::from_utf8_lossy(b));
@@ -161,18 +197,13 @@ command = ["python3", "{script}", "{url}"]
             .expect("spawn connctl")
     }
 
-    /// Replaces what differs between runs: the temp folder, the emulator's URL, ids, times.
+    /// Replaces what is known exactly and differs between runs: the binary's path, the temp
+    /// folder, the emulator's URL, the repo path. Ids and times are left to [`FILTERS`].
     pub fn normalize(&self, text: &str) -> String {
-        let mut t = text.replace(&self.dir.path().display().to_string(), "[TMP]");
-        t = t.replace(&self.url(), "[URL]");
-        t = t.replace(&repo().display().to_string(), "[REPO]");
-        let uuid = regex_lite::Regex::new(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-            .expect("re");
-        t = uuid.replace_all(&t, "[UUID]").into_owned();
-        let time = regex_lite::Regex::new(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z").expect("re");
-        t = time.replace_all(&t, "[TIME]").into_owned();
-        let sha = regex_lite::Regex::new(r"sha256:[0-9a-f]{64}").expect("re");
-        sha.replace_all(&t, "sha256:[HASH]").into_owned()
+        text.replace(env!("CARGO_BIN_EXE_connctl"), "[CONNCTL]")
+            .replace(&self.dir.path().display().to_string(), "[TMP]")
+            .replace(&self.url(), "[URL]")
+            .replace(&repo().display().to_string(), "[REPO]")
     }
 
     /// Calls the emulator's admin API.

@@ -928,6 +928,7 @@ fn redirects_on_reads_same_origin_only() {
                 "a {code} to another origin on GET {path} must fail the plan:\n{}\n{}",
                 plan.stdout, plan.stderr
             );
+            // In a loop over codes and paths, the target's port changing each run.
             assert!(
                 plan.stderr.contains(other.trim_start_matches("http://")),
                 "the error names the redirect's target ({other}):\n{}",

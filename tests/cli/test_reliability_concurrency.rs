@@ -47,6 +47,7 @@ fn two_applies_at_once_one_waits_for_nobody() {
                 let later = if a.after > b.after { &a } else { &b };
                 assert!(later.stdout.starts_with("No changes."), "{}", what(later));
             }
+            // Which run wins, and the loser's pid, change every round: checked by their parts.
             (0, 1) | (1, 0) => {
                 overlapped += 1;
                 let (winner, loser) = if a.code == 0 { (&a, &b) } else { (&b, &a) };

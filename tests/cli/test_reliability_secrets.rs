@@ -112,6 +112,8 @@ fn secrets_suite(log_format: &str) {
         &with(&["plan", "--format", "json", "--out", "plan.json"], &paths),
         0,
     );
+    // Every run is at -vvv, in both log formats; the suite is about what never appears, so the
+    // outputs are checked by their parts.
     let applied = run(&["apply", "--auto-approve", "--wait", "plan.json"], 0);
     assert!(
         applied.stdout.contains("6 applied, 1 awaiting execution"),
@@ -257,6 +259,7 @@ fn secrets_never_leak_from_a_failing_command_executor() {
             "c.yaml",
         ]);
         assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+        // The report quotes the program's stderr (the script, its environment): by its parts.
         assert!(out.stdout.contains("exit code 3"), "{}", out.stdout);
         leaks.extend(find_leak(&out.stdout).map(|l| format!("apply stdout ({format} logs) {l}")));
         leaks.extend(find_leak(&out.stderr).map(|l| format!("apply stderr ({format} logs) {l}")));
