@@ -27,10 +27,10 @@ pub struct TestEnv {
 }
 
 /// What differs between runs, as insta filters (regex, placeholder), applied to every snapshot.
-/// The temp folder, the emulator's URL and the repo path are replaced earlier, by
+/// The binary's path, the temp folder, the emulator's URL and the repo path are replaced earlier, by
 /// [`TestEnv::normalize`], since they are known exactly.
 pub const FILTERS: &[(&str, &str)] = &[
-    // bulkIds, lineages, request ids
+    // bulkIds, lock ids, lineages
     (
         r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
         "[UUID]",
