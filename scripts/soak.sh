@@ -85,7 +85,7 @@ while [[ $failed -eq 0 && $(date +%s) -lt $deadline ]]; do
     [[ $left -lt 5 ]] && break
     log="$LOG_DIR/fuzz-state.log"
     PROPTEST_CASES=$STATE_CASES timeout "$left" \
-        $CARGO test --release --locked -p connctl --test cli -- test_reliability::state_reader >"$log" 2>&1
+        $CARGO test --release --locked -p connctl --test cli -- test_reliability_state_reader:: >"$log" 2>&1
     status=$?
     if [[ $status -eq 124 ]] && ! grep -qE 'test result: FAILED|panicked at|minimal failing input' "$log"; then
         state_rounds=$((state_rounds + 1))

@@ -3,9 +3,10 @@
 //! its output for snapshots.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 
 use connctl_emulator::{EmulatorConfig, RunningEmulator};
+use serde_json::Value;
 
 pub const API_KEY: &str = "emulator-api-key";
 
@@ -21,7 +22,32 @@ pub struct TestEnv {
     pub dir: tempfile::TempDir,
     pub emulator: RunningEmulator,
     extra_env: Vec<(String, String)>,
+    /// [`FILTERS`], bound for every snapshot the test takes while this environment lives.
+    _filters: insta::internals::SettingsBindDropGuard,
 }
+
+/// What differs between runs, as insta filters (regex, placeholder), applied to every snapshot.
+/// The binary's path, the temp folder, the emulator's URL and the repo path are replaced earlier, by
+/// [`TestEnv::normalize`], since they are known exactly.
+pub const FILTERS: &[(&str, &str)] = &[
+    // bulkIds, lock ids, lineages
+    (
+        r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
+        "[UUID]",
+    ),
+    (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", "[TIME]"),
+    (r"sha256:[0-9a-f]{64}", "sha256:[HASH]"),
+    // Integration ids: registrations run concurrently, so the order of ids varies.
+    (r"\bintegration \d+\b", "integration [ID]"),
+    (r"/integrations/\d+\b", "/integrations/[ID]"),
+    // Progress lines on stderr (`[    0.4s] sf-a: register`): their times, and the order in which
+    // connections running in parallel interleave, vary; each block becomes one line.
+    (r"(?m)(^\[\s*\d+\.\d+s\] .*(\n|$))+", "[progress]\n"),
+    // The user and machine holding a remote lock.
+    (r"\bheld by [^\s,]+@[^\s,]+,", "held by [USER]@[HOST],"),
+    // a server other than the emulator (a second emulator, a dead port)
+    (r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]"),
+];
 
 pub struct Output {
     pub code: i32,
@@ -50,10 +76,15 @@ impl TestEnv {
     /// An environment whose emulator has these knobs (latency, faults, …).
     pub fn with_emulator(config: EmulatorConfig) -> TestEnv {
         let emulator = RunningEmulator::start(config).expect("emulator");
+        let mut filters = insta::Settings::clone_current();
+        for (regex, to) in FILTERS {
+            filters.add_filter(regex, *to);
+        }
         let env = TestEnv {
             dir: tempfile::tempdir().expect("tempdir"),
             emulator,
             extra_env: Vec::new(),
+            _filters: filters.bind_to_scope(),
         };
         env.write_settings("");
         env
@@ -119,6 +150,12 @@ command = ["python3", "{script}", "{url}"]
         p
     }
 
+    /// Runs `connctl`: exit code, stdout and stderr as one string for an inline snapshot
+    /// (`insta::assert_snapshot!(env.snap(&["plan"]), @"...")`), [`FILTERS`] applied.
+    pub fn snap(&self, args: &[&str]) -> String {
+        self.run(args).snapshot()
+    }
+
     pub fn run(&self, args: &[&str]) -> Output {
         let out = self.command(args).output().expect("run connctl");
         let norm = |b: &[u8]| self.normalize(&String::from_utf8_lossy(b));
@@ -150,18 +187,23 @@ command = ["python3", "{script}", "{url}"]
         cmd
     }
 
-    /// Replaces what differs between runs: the temp folder, the emulator's URL, ids, times.
+    /// Spawns `connctl` with this environment, stdin closed and both streams captured.
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        self.command(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn connctl")
+    }
+
+    /// Replaces what is known exactly and differs between runs: the binary's path, the temp
+    /// folder, the emulator's URL, the repo path. Ids and times are left to [`FILTERS`].
     pub fn normalize(&self, text: &str) -> String {
-        let mut t = text.replace(&self.dir.path().display().to_string(), "[TMP]");
-        t = t.replace(&self.url(), "[URL]");
-        t = t.replace(&repo().display().to_string(), "[REPO]");
-        let uuid = regex_lite::Regex::new(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-            .expect("re");
-        t = uuid.replace_all(&t, "[UUID]").into_owned();
-        let time = regex_lite::Regex::new(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z").expect("re");
-        t = time.replace_all(&t, "[TIME]").into_owned();
-        let sha = regex_lite::Regex::new(r"sha256:[0-9a-f]{64}").expect("re");
-        sha.replace_all(&t, "sha256:[HASH]").into_owned()
+        text.replace(env!("CARGO_BIN_EXE_connctl"), "[CONNCTL]")
+            .replace(&self.dir.path().display().to_string(), "[TMP]")
+            .replace(&self.url(), "[URL]")
+            .replace(&repo().display().to_string(), "[REPO]")
     }
 
     /// Calls the emulator's admin API.
@@ -215,4 +257,94 @@ fn copy_all(from: &Path, to: &Path) {
         }
         std::fs::copy(from, to).expect("copy");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers shared by the reliability suites.
+
+/// `CONNCTL_SOAK=1` selects the full sizes.
+pub fn soak() -> bool {
+    std::env::var("CONNCTL_SOAK").is_ok_and(|v| v == "1")
+}
+
+pub fn size(small: usize, full: usize) -> usize {
+    if soak() { full } else { small }
+}
+
+/// The emulator's request log.
+pub fn request_log(env: &TestEnv) -> Vec<Value> {
+    match env.admin("GET", "/_emulator/requests", Value::Null) {
+        Value::Array(a) => a,
+        other => panic!("request log is not a list: {other}"),
+    }
+}
+
+pub fn count(log: &[Value], method: Option<&str>, path: Option<&str>, status: impl Fn(u64) -> bool) -> usize {
+    log.iter()
+        .filter(|r| method.is_none_or(|m| r["method"] == m))
+        .filter(|r| path.is_none_or(|p| r["path"] == p))
+        .filter(|r| r["status"].as_u64().is_some_and(&status))
+        .count()
+}
+
+/// Registrations answered 2xx, and registrations refused as duplicates (409).
+pub fn registrations(env: &TestEnv) -> (usize, usize) {
+    let log = request_log(env);
+    (
+        count(&log, Some("POST"), Some("/data/connection"), |s| {
+            (200..300).contains(&s)
+        }),
+        count(&log, Some("POST"), Some("/data/connection"), |s| s == 409),
+    )
+}
+
+/// `n` connections, alternating Snowflake (userPassword, Snowflake SQL API executor) and
+/// Databricks (token, Statement Execution API executor), keys `{tag}-0…`.
+pub fn many_connections(n: usize, tag: &str) -> String {
+    let mut s = String::from("version: 1\nconnections:\n");
+    for i in 0..n {
+        if i % 2 == 0 {
+            s.push_str(&format!(
+                "  - key: {tag}-{i}\n    technology: Snowflake\n    host: acme-{tag}{i}.snowflakecomputing.com\n    warehouse: IMMUTA_WH\n    database: IMMUTA_{up}{i}\n    role: IMMUTA_{up}{i}_SYSTEM\n    auth: {{ type: userPassword, username: IMMUTA_{up}{i}_SYSTEM_ACCOUNT, password: {{ env: CONNCTL_TEST_SF_PASSWORD }} }}\n",
+                up = tag.to_uppercase()
+            ));
+        } else {
+            s.push_str(&format!(
+                "  - key: {tag}-{i}\n    technology: Databricks\n    workspaceUrl: dbc-{tag}{i}.cloud.databricks.com\n    httpPath: /sql/1.0/warehouses/w{tag}{i}\n    catalog: immuta_{tag}{i}\n    auth: {{ type: token, token: {{ env: CONNCTL_TEST_DBX_TOKEN }} }}\n"
+            ));
+        }
+    }
+    s
+}
+
+pub fn assert_no_panic(what: &str, stderr: &str) {
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"),
+        "{what} panicked:\n{stderr}"
+    );
+}
+
+/// Every file below `dir` with its bytes, relative paths sorted.
+pub fn snapshot_tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("read_dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let bytes = std::fs::read(&path).expect("read");
+                out.push((path.strip_prefix(dir).expect("prefix").to_path_buf(), bytes));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[cfg(unix)]
+pub fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).expect("metadata").permissions().mode() & 0o777
 }

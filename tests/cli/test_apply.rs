@@ -9,12 +9,132 @@ fn all_six_variants_register_then_plan_is_empty() {
     env.fixture("valid/all-variants");
     let out = env.run(&["apply", "--auto-approve", "--wait", "valid/all-variants"]);
     assert_eq!(out.code, 0, "stdout:\n{}\nstderr:\n{}", out.stdout, out.stderr);
-    assert!(
-        out.stdout
-            .contains("Apply: 6 applied, 0 awaiting execution, 0 skipped, 0 failed."),
-        "{}",
-        out.stdout
-    );
+    insta::assert_snapshot!(out.snapshot(), @r#"
+    exit: 0
+    --- stdout
+    connctl will take these actions (- Immuta now, + desired):
+
+      + create   dbx-m2m (Databricks)  [script, execute, test, register]
+          +   audit.enabled: false
+          +   auth.authorityUrl: "https://dbc-5678.cloud.databricks.com/oidc/v1/token"
+          +   auth.clientId: "6f1c2d3e-service-principal"
+          +   auth.clientSecret: (sensitive)
+          +   auth.scope: "all-apis"
+          +   auth.type: "oAuthM2M"
+          +   catalog: "_immuta_m2m"
+          +   httpPath: "/sql/1.0/warehouses/def456"
+          +   options.forceRecursiveCrawl: true
+          +   port: 443
+          +   settings.activateNewChildren: true
+          +   settings.isActive: false
+          +   technology: "Databricks"
+          +   workspaceUrl: "dbc-5678.cloud.databricks.com"
+      + create   dbx-token (Databricks)  [script, execute, test, register]
+          +   audit.enabled: true
+          +   auth.token: (sensitive)
+          +   auth.type: "token"
+          +   catalog: "immuta_token"
+          +   enableNativeQueryParsing: true
+          +   groupPattern.deny: "immuta_exempt"
+          +   httpPath: "/sql/1.0/warehouses/abc123"
+          +   jobConfig.jobClusterId: "0123-456789-abcdefgh"
+          +   jobConfig.workspaceDirectoryPath: "/Workspace/Immuta"
+          +   options.forceRecursiveCrawl: true
+          +   port: 443
+          +   settings.isActive: false
+          +   technology: "Databricks"
+          +   workspaceIds: ["1234567890","2345678901"]
+          +   workspaceUrl: "dbc-1234.cloud.databricks.com"
+      + create   sf-oauth-cert (Snowflake)  [script, execute, test, register]
+          +   audit.enabled: false
+          +   auth.authorityUrl: "https://acme.okta.com/oauth2/default/v1/token"
+          +   auth.clientId: "0oa9z8y7x6"
+          +   auth.privateKey: (sensitive)
+          +   auth.provider: "Okta"
+          +   auth.publicCertificateThumbprint: "3A:4B:5C:6D:7E:8F"
+          +   auth.type: "oAuthClientCredentials"
+          +   database: "IMMUTA_OC"
+          +   host: "acme-cert.snowflakecomputing.com"
+          +   impersonation.enabled: false
+          +   lineage.enabled: false
+          +   options.forceRecursiveCrawl: true
+          +   port: 443
+          +   role: "IMMUTA_OC_SYSTEM"
+          +   settings.isActive: false
+          +   technology: "Snowflake"
+          +   warehouse: "IMMUTA_WH"
+          +   workspaces.enabled: false
+      + create   sf-oauth-secret (Snowflake)  [script, execute, test, register]
+          +   audit.enabled: false
+          +   auth.authorityUrl: "https://acme.okta.com/oauth2/default/v1/token"
+          +   auth.clientId: "0oa1b2c3d4"
+          +   auth.clientSecret: (sensitive)
+          +   auth.provider: "Okta"
+          +   auth.resource: "https://acme-oauth.snowflakecomputing.com"
+          +   auth.type: "oAuthClientCredentials"
+          +   database: "IMMUTA_OS"
+          +   host: "acme-oauth.snowflakecomputing.com"
+          +   impersonation.enabled: false
+          +   lineage.enabled: false
+          +   options.forceRecursiveCrawl: false
+          +   port: 443
+          +   role: "IMMUTA_OS_SYSTEM"
+          +   settings.activateNewChildren: false
+          +   settings.isActive: true
+          +   technology: "Snowflake"
+          +   warehouse: "IMMUTA_WH"
+          +   workspaces.enabled: false
+      + create   sf-password (Snowflake)  [script, execute, test, register]
+          +   audit.enabled: true
+          +   auth.password: (sensitive)
+          +   auth.type: "userPassword"
+          +   auth.username: "IMMUTA_PW_SYSTEM_ACCOUNT"
+          +   database: "IMMUTA_PW"
+          +   host: "acme-password.snowflakecomputing.com"
+          +   impersonation.enabled: true
+          +   lineage.enabled: false
+          +   options.forceRecursiveCrawl: false
+          +   port: 443
+          +   role: "IMMUTA_PW_SYSTEM"
+          +   settings.activateNewChildren: false
+          +   settings.isActive: true
+          +   technology: "Snowflake"
+          +   userRolePattern.exclude: ["ACCOUNTADMIN","SYSADMIN"]
+          +   warehouse: "IMMUTA_WH"
+          +   workspaces.enabled: false
+      + create   sf_keypair (Snowflake)  [script, execute, test, register]
+          +   audit.enabled: false
+          +   auth.privateKey: (sensitive)
+          +   auth.privateKeyPassword: (sensitive)
+          +   auth.type: "keyPair"
+          +   auth.username: "IMMUTA_KP_SYSTEM_ACCOUNT"
+          +   database: "IMMUTA_KP"
+          +   host: "acme-keypair.snowflakecomputing.com"
+          +   impersonation.enabled: false
+          +   lineage.enabled: false
+          +   options.forceRecursiveCrawl: true
+          +   port: 8443
+          +   role: "IMMUTA_KP_SYSTEM"
+          +   settings.activateNewChildren: false
+          +   settings.isActive: false
+          +   technology: "Snowflake"
+          +   warehouse: "IMMUTA_WH"
+          +   workspaces.enabled: true
+
+    Plan: 6 to create, 0 to update, 0 to replace, 0 to delete, 0 drifted.
+    Immuta: [URL]
+
+      ✓ dbx-m2m: registered, bulkId [UUID] (completed)
+      ✓ dbx-token: registered, bulkId [UUID] (completed)
+      ✓ sf-oauth-cert: registered, bulkId [UUID] (completed)
+      ✓ sf-oauth-secret: registered, bulkId [UUID] (completed)
+      ✓ sf-password: registered, bulkId [UUID] (completed)
+      ✓ sf_keypair: registered, bulkId [UUID] (completed)
+
+    Apply: 6 applied, 0 awaiting execution, 0 skipped, 0 failed.
+    --- stderr
+    [progress]
+    "#);
     assert_eq!(env.count_requests("POST", "/data/connection"), 6);
 
     let again = env.run(&["plan", "--detailed-exitcode", "valid/all-variants"]);
@@ -63,13 +183,32 @@ fn manual_executor_waits_then_carries_on() {
         "version: 1\nconnections:\n  - key: dbx-manual\n    technology: Databricks\n    workspaceUrl: dbc-9.cloud.databricks.com\n    httpPath: /sql/1.0/warehouses/w9\n    catalog: immuta_manual\n    auth: { type: token, token: { env: CONNCTL_TEST_DBX_TOKEN } }\n",
     );
     let spec = spec.to_str().unwrap();
-    let first = env.run(&["apply", "--auto-approve", spec]);
-    assert_eq!(first.code, 0, "{}", first.stderr);
-    assert!(
-        first.stdout.contains("run the script saved at"),
-        "{}",
-        first.stdout
-    );
+    insta::assert_snapshot!(env.snap(&["apply", "--auto-approve", spec]), @r#"
+    exit: 0
+    --- stdout
+    connctl will take these actions (- Immuta now, + desired):
+
+      + create   dbx-manual (Databricks)  [script, execute, test, register]
+          +   audit.enabled: false
+          +   auth.token: (sensitive)
+          +   auth.type: "token"
+          +   catalog: "immuta_manual"
+          +   httpPath: "/sql/1.0/warehouses/w9"
+          +   options.forceRecursiveCrawl: true
+          +   port: 443
+          +   settings.isActive: false
+          +   technology: "Databricks"
+          +   workspaceUrl: "dbc-9.cloud.databricks.com"
+
+    Plan: 1 to create, 0 to update, 0 to replace, 0 to delete, 0 drifted.
+    Immuta: [URL]
+
+      … dbx-manual: run the script saved at .connctl/scripts/dbx-manual.sql as a privileged user, then run `connctl apply` again
+
+    Apply: 0 applied, 1 awaiting execution, 0 skipped, 0 failed.
+    --- stderr
+    [progress]
+    "#);
     let script_path = env.path(".connctl/scripts/dbx-manual.sql");
     let script = std::fs::read_to_string(&script_path).expect("script saved");
     #[cfg(unix)]
@@ -86,15 +225,44 @@ fn manual_executor_waits_then_carries_on() {
     );
 
     // Not run yet: the next apply still waits, and registers nothing.
-    let second = env.run(&["apply", "--auto-approve", spec]);
-    assert!(second.stdout.contains("awaiting execution"), "{}", second.stdout);
+    insta::assert_snapshot!(env.snap(&["apply", "--auto-approve", spec]), @"
+    exit: 0
+    --- stdout
+    connctl will take these actions (- Immuta now, + desired):
+
+      > resume   dbx-manual (Databricks)  [script, execute, test, register]
+          # an interrupted `create` stopped at step `awaiting-execution`; apply checks Immuta and carries on
+
+    Plan: 0 to create, 0 to update, 0 to replace, 0 to delete, 0 drifted. (1 to resume)
+    Immuta: [URL]
+
+      … dbx-manual: run the script saved at .connctl/scripts/dbx-manual.sql as a privileged user, then run `connctl apply` again
+
+    Apply: 0 applied, 1 awaiting execution, 0 skipped, 0 failed.
+    --- stderr
+    [progress]
+    ");
     assert_eq!(env.count_requests("POST", "/data/connection"), 0);
 
     // A person runs it (here: statement by statement through the emulated Databricks API).
     run_databricks_script(&env, &script);
-    let third = env.run(&["apply", "--auto-approve", spec]);
-    assert_eq!(third.code, 0, "{}\n{}", third.stdout, third.stderr);
-    assert!(third.stdout.contains("1 applied"), "{}", third.stdout);
+    insta::assert_snapshot!(env.snap(&["apply", "--auto-approve", spec]), @"
+    exit: 0
+    --- stdout
+    connctl will take these actions (- Immuta now, + desired):
+
+      > resume   dbx-manual (Databricks)  [script, execute, test, register]
+          # an interrupted `create` stopped at step `awaiting-execution`; apply checks Immuta and carries on
+
+    Plan: 0 to create, 0 to update, 0 to replace, 0 to delete, 0 drifted. (1 to resume)
+    Immuta: [URL]
+
+      ✓ dbx-manual: registered, bulkId [UUID]
+
+    Apply: 1 applied, 0 awaiting execution, 0 skipped, 0 failed.
+    --- stderr
+    [progress]
+    ");
     assert_eq!(env.count_requests("POST", "/data/connection"), 1);
     let plan = env.run(&["plan", "--detailed-exitcode", spec]);
     assert_eq!(plan.code, 0, "{}", plan.stdout);
@@ -141,7 +309,124 @@ fn apply_without_approval_off_a_terminal_is_refused() {
     env.fixture("valid/all-variants");
     let out = env.run(&["apply", "valid/all-variants"]);
     assert_eq!(out.code, 1);
-    assert!(out.stderr.contains("--auto-approve"), "{}", out.stderr);
+    insta::assert_snapshot!(out.snapshot(), @r#"
+    exit: 1
+    --- stdout
+    connctl will take these actions (- Immuta now, + desired):
+
+      + create   dbx-m2m (Databricks)  [script, execute, test, register]
+          +   audit.enabled: false
+          +   auth.authorityUrl: "https://dbc-5678.cloud.databricks.com/oidc/v1/token"
+          +   auth.clientId: "6f1c2d3e-service-principal"
+          +   auth.clientSecret: (sensitive)
+          +   auth.scope: "all-apis"
+          +   auth.type: "oAuthM2M"
+          +   catalog: "_immuta_m2m"
+          +   httpPath: "/sql/1.0/warehouses/def456"
+          +   options.forceRecursiveCrawl: true
+          +   port: 443
+          +   settings.activateNewChildren: true
+          +   settings.isActive: false
+          +   technology: "Databricks"
+          +   workspaceUrl: "dbc-5678.cloud.databricks.com"
+      + create   dbx-token (Databricks)  [script, execute, test, register]
+          +   audit.enabled: true
+          +   auth.token: (sensitive)
+          +   auth.type: "token"
+          +   catalog: "immuta_token"
+          +   enableNativeQueryParsing: true
+          +   groupPattern.deny: "immuta_exempt"
+          +   httpPath: "/sql/1.0/warehouses/abc123"
+          +   jobConfig.jobClusterId: "0123-456789-abcdefgh"
+          +   jobConfig.workspaceDirectoryPath: "/Workspace/Immuta"
+          +   options.forceRecursiveCrawl: true
+          +   port: 443
+          +   settings.isActive: false
+          +   technology: "Databricks"
+          +   workspaceIds: ["1234567890","2345678901"]
+          +   workspaceUrl: "dbc-1234.cloud.databricks.com"
+      + create   sf-oauth-cert (Snowflake)  [script, execute, test, register]
+          +   audit.enabled: false
+          +   auth.authorityUrl: "https://acme.okta.com/oauth2/default/v1/token"
+          +   auth.clientId: "0oa9z8y7x6"
+          +   auth.privateKey: (sensitive)
+          +   auth.provider: "Okta"
+          +   auth.publicCertificateThumbprint: "3A:4B:5C:6D:7E:8F"
+          +   auth.type: "oAuthClientCredentials"
+          +   database: "IMMUTA_OC"
+          +   host: "acme-cert.snowflakecomputing.com"
+          +   impersonation.enabled: false
+          +   lineage.enabled: false
+          +   options.forceRecursiveCrawl: true
+          +   port: 443
+          +   role: "IMMUTA_OC_SYSTEM"
+          +   settings.isActive: false
+          +   technology: "Snowflake"
+          +   warehouse: "IMMUTA_WH"
+          +   workspaces.enabled: false
+      + create   sf-oauth-secret (Snowflake)  [script, execute, test, register]
+          +   audit.enabled: false
+          +   auth.authorityUrl: "https://acme.okta.com/oauth2/default/v1/token"
+          +   auth.clientId: "0oa1b2c3d4"
+          +   auth.clientSecret: (sensitive)
+          +   auth.provider: "Okta"
+          +   auth.resource: "https://acme-oauth.snowflakecomputing.com"
+          +   auth.type: "oAuthClientCredentials"
+          +   database: "IMMUTA_OS"
+          +   host: "acme-oauth.snowflakecomputing.com"
+          +   impersonation.enabled: false
+          +   lineage.enabled: false
+          +   options.forceRecursiveCrawl: false
+          +   port: 443
+          +   role: "IMMUTA_OS_SYSTEM"
+          +   settings.activateNewChildren: false
+          +   settings.isActive: true
+          +   technology: "Snowflake"
+          +   warehouse: "IMMUTA_WH"
+          +   workspaces.enabled: false
+      + create   sf-password (Snowflake)  [script, execute, test, register]
+          +   audit.enabled: true
+          +   auth.password: (sensitive)
+          +   auth.type: "userPassword"
+          +   auth.username: "IMMUTA_PW_SYSTEM_ACCOUNT"
+          +   database: "IMMUTA_PW"
+          +   host: "acme-password.snowflakecomputing.com"
+          +   impersonation.enabled: true
+          +   lineage.enabled: false
+          +   options.forceRecursiveCrawl: false
+          +   port: 443
+          +   role: "IMMUTA_PW_SYSTEM"
+          +   settings.activateNewChildren: false
+          +   settings.isActive: true
+          +   technology: "Snowflake"
+          +   userRolePattern.exclude: ["ACCOUNTADMIN","SYSADMIN"]
+          +   warehouse: "IMMUTA_WH"
+          +   workspaces.enabled: false
+      + create   sf_keypair (Snowflake)  [script, execute, test, register]
+          +   audit.enabled: false
+          +   auth.privateKey: (sensitive)
+          +   auth.privateKeyPassword: (sensitive)
+          +   auth.type: "keyPair"
+          +   auth.username: "IMMUTA_KP_SYSTEM_ACCOUNT"
+          +   database: "IMMUTA_KP"
+          +   host: "acme-keypair.snowflakecomputing.com"
+          +   impersonation.enabled: false
+          +   lineage.enabled: false
+          +   options.forceRecursiveCrawl: true
+          +   port: 8443
+          +   role: "IMMUTA_KP_SYSTEM"
+          +   settings.activateNewChildren: false
+          +   settings.isActive: false
+          +   technology: "Snowflake"
+          +   warehouse: "IMMUTA_WH"
+          +   workspaces.enabled: true
+
+    Plan: 6 to create, 0 to update, 0 to replace, 0 to delete, 0 drifted.
+    Immuta: [URL]
+    --- stderr
+    error: refusing to apply without confirmation in a non-interactive run
+      = help: review the plan above, then pass --auto-approve (or apply a saved plan: `connctl plan --out plan.json`, then `connctl apply plan.json`)
+    "#);
     assert_eq!(env.count_requests("POST", "/integrations/scripts/create"), 0);
 }
 
@@ -172,8 +457,13 @@ fn saved_plan_records_serial_and_fingerprints_and_goes_stale() {
     );
     let stale = env.run(&["apply", "--auto-approve", "plan.json"]);
     assert_eq!(stale.code, 1, "{}", stale.stdout);
-    assert!(stale.stderr.contains("stale plan"), "{}", stale.stderr);
-    assert!(stale.stderr.contains("dbx-token"), "{}", stale.stderr);
+    insta::assert_snapshot!(stale.snapshot(), @"
+    exit: 1
+    --- stdout
+    --- stderr
+    error: stale plan: Immuta changed since the plan was made (dbx-token)
+      = help: run `connctl plan --out` again
+    ");
     assert_eq!(env.count_requests("POST", "/data/connection"), 0);
 }
 
@@ -192,12 +482,64 @@ fn saved_plan_applies_exactly() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     let applied = env.run(&["apply", "--auto-approve", "plan.json"]);
     assert_eq!(applied.code, 0, "{}\n{}", applied.stdout, applied.stderr);
-    assert!(applied.stdout.contains("Apply: 2 applied"), "{}", applied.stdout);
+    insta::assert_snapshot!(applied.snapshot(), @r#"
+    exit: 0
+    --- stdout
+    connctl will take these actions (- Immuta now, + desired):
+
+      + create   dbx-m2m (Databricks)  [script, execute, test, register]
+          +   audit.enabled: false
+          +   auth.authorityUrl: "https://dbc-5678.cloud.databricks.com/oidc/v1/token"
+          +   auth.clientId: "6f1c2d3e-service-principal"
+          +   auth.clientSecret: (sensitive)
+          +   auth.scope: "all-apis"
+          +   auth.type: "oAuthM2M"
+          +   catalog: "_immuta_m2m"
+          +   httpPath: "/sql/1.0/warehouses/def456"
+          +   options.forceRecursiveCrawl: true
+          +   port: 443
+          +   settings.activateNewChildren: true
+          +   settings.isActive: false
+          +   technology: "Databricks"
+          +   workspaceUrl: "dbc-5678.cloud.databricks.com"
+      + create   dbx-token (Databricks)  [script, execute, test, register]
+          +   audit.enabled: true
+          +   auth.token: (sensitive)
+          +   auth.type: "token"
+          +   catalog: "immuta_token"
+          +   enableNativeQueryParsing: true
+          +   groupPattern.deny: "immuta_exempt"
+          +   httpPath: "/sql/1.0/warehouses/abc123"
+          +   jobConfig.jobClusterId: "0123-456789-abcdefgh"
+          +   jobConfig.workspaceDirectoryPath: "/Workspace/Immuta"
+          +   options.forceRecursiveCrawl: true
+          +   port: 443
+          +   settings.isActive: false
+          +   technology: "Databricks"
+          +   workspaceIds: ["1234567890","2345678901"]
+          +   workspaceUrl: "dbc-1234.cloud.databricks.com"
+
+    Plan: 2 to create, 0 to update, 0 to replace, 0 to delete, 0 drifted.
+    Immuta: [URL]
+
+      ✓ dbx-m2m: registered, bulkId [UUID]
+      ✓ dbx-token: registered, bulkId [UUID]
+
+    Apply: 2 applied, 0 awaiting execution, 0 skipped, 0 failed.
+    --- stderr
+    [progress]
+    "#);
     assert_eq!(env.count_requests("POST", "/data/connection"), 2);
     // Applying the same saved plan again is refused: the state moved on.
     let again = env.run(&["apply", "--auto-approve", "plan.json"]);
     assert_eq!(again.code, 1);
-    assert!(again.stderr.contains("stale plan"), "{}", again.stderr);
+    insta::assert_snapshot!(again.snapshot(), @"
+    exit: 1
+    --- stdout
+    --- stderr
+    error: stale plan: the state changed since the plan was made (serial 0 then, 8 now)
+      = help: run `connctl plan --out` again
+    ");
 }
 
 /// Issue 16: a saved plan was reviewed, so `apply PLANFILE` needs no `--auto-approve` (as in
@@ -218,20 +560,152 @@ fn saved_plan_applies_without_a_prompt_and_stale_is_still_refused() {
     // Not a terminal, no --auto-approve: applied all the same.
     let applied = env.run(&["apply", "plan.json"]);
     assert_eq!(applied.code, 0, "{}\n{}", applied.stdout, applied.stderr);
-    assert!(applied.stdout.contains("Apply: 2 applied"), "{}", applied.stdout);
+    insta::assert_snapshot!(applied.snapshot(), @r#"
+    exit: 0
+    --- stdout
+    connctl will take these actions (- Immuta now, + desired):
+
+      + create   dbx-m2m (Databricks)  [script, execute, test, register]
+          +   audit.enabled: false
+          +   auth.authorityUrl: "https://dbc-5678.cloud.databricks.com/oidc/v1/token"
+          +   auth.clientId: "6f1c2d3e-service-principal"
+          +   auth.clientSecret: (sensitive)
+          +   auth.scope: "all-apis"
+          +   auth.type: "oAuthM2M"
+          +   catalog: "_immuta_m2m"
+          +   httpPath: "/sql/1.0/warehouses/def456"
+          +   options.forceRecursiveCrawl: true
+          +   port: 443
+          +   settings.activateNewChildren: true
+          +   settings.isActive: false
+          +   technology: "Databricks"
+          +   workspaceUrl: "dbc-5678.cloud.databricks.com"
+      + create   dbx-token (Databricks)  [script, execute, test, register]
+          +   audit.enabled: true
+          +   auth.token: (sensitive)
+          +   auth.type: "token"
+          +   catalog: "immuta_token"
+          +   enableNativeQueryParsing: true
+          +   groupPattern.deny: "immuta_exempt"
+          +   httpPath: "/sql/1.0/warehouses/abc123"
+          +   jobConfig.jobClusterId: "0123-456789-abcdefgh"
+          +   jobConfig.workspaceDirectoryPath: "/Workspace/Immuta"
+          +   options.forceRecursiveCrawl: true
+          +   port: 443
+          +   settings.isActive: false
+          +   technology: "Databricks"
+          +   workspaceIds: ["1234567890","2345678901"]
+          +   workspaceUrl: "dbc-1234.cloud.databricks.com"
+
+    Plan: 2 to create, 0 to update, 0 to replace, 0 to delete, 0 drifted.
+    Immuta: [URL]
+
+      ✓ dbx-m2m: registered, bulkId [UUID]
+      ✓ dbx-token: registered, bulkId [UUID]
+
+    Apply: 2 applied, 0 awaiting execution, 0 skipped, 0 failed.
+    --- stderr
+    [progress]
+    "#);
     assert_eq!(env.count_requests("POST", "/data/connection"), 2);
     let again = env.run(&["apply", "plan.json"]);
     assert_eq!(again.code, 1);
-    assert!(again.stderr.contains("stale plan"), "{}", again.stderr);
+    insta::assert_snapshot!(again.snapshot(), @"
+    exit: 1
+    --- stdout
+    --- stderr
+    error: stale plan: the state changed since the plan was made (serial 0 then, 8 now)
+      = help: run `connctl plan --out` again
+    ");
     assert_eq!(env.count_requests("POST", "/data/connection"), 2, "nothing sent");
     // Planning from YAML still asks for --auto-approve off a terminal.
-    let unreviewed = env.run(&["apply", "valid/all-variants"]);
-    assert_eq!(unreviewed.code, 1);
-    assert!(
-        unreviewed.stderr.contains("--auto-approve"),
-        "{}",
-        unreviewed.stderr
-    );
+    insta::assert_snapshot!(env.snap(&["apply", "valid/all-variants"]), @r#"
+    exit: 1
+    --- stdout
+    connctl will take these actions (- Immuta now, + desired):
+
+      + create   sf-oauth-cert (Snowflake)  [script, execute, test, register]
+          +   audit.enabled: false
+          +   auth.authorityUrl: "https://acme.okta.com/oauth2/default/v1/token"
+          +   auth.clientId: "0oa9z8y7x6"
+          +   auth.privateKey: (sensitive)
+          +   auth.provider: "Okta"
+          +   auth.publicCertificateThumbprint: "3A:4B:5C:6D:7E:8F"
+          +   auth.type: "oAuthClientCredentials"
+          +   database: "IMMUTA_OC"
+          +   host: "acme-cert.snowflakecomputing.com"
+          +   impersonation.enabled: false
+          +   lineage.enabled: false
+          +   options.forceRecursiveCrawl: true
+          +   port: 443
+          +   role: "IMMUTA_OC_SYSTEM"
+          +   settings.isActive: false
+          +   technology: "Snowflake"
+          +   warehouse: "IMMUTA_WH"
+          +   workspaces.enabled: false
+      + create   sf-oauth-secret (Snowflake)  [script, execute, test, register]
+          +   audit.enabled: false
+          +   auth.authorityUrl: "https://acme.okta.com/oauth2/default/v1/token"
+          +   auth.clientId: "0oa1b2c3d4"
+          +   auth.clientSecret: (sensitive)
+          +   auth.provider: "Okta"
+          +   auth.resource: "https://acme-oauth.snowflakecomputing.com"
+          +   auth.type: "oAuthClientCredentials"
+          +   database: "IMMUTA_OS"
+          +   host: "acme-oauth.snowflakecomputing.com"
+          +   impersonation.enabled: false
+          +   lineage.enabled: false
+          +   options.forceRecursiveCrawl: false
+          +   port: 443
+          +   role: "IMMUTA_OS_SYSTEM"
+          +   settings.activateNewChildren: false
+          +   settings.isActive: true
+          +   technology: "Snowflake"
+          +   warehouse: "IMMUTA_WH"
+          +   workspaces.enabled: false
+      + create   sf-password (Snowflake)  [script, execute, test, register]
+          +   audit.enabled: true
+          +   auth.password: (sensitive)
+          +   auth.type: "userPassword"
+          +   auth.username: "IMMUTA_PW_SYSTEM_ACCOUNT"
+          +   database: "IMMUTA_PW"
+          +   host: "acme-password.snowflakecomputing.com"
+          +   impersonation.enabled: true
+          +   lineage.enabled: false
+          +   options.forceRecursiveCrawl: false
+          +   port: 443
+          +   role: "IMMUTA_PW_SYSTEM"
+          +   settings.activateNewChildren: false
+          +   settings.isActive: true
+          +   technology: "Snowflake"
+          +   userRolePattern.exclude: ["ACCOUNTADMIN","SYSADMIN"]
+          +   warehouse: "IMMUTA_WH"
+          +   workspaces.enabled: false
+      + create   sf_keypair (Snowflake)  [script, execute, test, register]
+          +   audit.enabled: false
+          +   auth.privateKey: (sensitive)
+          +   auth.privateKeyPassword: (sensitive)
+          +   auth.type: "keyPair"
+          +   auth.username: "IMMUTA_KP_SYSTEM_ACCOUNT"
+          +   database: "IMMUTA_KP"
+          +   host: "acme-keypair.snowflakecomputing.com"
+          +   impersonation.enabled: false
+          +   lineage.enabled: false
+          +   options.forceRecursiveCrawl: true
+          +   port: 8443
+          +   role: "IMMUTA_KP_SYSTEM"
+          +   settings.activateNewChildren: false
+          +   settings.isActive: false
+          +   technology: "Snowflake"
+          +   warehouse: "IMMUTA_WH"
+          +   workspaces.enabled: true
+
+    Plan: 4 to create, 0 to update, 0 to replace, 0 to delete, 0 drifted.
+    Immuta: [URL]
+    --- stderr
+    error: refusing to apply without confirmation in a non-interactive run
+      = help: review the plan above, then pass --auto-approve (or apply a saved plan: `connctl plan --out plan.json`, then `connctl apply plan.json`)
+    "#);
 }
 
 #[test]
@@ -295,29 +769,84 @@ fn one_failing_connection_does_not_stop_the_others() {
         ));
     }
     env.write("c.yaml", &spec);
-    let out = env.run(&["apply", "--auto-approve", "c.yaml"]);
-    assert_eq!(out.code, 1, "{}", out.stdout);
-    assert!(
-        out.stdout
-            .contains("Apply: 3 applied, 0 awaiting execution, 0 skipped, 1 failed."),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout.contains("✗ dbx-2: executing the create script failed"),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout.contains("exit") && out.stdout.contains("warehouse said no"),
-        "{}",
-        out.stdout
-    );
+    insta::assert_snapshot!(env.snap(&["apply", "--auto-approve", "c.yaml"]), @r#"
+    exit: 1
+    --- stdout
+    connctl will take these actions (- Immuta now, + desired):
+
+      + create   dbx-0 (Databricks)  [script, execute, test, register]
+          +   audit.enabled: false
+          +   auth.token: (sensitive)
+          +   auth.type: "token"
+          +   catalog: "immuta_0"
+          +   httpPath: "/sql/1.0/warehouses/w0"
+          +   options.forceRecursiveCrawl: true
+          +   port: 443
+          +   settings.isActive: false
+          +   technology: "Databricks"
+          +   workspaceUrl: "dbc-0.cloud.databricks.com"
+      + create   dbx-1 (Databricks)  [script, execute, test, register]
+          +   audit.enabled: false
+          +   auth.token: (sensitive)
+          +   auth.type: "token"
+          +   catalog: "immuta_1"
+          +   httpPath: "/sql/1.0/warehouses/w1"
+          +   options.forceRecursiveCrawl: true
+          +   port: 443
+          +   settings.isActive: false
+          +   technology: "Databricks"
+          +   workspaceUrl: "dbc-1.cloud.databricks.com"
+      + create   dbx-2 (Databricks)  [script, execute, test, register]
+          +   audit.enabled: false
+          +   auth.token: (sensitive)
+          +   auth.type: "token"
+          +   catalog: "immuta_2"
+          +   httpPath: "/sql/1.0/warehouses/w2"
+          +   options.forceRecursiveCrawl: true
+          +   port: 443
+          +   settings.isActive: false
+          +   technology: "Databricks"
+          +   workspaceUrl: "dbc-2.cloud.databricks.com"
+      + create   dbx-3 (Databricks)  [script, execute, test, register]
+          +   audit.enabled: false
+          +   auth.token: (sensitive)
+          +   auth.type: "token"
+          +   catalog: "immuta_3"
+          +   httpPath: "/sql/1.0/warehouses/w3"
+          +   options.forceRecursiveCrawl: true
+          +   port: 443
+          +   settings.isActive: false
+          +   technology: "Databricks"
+          +   workspaceUrl: "dbc-3.cloud.databricks.com"
+
+    Plan: 4 to create, 0 to update, 0 to replace, 0 to delete, 0 drifted.
+    Immuta: [URL]
+
+      ✓ dbx-0: registered, bulkId [UUID]
+      ✓ dbx-1: registered, bulkId [UUID]
+      ✗ dbx-2: executing the create script failed: the executor command `sh` failed (exit code 7); the script may be partly applied: fix the cause and run again; its last lines of stderr:
+    warehouse said no
+      ✓ dbx-3: registered, bulkId [UUID]
+
+    Apply: 3 applied, 0 awaiting execution, 0 skipped, 1 failed.
+    --- stderr
+    [progress]
+    "#);
     assert_eq!(env.count_requests("POST", "/data/connection"), 3);
     // The failed one is where it stopped, and the next plan says so.
     let plan = env.run(&["plan", "c.yaml"]);
-    assert!(plan.stdout.contains("resume   dbx-2"), "{}", plan.stdout);
-    assert!(plan.stdout.contains("Plan: 0 to create"), "{}", plan.stdout);
+    insta::assert_snapshot!(plan.snapshot(), @"
+    exit: 0
+    --- stdout
+    connctl will take these actions (- Immuta now, + desired):
+
+      > resume   dbx-2 (Databricks)  [script, execute, test, register]
+          # an interrupted `create` stopped at step `scripted`; apply checks Immuta and carries on
+
+    Plan: 0 to create, 0 to update, 0 to replace, 0 to delete, 0 drifted. (1 to resume)
+    Immuta: [URL]
+    --- stderr
+    ");
 }
 
 #[test]
@@ -372,15 +901,23 @@ connections:
     env.write("c.yaml", spec);
     assert_eq!(env.run(&["apply", "--auto-approve", "c.yaml"]).code, 0);
     env.write("c.yaml", "version: 1\nconnections: []\n");
-    let out = env.run(&["apply", "--auto-approve", "--prune", "c.yaml"]);
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    assert!(
-        out.stdout.contains(
-            "dbx-p: deregistered; run the cleanup script saved at .connctl/scripts/dbx-p.delete.sql"
-        ),
-        "{}",
-        out.stdout
-    );
+    insta::assert_snapshot!(env.snap(&["apply", "--auto-approve", "--prune", "c.yaml"]), @"
+    exit: 0
+    --- stdout
+    connctl will take these actions (- Immuta now, + desired):
+
+      - delete   dbx-p (Databricks)  [delete script, deregister, cleanup]
+          # no longer in the YAML; --prune deletes it
+
+    Plan: 0 to create, 0 to update, 0 to replace, 1 to delete, 0 drifted.
+    Immuta: [URL]
+
+      ✓ dbx-p: deregistered; run the cleanup script saved at .connctl/scripts/dbx-p.delete.sql
+
+    Apply: 1 applied, 0 awaiting execution, 0 skipped, 0 failed.
+    --- stderr
+    [progress]
+    ");
     let mode = |p: &str| std::fs::metadata(env.path(p)).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(".connctl/scripts"), 0o700);
     assert_eq!(mode(".connctl/scripts/dbx-p.delete.sql"), 0o600);
@@ -447,12 +984,279 @@ fn apply_json_is_one_document_that_matches_its_schema() {
         assert_eq!(c["bulk_ids"][0]["origin"], "register", "{key}");
         assert_eq!(c["bulk_ids"][0]["job_state"], "completed", "{key}");
     }
-    assert!(out.stderr.contains("Apply: 6 applied"), "{}", out.stderr);
-    assert!(
-        out.stderr.contains("connctl will take these actions"),
-        "{}",
-        out.stderr
-    );
+    insta::assert_snapshot!(out.snapshot(), @r#"
+    exit: 0
+    --- stdout
+    {
+      "format_version": 1,
+      "result": "applied",
+      "exit_code": 0,
+      "signal": null,
+      "summary": {
+        "applied": 6,
+        "awaiting_execution": 0,
+        "skipped": 0,
+        "failed": 0,
+        "interrupted": 0
+      },
+      "errors": [],
+      "connections": [
+        {
+          "key": "dbx-m2m",
+          "technology": "Databricks",
+          "action": "create",
+          "result": "applied",
+          "detail": "registered, bulkId [UUID] (completed)",
+          "step": "registered",
+          "steps_done": [
+            "script",
+            "execute",
+            "test",
+            "register"
+          ],
+          "steps_failed": [],
+          "bulk_ids": [
+            {
+              "bulk_id": "[UUID]",
+              "origin": "register",
+              "job_state": "completed"
+            }
+          ]
+        },
+        {
+          "key": "dbx-token",
+          "technology": "Databricks",
+          "action": "create",
+          "result": "applied",
+          "detail": "registered, bulkId [UUID] (completed)",
+          "step": "registered",
+          "steps_done": [
+            "script",
+            "execute",
+            "test",
+            "register"
+          ],
+          "steps_failed": [],
+          "bulk_ids": [
+            {
+              "bulk_id": "[UUID]",
+              "origin": "register",
+              "job_state": "completed"
+            }
+          ]
+        },
+        {
+          "key": "sf-oauth-cert",
+          "technology": "Snowflake",
+          "action": "create",
+          "result": "applied",
+          "detail": "registered, bulkId [UUID] (completed)",
+          "step": "registered",
+          "steps_done": [
+            "script",
+            "execute",
+            "test",
+            "register"
+          ],
+          "steps_failed": [],
+          "bulk_ids": [
+            {
+              "bulk_id": "[UUID]",
+              "origin": "register",
+              "job_state": "completed"
+            }
+          ]
+        },
+        {
+          "key": "sf-oauth-secret",
+          "technology": "Snowflake",
+          "action": "create",
+          "result": "applied",
+          "detail": "registered, bulkId [UUID] (completed)",
+          "step": "registered",
+          "steps_done": [
+            "script",
+            "execute",
+            "test",
+            "register"
+          ],
+          "steps_failed": [],
+          "bulk_ids": [
+            {
+              "bulk_id": "[UUID]",
+              "origin": "register",
+              "job_state": "completed"
+            }
+          ]
+        },
+        {
+          "key": "sf-password",
+          "technology": "Snowflake",
+          "action": "create",
+          "result": "applied",
+          "detail": "registered, bulkId [UUID] (completed)",
+          "step": "registered",
+          "steps_done": [
+            "script",
+            "execute",
+            "test",
+            "register"
+          ],
+          "steps_failed": [],
+          "bulk_ids": [
+            {
+              "bulk_id": "[UUID]",
+              "origin": "register",
+              "job_state": "completed"
+            }
+          ]
+        },
+        {
+          "key": "sf_keypair",
+          "technology": "Snowflake",
+          "action": "create",
+          "result": "applied",
+          "detail": "registered, bulkId [UUID] (completed)",
+          "step": "registered",
+          "steps_done": [
+            "script",
+            "execute",
+            "test",
+            "register"
+          ],
+          "steps_failed": [],
+          "bulk_ids": [
+            {
+              "bulk_id": "[UUID]",
+              "origin": "register",
+              "job_state": "completed"
+            }
+          ]
+        }
+      ]
+    }
+    --- stderr
+    connctl will take these actions (- Immuta now, + desired):
+
+      + create   dbx-m2m (Databricks)  [script, execute, test, register]
+          +   audit.enabled: false
+          +   auth.authorityUrl: "https://dbc-5678.cloud.databricks.com/oidc/v1/token"
+          +   auth.clientId: "6f1c2d3e-service-principal"
+          +   auth.clientSecret: (sensitive)
+          +   auth.scope: "all-apis"
+          +   auth.type: "oAuthM2M"
+          +   catalog: "_immuta_m2m"
+          +   httpPath: "/sql/1.0/warehouses/def456"
+          +   options.forceRecursiveCrawl: true
+          +   port: 443
+          +   settings.activateNewChildren: true
+          +   settings.isActive: false
+          +   technology: "Databricks"
+          +   workspaceUrl: "dbc-5678.cloud.databricks.com"
+      + create   dbx-token (Databricks)  [script, execute, test, register]
+          +   audit.enabled: true
+          +   auth.token: (sensitive)
+          +   auth.type: "token"
+          +   catalog: "immuta_token"
+          +   enableNativeQueryParsing: true
+          +   groupPattern.deny: "immuta_exempt"
+          +   httpPath: "/sql/1.0/warehouses/abc123"
+          +   jobConfig.jobClusterId: "0123-456789-abcdefgh"
+          +   jobConfig.workspaceDirectoryPath: "/Workspace/Immuta"
+          +   options.forceRecursiveCrawl: true
+          +   port: 443
+          +   settings.isActive: false
+          +   technology: "Databricks"
+          +   workspaceIds: ["1234567890","2345678901"]
+          +   workspaceUrl: "dbc-1234.cloud.databricks.com"
+      + create   sf-oauth-cert (Snowflake)  [script, execute, test, register]
+          +   audit.enabled: false
+          +   auth.authorityUrl: "https://acme.okta.com/oauth2/default/v1/token"
+          +   auth.clientId: "0oa9z8y7x6"
+          +   auth.privateKey: (sensitive)
+          +   auth.provider: "Okta"
+          +   auth.publicCertificateThumbprint: "3A:4B:5C:6D:7E:8F"
+          +   auth.type: "oAuthClientCredentials"
+          +   database: "IMMUTA_OC"
+          +   host: "acme-cert.snowflakecomputing.com"
+          +   impersonation.enabled: false
+          +   lineage.enabled: false
+          +   options.forceRecursiveCrawl: true
+          +   port: 443
+          +   role: "IMMUTA_OC_SYSTEM"
+          +   settings.isActive: false
+          +   technology: "Snowflake"
+          +   warehouse: "IMMUTA_WH"
+          +   workspaces.enabled: false
+      + create   sf-oauth-secret (Snowflake)  [script, execute, test, register]
+          +   audit.enabled: false
+          +   auth.authorityUrl: "https://acme.okta.com/oauth2/default/v1/token"
+          +   auth.clientId: "0oa1b2c3d4"
+          +   auth.clientSecret: (sensitive)
+          +   auth.provider: "Okta"
+          +   auth.resource: "https://acme-oauth.snowflakecomputing.com"
+          +   auth.type: "oAuthClientCredentials"
+          +   database: "IMMUTA_OS"
+          +   host: "acme-oauth.snowflakecomputing.com"
+          +   impersonation.enabled: false
+          +   lineage.enabled: false
+          +   options.forceRecursiveCrawl: false
+          +   port: 443
+          +   role: "IMMUTA_OS_SYSTEM"
+          +   settings.activateNewChildren: false
+          +   settings.isActive: true
+          +   technology: "Snowflake"
+          +   warehouse: "IMMUTA_WH"
+          +   workspaces.enabled: false
+      + create   sf-password (Snowflake)  [script, execute, test, register]
+          +   audit.enabled: true
+          +   auth.password: (sensitive)
+          +   auth.type: "userPassword"
+          +   auth.username: "IMMUTA_PW_SYSTEM_ACCOUNT"
+          +   database: "IMMUTA_PW"
+          +   host: "acme-password.snowflakecomputing.com"
+          +   impersonation.enabled: true
+          +   lineage.enabled: false
+          +   options.forceRecursiveCrawl: false
+          +   port: 443
+          +   role: "IMMUTA_PW_SYSTEM"
+          +   settings.activateNewChildren: false
+          +   settings.isActive: true
+          +   technology: "Snowflake"
+          +   userRolePattern.exclude: ["ACCOUNTADMIN","SYSADMIN"]
+          +   warehouse: "IMMUTA_WH"
+          +   workspaces.enabled: false
+      + create   sf_keypair (Snowflake)  [script, execute, test, register]
+          +   audit.enabled: false
+          +   auth.privateKey: (sensitive)
+          +   auth.privateKeyPassword: (sensitive)
+          +   auth.type: "keyPair"
+          +   auth.username: "IMMUTA_KP_SYSTEM_ACCOUNT"
+          +   database: "IMMUTA_KP"
+          +   host: "acme-keypair.snowflakecomputing.com"
+          +   impersonation.enabled: false
+          +   lineage.enabled: false
+          +   options.forceRecursiveCrawl: true
+          +   port: 8443
+          +   role: "IMMUTA_KP_SYSTEM"
+          +   settings.activateNewChildren: false
+          +   settings.isActive: false
+          +   technology: "Snowflake"
+          +   warehouse: "IMMUTA_WH"
+          +   workspaces.enabled: true
+
+    Plan: 6 to create, 0 to update, 0 to replace, 0 to delete, 0 drifted.
+    [progress]
+
+      ✓ dbx-m2m: registered, bulkId [UUID] (completed)
+      ✓ dbx-token: registered, bulkId [UUID] (completed)
+      ✓ sf-oauth-cert: registered, bulkId [UUID] (completed)
+      ✓ sf-oauth-secret: registered, bulkId [UUID] (completed)
+      ✓ sf-password: registered, bulkId [UUID] (completed)
+      ✓ sf_keypair: registered, bulkId [UUID] (completed)
+
+    Apply: 6 applied, 0 awaiting execution, 0 skipped, 0 failed.
+    "#);
 
     // Nothing to do: still one document.
     let again = env.run(&[
@@ -482,6 +1286,139 @@ fn apply_json_of_a_refusal_says_why_and_sends_nothing() {
         doc["errors"][0].as_str().unwrap().contains("--auto-approve"),
         "{doc:#}"
     );
-    assert!(out.stderr.contains("--auto-approve"), "{}", out.stderr);
+    insta::assert_snapshot!(out.snapshot(), @r#"
+    exit: 1
+    --- stdout
+    {
+      "format_version": 1,
+      "result": "refused",
+      "exit_code": 1,
+      "signal": null,
+      "summary": {
+        "applied": 0,
+        "awaiting_execution": 0,
+        "skipped": 0,
+        "failed": 0,
+        "interrupted": 0
+      },
+      "errors": [
+        "refusing to apply without confirmation in a non-interactive run\n  = help: review the plan above, then pass --auto-approve (or apply a saved plan: `connctl plan --out plan.json`, then `connctl apply plan.json`)"
+      ],
+      "connections": []
+    }
+    --- stderr
+    connctl will take these actions (- Immuta now, + desired):
+
+      + create   dbx-m2m (Databricks)  [script, execute, test, register]
+          +   audit.enabled: false
+          +   auth.authorityUrl: "https://dbc-5678.cloud.databricks.com/oidc/v1/token"
+          +   auth.clientId: "6f1c2d3e-service-principal"
+          +   auth.clientSecret: (sensitive)
+          +   auth.scope: "all-apis"
+          +   auth.type: "oAuthM2M"
+          +   catalog: "_immuta_m2m"
+          +   httpPath: "/sql/1.0/warehouses/def456"
+          +   options.forceRecursiveCrawl: true
+          +   port: 443
+          +   settings.activateNewChildren: true
+          +   settings.isActive: false
+          +   technology: "Databricks"
+          +   workspaceUrl: "dbc-5678.cloud.databricks.com"
+      + create   dbx-token (Databricks)  [script, execute, test, register]
+          +   audit.enabled: true
+          +   auth.token: (sensitive)
+          +   auth.type: "token"
+          +   catalog: "immuta_token"
+          +   enableNativeQueryParsing: true
+          +   groupPattern.deny: "immuta_exempt"
+          +   httpPath: "/sql/1.0/warehouses/abc123"
+          +   jobConfig.jobClusterId: "0123-456789-abcdefgh"
+          +   jobConfig.workspaceDirectoryPath: "/Workspace/Immuta"
+          +   options.forceRecursiveCrawl: true
+          +   port: 443
+          +   settings.isActive: false
+          +   technology: "Databricks"
+          +   workspaceIds: ["1234567890","2345678901"]
+          +   workspaceUrl: "dbc-1234.cloud.databricks.com"
+      + create   sf-oauth-cert (Snowflake)  [script, execute, test, register]
+          +   audit.enabled: false
+          +   auth.authorityUrl: "https://acme.okta.com/oauth2/default/v1/token"
+          +   auth.clientId: "0oa9z8y7x6"
+          +   auth.privateKey: (sensitive)
+          +   auth.provider: "Okta"
+          +   auth.publicCertificateThumbprint: "3A:4B:5C:6D:7E:8F"
+          +   auth.type: "oAuthClientCredentials"
+          +   database: "IMMUTA_OC"
+          +   host: "acme-cert.snowflakecomputing.com"
+          +   impersonation.enabled: false
+          +   lineage.enabled: false
+          +   options.forceRecursiveCrawl: true
+          +   port: 443
+          +   role: "IMMUTA_OC_SYSTEM"
+          +   settings.isActive: false
+          +   technology: "Snowflake"
+          +   warehouse: "IMMUTA_WH"
+          +   workspaces.enabled: false
+      + create   sf-oauth-secret (Snowflake)  [script, execute, test, register]
+          +   audit.enabled: false
+          +   auth.authorityUrl: "https://acme.okta.com/oauth2/default/v1/token"
+          +   auth.clientId: "0oa1b2c3d4"
+          +   auth.clientSecret: (sensitive)
+          +   auth.provider: "Okta"
+          +   auth.resource: "https://acme-oauth.snowflakecomputing.com"
+          +   auth.type: "oAuthClientCredentials"
+          +   database: "IMMUTA_OS"
+          +   host: "acme-oauth.snowflakecomputing.com"
+          +   impersonation.enabled: false
+          +   lineage.enabled: false
+          +   options.forceRecursiveCrawl: false
+          +   port: 443
+          +   role: "IMMUTA_OS_SYSTEM"
+          +   settings.activateNewChildren: false
+          +   settings.isActive: true
+          +   technology: "Snowflake"
+          +   warehouse: "IMMUTA_WH"
+          +   workspaces.enabled: false
+      + create   sf-password (Snowflake)  [script, execute, test, register]
+          +   audit.enabled: true
+          +   auth.password: (sensitive)
+          +   auth.type: "userPassword"
+          +   auth.username: "IMMUTA_PW_SYSTEM_ACCOUNT"
+          +   database: "IMMUTA_PW"
+          +   host: "acme-password.snowflakecomputing.com"
+          +   impersonation.enabled: true
+          +   lineage.enabled: false
+          +   options.forceRecursiveCrawl: false
+          +   port: 443
+          +   role: "IMMUTA_PW_SYSTEM"
+          +   settings.activateNewChildren: false
+          +   settings.isActive: true
+          +   technology: "Snowflake"
+          +   userRolePattern.exclude: ["ACCOUNTADMIN","SYSADMIN"]
+          +   warehouse: "IMMUTA_WH"
+          +   workspaces.enabled: false
+      + create   sf_keypair (Snowflake)  [script, execute, test, register]
+          +   audit.enabled: false
+          +   auth.privateKey: (sensitive)
+          +   auth.privateKeyPassword: (sensitive)
+          +   auth.type: "keyPair"
+          +   auth.username: "IMMUTA_KP_SYSTEM_ACCOUNT"
+          +   database: "IMMUTA_KP"
+          +   host: "acme-keypair.snowflakecomputing.com"
+          +   impersonation.enabled: false
+          +   lineage.enabled: false
+          +   options.forceRecursiveCrawl: true
+          +   port: 8443
+          +   role: "IMMUTA_KP_SYSTEM"
+          +   settings.activateNewChildren: false
+          +   settings.isActive: false
+          +   technology: "Snowflake"
+          +   warehouse: "IMMUTA_WH"
+          +   workspaces.enabled: true
+
+    Plan: 6 to create, 0 to update, 0 to replace, 0 to delete, 0 drifted.
+    error: refusing to apply without confirmation in a non-interactive run
+      = help: review the plan above, then pass --auto-approve (or apply a saved plan: `connctl plan --out plan.json`, then `connctl apply plan.json`)
+    "#);
     assert_eq!(env.count_requests("POST", "/integrations/scripts/create"), 0);
 }

@@ -179,6 +179,7 @@ fn a_second_writer_fails_at_once_naming_the_holder() {
     }
     let second = env.run(&["apply", "--auto-approve", "c.yaml"]);
     assert_eq!(second.code, 1);
+    // Names the first run's pid, which changes every run (a snapshot would filter it away).
     assert!(
         second
             .stderr

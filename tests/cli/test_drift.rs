@@ -24,9 +24,7 @@ fn no_drift_then_drift_from_the_admin_api() {
     let env = TestEnv::new();
     env.write("c.yaml", SPEC);
     assert_eq!(env.run(&["apply", "--auto-approve", "c.yaml"]).code, 0);
-    let clean = env.run(&["drift", "c.yaml"]);
-    assert_eq!(clean.code, 0, "{}", clean.stdout);
-    insta::assert_snapshot!(clean.snapshot(), @r"
+    insta::assert_snapshot!(env.snap(&["drift", "c.yaml"]), @r"
     exit: 0
     --- stdout
     No drift. Immuta matches what connctl last applied.
@@ -53,9 +51,36 @@ fn no_drift_then_drift_from_the_admin_api() {
 
     // Restoring sf-a's status cascades to its children: apply refuses it unless allowed, and
     // sends nothing.
-    let refused = env.run(&["apply", "--auto-approve", "c.yaml"]);
-    assert_eq!(refused.code, 1, "{}\n{}", refused.stdout, refused.stderr);
-    assert!(refused.stderr.contains("--allow-cascade"), "{}", refused.stderr);
+    insta::assert_snapshot!(env.snap(&["apply", "--auto-approve", "c.yaml"]), @r#"
+    exit: 1
+    --- stdout
+    connctl will take these actions (- Immuta now, + desired):
+
+      + recreate dbx-b (Databricks)  [script, execute, test, register]
+          # in the state but no longer in Immuta (deleted outside connctl)
+          +   audit.enabled: false
+          +   auth.token: (sensitive)
+          +   auth.type: "token"
+          +   catalog: "immuta_b"
+          +   httpPath: "/sql/1.0/warehouses/b"
+          +   options.forceRecursiveCrawl: true
+          +   port: 443
+          +   settings.isActive: false
+          +   technology: "Databricks"
+          +   workspaceUrl: "dbc-b.cloud.databricks.com"
+      ~ update   sf-a (Snowflake)  [update connection → settings]
+          # sets the connection inactive; Immuta applies that to its 4 child object(s) too; apply needs --allow-cascade
+          -   settings.isActive: true  (drift)
+          +   settings.isActive: false  (drift)
+          -   warehouse: "UI_WH"  (drift)
+          +   warehouse: "WH"  (drift)
+
+    Plan: 1 to create, 1 to update, 0 to replace, 0 to delete, 2 drifted.
+    Immuta: [URL]
+    --- stderr
+    error: refusing to change the status of a connection (sf-a): Immuta applies it to every child object
+      = help: review the plan above, then pass --allow-cascade if that is intended; nothing was sent
+    "#);
     assert_eq!(env.count_requests("PUT", "/data/settings/sf-a"), 0);
     assert_eq!(
         env.count_requests("POST", "/data/connection"),
@@ -83,7 +108,18 @@ fn status_shows_step_bulk_id_and_job() {
     assert_eq!(list.stdout, "sf-a\tSnowflake\tregistered\n");
     // Forgotten, not deleted: Immuta still has it, so plan suggests an import.
     let plan = env.run(&["plan", "c.yaml"]);
-    assert!(plan.stdout.contains("import   dbx-b"), "{}", plan.stdout);
+    insta::assert_snapshot!(plan.snapshot(), @"
+    exit: 0
+    --- stdout
+    connctl will take these actions (- Immuta now, + desired):
+
+      ? import   dbx-b (Databricks)
+          # exists in Immuta but not in the state; adopt it with `connctl import c.yaml --key dbx-b` (apply never creates over it)
+
+    Plan: 0 to create, 0 to update, 0 to replace, 0 to delete, 0 drifted. (1 to import)
+    Immuta: [URL]
+    --- stderr
+    ");
 }
 
 #[test]
@@ -179,5 +215,40 @@ fn status_without_immuta_shows_the_recorded_state_with_a_warning() {
       }
     ]
     "#);
+    insta::assert_snapshot!(refused.snapshot(), @r#"
+    exit: 0
+    --- stdout
+    [
+      {
+        "key": "dbx-b",
+        "technology": "Databricks",
+        "step": "registered",
+        "protect": false,
+        "bulkId": "[UUID]",
+        "bulkOrigin": "register",
+        "jobState": "completed",
+        "immuta": "unknown",
+        "pending": null,
+        "cleanupScript": null
+      },
+      {
+        "key": "sf-a",
+        "technology": "Snowflake",
+        "step": "registered",
+        "protect": false,
+        "bulkId": "[UUID]",
+        "bulkOrigin": "register",
+        "jobState": "completed",
+        "immuta": "unknown",
+        "pending": null,
+        "cleanupScript": null
+      }
+    ]
+    --- stderr
+    warning: live job states could not be read from Immuta: Immuta rejected the API key (401 on POST /data/object/search)
+      = help: check IMMUTA_API_KEY (or connctl.toml [immuta] api_key); generate a key on your Immuta profile page under "API Keys"
+      = help: JOB shows the states recorded in .connctl/state.json
+    "#);
+    // The rejected key is never echoed.
     assert!(!refused.stderr.contains("wrong-key"), "{}", refused.stderr);
 }

@@ -75,7 +75,19 @@ fn a_change_of_activate_new_children_alone_sends_no_is_active() {
     );
     let plan = env.run(&["plan", "--detailed-exitcode", "c.yaml"]);
     assert_eq!(plan.code, 2, "not a cascade: {}", plan.stdout);
-    assert!(!plan.stdout.contains("--allow-cascade"), "{}", plan.stdout);
+    insta::assert_snapshot!(plan.snapshot(), @"
+    exit: 2
+    --- stdout
+    connctl will take these actions (- Immuta now, + desired):
+
+      ~ update   sf-a (Snowflake)  [settings]
+          -   settings.activateNewChildren: true  (config)
+          +   settings.activateNewChildren: false  (config)
+
+    Plan: 0 to create, 1 to update, 0 to replace, 0 to delete, 0 drifted.
+    Immuta: [URL]
+    --- stderr
+    ");
     let out = env.run(&["apply", "--auto-approve", "c.yaml"]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     let bodies = emulator_state(&env)["settingsRequests"].clone();
@@ -120,9 +132,23 @@ fn a_status_change_shows_its_cascade_exits_3_and_needs_allow_cascade() {
     assert_eq!(plan_json["changes"][0]["cascade"]["child_objects"], 4);
 
     // Refused, and nothing sent, without --allow-cascade.
-    let refused = env.run(&["apply", "--auto-approve", "c.yaml"]);
-    assert_eq!(refused.code, 1, "{}", refused.stdout);
-    assert!(refused.stderr.contains("--allow-cascade"), "{}", refused.stderr);
+    insta::assert_snapshot!(env.snap(&["apply", "--auto-approve", "c.yaml"]), @"
+    exit: 1
+    --- stdout
+    connctl will take these actions (- Immuta now, + desired):
+
+      ~ update   dbx-b (Databricks)  [settings]
+          # sets the connection active; Immuta applies that to its 4 child object(s) too; apply needs --allow-cascade
+          # warning: Databricks: Immuta REVOKEs access in Databricks for all Immuta users to each enabled object that has no subscription policy
+          -   settings.isActive: false  (config)
+          +   settings.isActive: true  (config)
+
+    Plan: 0 to create, 1 to update, 0 to replace, 0 to delete, 0 drifted.
+    Immuta: [URL]
+    --- stderr
+    error: refusing to change the status of a connection (dbx-b): Immuta applies it to every child object
+      = help: review the plan above, then pass --allow-cascade if that is intended; nothing was sent
+    ");
     assert_eq!(env.count_requests("PUT", "/data/settings/dbx-b"), 0);
     assert_eq!(child_state(&env, "dbx-b", "immuta_b/default/orders"), "inactive");
 
@@ -165,20 +191,20 @@ fn force_recursive_crawl_change_is_never_a_silent_no_op() {
             "    audit: { enabled: true }\n    options: { forceRecursiveCrawl: false }\n",
         ),
     );
-    let plan = env.run(&["plan", "--detailed-exitcode", "c.yaml"]);
-    assert_eq!(plan.code, 1, "{}", plan.stdout);
-    assert!(
-        plan.stdout.contains(
-            "error: `sf-a`: options.forceRecursiveCrawl cannot change after registration: Immuta offers no call that updates it"
-        ),
-        "{}",
-        plan.stdout
-    );
-    assert!(
-        plan.stdout.contains("Set it back to true in the YAML"),
-        "{}",
-        plan.stdout
-    );
+    insta::assert_snapshot!(env.snap(&["plan", "--detailed-exitcode", "c.yaml"]), @r#"
+    exit: 1
+    --- stdout
+    connctl will take these actions (- Immuta now, + desired):
+
+      ~ update   sf-a (Snowflake)  [state only]
+          -   options.forceRecursiveCrawl: true  (config)
+          +   options.forceRecursiveCrawl: false  (config)
+
+    error: `sf-a`: options.forceRecursiveCrawl cannot change after registration: Immuta offers no call that updates it (PUT /data/settings carries settings only; POST /data/crawl/sf-a uses the flag for that one crawl and does not store it). Set it back to true in the YAML. To crawl inactive objects once, trigger a crawl in Immuta (POST /data/crawl/sf-a with {"forceRecursiveCrawl": true}). To change it for good, re-register the connection: take it out of the YAML, `connctl apply --prune`, then put it back and apply (this deletes and re-creates its data objects)
+    Plan: 0 to create, 1 to update, 0 to replace, 0 to delete, 0 drifted.
+    Immuta: [URL]
+    --- stderr
+    "#);
     let apply = env.run(&["apply", "--auto-approve", "c.yaml"]);
     assert_eq!(apply.code, 1, "{}", apply.stdout);
     assert_eq!(env.count_requests("PUT", "/data/settings/sf-a"), 0);
@@ -206,23 +232,38 @@ fn a_field_removed_in_immuta_is_drift() {
     );
     let drift = env.run(&["drift"]);
     assert_eq!(drift.code, 2, "{}", drift.stdout);
-    assert!(
-        drift.stdout.contains("-   groupPattern.deny: (none)  (drift)"),
-        "{}",
-        drift.stdout
-    );
-    assert!(
-        drift.stdout.contains("-   audit.enabled: (none)  (drift)"),
-        "{}",
-        drift.stdout
-    );
-    let plan = env.run(&["plan", "--detailed-exitcode", "c.yaml"]);
-    assert_eq!(plan.code, 2, "{}", plan.stdout);
-    assert!(
-        plan.stdout.contains("+   groupPattern.deny: \"immuta_exempt\""),
-        "{}",
-        plan.stdout
-    );
+    insta::assert_snapshot!(drift.snapshot(), @r#"
+    exit: 2
+    --- stdout
+    Changed in Immuta outside connctl (- Immuta now, + last applied, restored by apply):
+
+      ~ update   dbx-b (Databricks)  [edit script, execute, update integration]
+          -   groupPattern.deny: (none)  (drift)
+          +   groupPattern.deny: "immuta_exempt"  (drift)
+      ~ update   sf-a (Snowflake)  [edit script, execute, update integration]
+          -   audit.enabled: (none)  (drift)
+          +   audit.enabled: true  (drift)
+
+    Drift: 2 connection(s) changed in Immuta outside connctl.
+    Immuta: [URL]
+    --- stderr
+    "#);
+    insta::assert_snapshot!(env.snap(&["plan", "--detailed-exitcode", "c.yaml"]), @r#"
+    exit: 2
+    --- stdout
+    connctl will take these actions (- Immuta now, + desired):
+
+      ~ update   dbx-b (Databricks)  [edit script, execute, update integration]
+          -   groupPattern.deny: (none)  (drift)
+          +   groupPattern.deny: "immuta_exempt"  (drift)
+      ~ update   sf-a (Snowflake)  [edit script, execute, update integration]
+          -   audit.enabled: (none)  (drift)
+          +   audit.enabled: true  (drift)
+
+    Plan: 0 to create, 2 to update, 0 to replace, 0 to delete, 2 drifted.
+    Immuta: [URL]
+    --- stderr
+    "#);
     let status = env.run(&["status"]);
     assert_eq!(status.code, 0, "{}", status.stderr);
     for key in ["dbx-b", "sf-a"] {
@@ -253,11 +294,8 @@ fn a_failed_integration_is_a_health_problem_everywhere() {
     );
     let drift = env.run(&["drift"]);
     assert_eq!(drift.code, 2, "{}", drift.stdout);
-    // Registrations run concurrently, so integration ids vary between runs.
-    let shown = drift
-        .snapshot()
-        .replace(&format!("integration {} ", ids[1]), "integration [ID] ");
-    insta::assert_snapshot!(shown, @r"
+    // Registrations run concurrently, so integration ids vary between runs (filtered).
+    insta::assert_snapshot!(drift.snapshot(), @r"
     exit: 2
     --- stdout
     No field drift, but Immuta reports problems:
@@ -269,13 +307,18 @@ fn a_failed_integration_is_a_health_problem_everywhere() {
     Immuta: [URL]
     --- stderr
     ");
-    let plan = env.run(&["plan", "--detailed-exitcode", "c.yaml"]);
-    assert_eq!(plan.code, 2, "{}", plan.stdout);
-    assert!(
-        plan.stdout.contains("! sf-a: integration failed"),
-        "{}",
-        plan.stdout
-    );
+    insta::assert_snapshot!(env.snap(&["plan", "--detailed-exitcode", "c.yaml"]), @"
+    exit: 2
+    --- stdout
+    Nothing to apply, but Immuta reports problems:
+
+    Health problems (apply cannot repair these in place; check them in Immuta):
+      ! sf-a: integration failed: integration [ID] reports status `failed` in Immuta
+
+    Plan: 0 to create, 0 to update, 0 to replace, 0 to delete, 0 drifted. (1 unhealthy)
+    Immuta: [URL]
+    --- stderr
+    ");
     let status = env.run(&["status"]);
     assert_eq!(status.code, 0, "{}", status.stderr);
     assert!(
@@ -287,11 +330,37 @@ fn a_failed_integration_is_a_health_problem_everywhere() {
         status.stdout
     );
     let json = env.run(&["status", "--json"]);
-    assert!(
-        json.stdout.contains("\"immuta\": \"integration failed\""),
-        "{}",
-        json.stdout
-    );
+    insta::assert_snapshot!(json.snapshot(), @r#"
+    exit: 0
+    --- stdout
+    [
+      {
+        "key": "dbx-b",
+        "technology": "Databricks",
+        "step": "registered",
+        "protect": false,
+        "bulkId": "[UUID]",
+        "bulkOrigin": "register",
+        "jobState": "completed",
+        "immuta": "ok",
+        "pending": null,
+        "cleanupScript": null
+      },
+      {
+        "key": "sf-a",
+        "technology": "Snowflake",
+        "step": "registered",
+        "protect": false,
+        "bulkId": "[UUID]",
+        "bulkOrigin": "register",
+        "jobState": "completed",
+        "immuta": "integration failed",
+        "pending": null,
+        "cleanupScript": null
+      }
+    ]
+    --- stderr
+    "#);
 }
 
 #[test]
@@ -313,29 +382,43 @@ fn a_404_on_the_integration_or_the_object_is_not_no_changes() {
             json!({"method": "GET", "path": path, "status": 404, "count": 1000}),
         );
     }
-    let plan = env.run(&["plan", "--detailed-exitcode", "c.yaml"]);
-    assert_eq!(plan.code, 2, "{}", plan.stdout);
-    assert!(!plan.stdout.contains("No changes"), "{}", plan.stdout);
-    assert!(
-        plan.stdout.contains(&format!(
-            "! dbx-b: integration missing: integration {} backing it is gone from Immuta (GET /integrations/{}: 404)",
-            ids[0], ids[0]
-        )),
-        "{}",
-        plan.stdout
-    );
-    assert!(plan.stdout.contains("! sf-a: object missing"), "{}", plan.stdout);
-    assert!(plan.stdout.contains("2 unhealthy"), "{}", plan.stdout);
+    insta::assert_snapshot!(env.snap(&["plan", "--detailed-exitcode", "c.yaml"]), @"
+    exit: 2
+    --- stdout
+    Nothing to apply, but Immuta reports problems:
+
+    Health problems (apply cannot repair these in place; check them in Immuta):
+      ! dbx-b: integration missing: integration [ID] backing it is gone from Immuta (GET /integrations/[ID]: 404)
+      ! sf-a: object missing: its data object is gone from Immuta (GET /data/object/sf-a: 404)
+
+    Plan: 0 to create, 0 to update, 0 to replace, 0 to delete, 0 drifted. (2 unhealthy)
+    Immuta: [URL]
+    --- stderr
+    ");
     let drift = env.run(&["drift"]);
     assert_eq!(drift.code, 2, "{}", drift.stdout);
-    assert!(
-        drift.stdout.contains("2 with health problems"),
-        "{}",
-        drift.stdout
-    );
+    insta::assert_snapshot!(drift.snapshot(), @"
+    exit: 2
+    --- stdout
+    No field drift, but Immuta reports problems:
+
+    Health problems (apply cannot repair these in place; check them in Immuta):
+      ! dbx-b: integration missing: integration [ID] backing it is gone from Immuta (GET /integrations/[ID]: 404)
+      ! sf-a: object missing: its data object is gone from Immuta (GET /data/object/sf-a: 404)
+
+    Drift: 0 connection(s) changed in Immuta outside connctl. 2 with health problems.
+    Immuta: [URL]
+    --- stderr
+    ");
     let status = env.run(&["status"]);
-    assert!(status.stdout.contains("integration missing"), "{}", status.stdout);
-    assert!(status.stdout.contains("object missing"), "{}", status.stdout);
+    insta::assert_snapshot!(status.snapshot(), @"
+    exit: 0
+    --- stdout
+    KEY                          TECHNOLOGY  STEP                LAST BULK ID                           JOB        IMMUTA
+    dbx-b                        Databricks  registered          [UUID]   completed  integration missing
+    sf-a                         Snowflake   registered          [UUID]   completed  object missing
+    --- stderr
+    ");
 }
 
 #[test]
@@ -358,9 +441,29 @@ fn a_connection_deleted_in_immuta_is_not_shown_as_registered() {
         row.contains("deleted in Immuta") && row.ends_with("missing"),
         "{row}"
     );
-    let drift = env.run(&["drift"]);
-    assert_eq!(drift.code, 2);
-    assert!(drift.stdout.contains("recreate dbx-b"), "{}", drift.stdout);
+    insta::assert_snapshot!(env.snap(&["drift"]), @r#"
+    exit: 2
+    --- stdout
+    Changed in Immuta outside connctl (- Immuta now, + last applied, restored by apply):
+
+      + recreate dbx-b (Databricks)  [script, execute, test, register]
+          # in the state but no longer in Immuta (deleted outside connctl)
+          +   audit.enabled: false
+          +   auth.token: (sensitive)
+          +   auth.type: "token"
+          +   catalog: "immuta_b"
+          +   groupPattern.deny: "immuta_exempt"
+          +   httpPath: "/sql/1.0/warehouses/b"
+          +   options.forceRecursiveCrawl: true
+          +   port: 443
+          +   settings.isActive: false
+          +   technology: "Databricks"
+          +   workspaceUrl: "dbc-b.cloud.databricks.com"
+
+    Drift: 1 connection(s) changed in Immuta outside connctl.
+    Immuta: [URL]
+    --- stderr
+    "#);
 }
 
 #[test]
@@ -400,45 +503,74 @@ fn unmanaged_connections_show_in_drift_as_information() {
     );
     let plan = env.run(&["plan", "--detailed-exitcode", "c.yaml"]);
     assert_eq!(plan.code, 0, "information only: {}", plan.stdout);
-    assert!(
-        plan.stdout
-            .contains("Unmanaged (in Immuta, never touched): by-hand"),
-        "{}",
-        plan.stdout
-    );
+    insta::assert_snapshot!(plan.snapshot(), @"
+    exit: 0
+    --- stdout
+    No changes. Immuta matches the configuration.
+    Unmanaged (in Immuta, never touched): by-hand
+
+    Plan: 0 to create, 0 to update, 0 to replace, 0 to delete, 0 drifted. (1 unmanaged)
+    Immuta: [URL]
+    --- stderr
+    ");
 }
 
 #[test]
 fn a_second_integration_on_a_snowflake_host_is_one_clear_error() {
     let env = TestEnv::new();
     // A Snowflake integration configured before connections, on sf-a's host.
-    let existing = env.admin(
+    env.admin(
         "POST",
         "/_emulator/integrations",
         json!({"type": "Snowflake", "host": "a.snowflakecomputing.com"}),
     );
-    let id = existing["id"].as_str().unwrap().to_owned();
     env.write("c.yaml", SPEC);
-    let out = env.run(&["apply", "--auto-approve", "c.yaml"]);
-    assert_eq!(out.code, 1, "{}", out.stdout);
-    let line = out
-        .stdout
-        .lines()
-        .find(|l| l.contains("sf-a:"))
-        .unwrap_or_default()
-        .to_owned();
-    assert!(
-        out.stdout.contains(&format!(
-            "a Snowflake integration already exists on a.snowflakecomputing.com (id = {id})"
-        )),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout.contains("connection upgrade manager"),
-        "{line}\n{}",
-        out.stdout
-    );
+    insta::assert_snapshot!(env.snap(&["apply", "--auto-approve", "c.yaml"]), @r#"
+    exit: 1
+    --- stdout
+    connctl will take these actions (- Immuta now, + desired):
+
+      + create   dbx-b (Databricks)  [script, execute, test, register]
+          +   audit.enabled: false
+          +   auth.token: (sensitive)
+          +   auth.type: "token"
+          +   catalog: "immuta_b"
+          +   groupPattern.deny: "immuta_exempt"
+          +   httpPath: "/sql/1.0/warehouses/b"
+          +   options.forceRecursiveCrawl: true
+          +   port: 443
+          +   settings.isActive: false
+          +   technology: "Databricks"
+          +   workspaceUrl: "dbc-b.cloud.databricks.com"
+      + create   sf-a (Snowflake)  [script, execute, test, register]
+          +   audit.enabled: true
+          +   auth.password: (sensitive)
+          +   auth.type: "userPassword"
+          +   auth.username: "SYS"
+          +   database: "DB_A"
+          +   host: "a.snowflakecomputing.com"
+          +   impersonation.enabled: false
+          +   lineage.enabled: false
+          +   options.forceRecursiveCrawl: true
+          +   port: 443
+          +   role: "R"
+          +   settings.activateNewChildren: true
+          +   settings.isActive: false
+          +   technology: "Snowflake"
+          +   warehouse: "WH"
+          +   workspaces.enabled: false
+
+    Plan: 2 to create, 0 to update, 0 to replace, 0 to delete, 0 drifted.
+    Immuta: [URL]
+
+      ✓ dbx-b: registered, bulkId [UUID]
+      ✗ sf-a: Immuta refused POST /data/connection/test (409): a Snowflake integration already exists on a.snowflakecomputing.com (id = 1), and Immuta allows one per host
+      = help: a connection cannot be registered over an existing integration: upgrade integration [ID] to a connection with Immuta's connection upgrade manager, then adopt it with `connctl import`; or remove that integration in Immuta
+
+    Apply: 1 applied, 0 awaiting execution, 0 skipped, 1 failed.
+    --- stderr
+    [progress]
+    "#);
     assert_eq!(
         env.count_requests("POST", "/data/connection"),
         1,
@@ -453,18 +585,15 @@ fn two_yaml_connections_on_one_snowflake_host_are_a_validation_error() {
     let second = second.split("  - key: dbx-b").next().unwrap().to_owned();
     env.write("a.yaml", SPEC);
     env.write("b.yaml", &second);
-    let out = env.run(&["validate", "a.yaml", "b.yaml"]);
-    assert_eq!(out.code, 1, "{}", out.stdout);
-    assert!(
-        out.stderr.contains("b.yaml:3:5") && out.stderr.contains("a.yaml:3:5"),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr.contains("one Snowflake integration per host"),
-        "{}",
-        out.stderr
-    );
+    insta::assert_snapshot!(env.snap(&["validate", "a.yaml", "b.yaml"]), @"
+    exit: 1
+    --- stdout
+    --- stderr
+    error: connection `sf-c` is on Snowflake host `a.snowflakecomputing.com`, which connection `sf-a` at a.yaml:3:5 already uses
+     --> b.yaml:3:5
+      = help: Immuta allows one Snowflake integration per host and each connection creates one; keep one connection per Snowflake account
+    error: 1 problem(s) found; nothing was planned, sent or written
+    ");
     let plan = env.run(&["plan", "a.yaml", "b.yaml"]);
     assert_eq!(plan.code, 1);
     assert_eq!(

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::support::TestEnv;
+#[cfg(unix)]
+use crate::support::mode;
 
 fn snowflake(key: &str, database: &str, warehouse: &str, executor: &str) -> String {
     format!(
@@ -72,12 +74,6 @@ fn live_keys(env: &TestEnv) -> Vec<String> {
         .collect()
 }
 
-#[cfg(unix)]
-fn mode(path: &std::path::Path) -> u32 {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
-}
-
 #[test]
 fn a_lost_delete_answer_keeps_the_cleanup_script_until_it_is_handed_over() {
     let env = TestEnv::new();
@@ -104,12 +100,24 @@ fn a_lost_delete_answer_keeps_the_cleanup_script_until_it_is_handed_over() {
         !live_keys(&env).contains(&"sf-orphan".to_owned()),
         "the DELETE took effect"
     );
-    assert!(
-        out.stdout
-            .contains("the cleanup script is saved at .connctl/scripts/sf-orphan.delete.sql"),
-        "{}",
-        out.stdout
-    );
+    insta::assert_snapshot!(out.snapshot(), @"
+    exit: 1
+    --- stdout
+    connctl will take these actions (- Immuta now, + desired):
+
+      - delete   sf-orphan (Snowflake)  [delete script, deregister, cleanup]
+          # no longer in the YAML; --prune deletes it
+
+    Plan: 0 to create, 0 to update, 0 to replace, 1 to delete, 0 drifted.
+    Immuta: [URL]
+
+      ✗ sf-orphan: DELETE /data/object/sf-orphan failed with 500: injected fault for DELETE /data/object/sf-orphan
+      = help: the cleanup script is saved at .connctl/scripts/sf-orphan.delete.sql; the next apply checks Immuta and finishes the delete
+
+    Apply: 0 applied, 0 awaiting execution, 0 skipped, 1 failed.
+    --- stderr
+    [progress]
+    ");
     // Saved before the DELETE, private, and the intent journaled.
     let saved = env.path(".connctl/scripts/sf-orphan.delete.sql");
     assert!(std::fs::read_to_string(&saved).unwrap().contains("DROP"));
@@ -129,33 +137,50 @@ fn a_lost_delete_answer_keeps_the_cleanup_script_until_it_is_handed_over() {
 
     // plan and status show it.
     let plan = env.run(&["plan", "c.yaml"]);
-    assert!(plan.stdout.contains("resume   sf-orphan"), "{}", plan.stdout);
-    assert!(
-        plan.stdout
-            .contains("its cleanup script is saved at .connctl/scripts/sf-orphan.delete.sql"),
-        "{}",
-        plan.stdout
-    );
+    insta::assert_snapshot!(plan.snapshot(), @"
+    exit: 0
+    --- stdout
+    connctl will take these actions (- Immuta now, + desired):
+
+      > resume   sf-orphan (Snowflake)  [delete script, deregister, cleanup]
+          # an interrupted `delete` stopped at step `deleting`; apply checks Immuta and finishes it; its cleanup script is saved at .connctl/scripts/sf-orphan.delete.sql
+
+    Plan: 0 to create, 0 to update, 0 to replace, 0 to delete, 0 drifted. (1 to resume)
+    Immuta: [URL]
+    --- stderr
+    ");
     let status = env.run(&["status"]);
-    assert!(
-        status.stdout.contains(
-            "sf-orphan: an interrupted delete; its cleanup script is saved at .connctl/scripts/sf-orphan.delete.sql"
-        ),
-        "{}",
-        status.stdout
-    );
+    insta::assert_snapshot!(status.snapshot(), @"
+    exit: 0
+    --- stdout
+    KEY                          TECHNOLOGY  STEP                LAST BULK ID                           JOB        IMMUTA
+    sf-keep                      Snowflake   registered          [UUID]   completed  ok
+    sf-orphan                    Snowflake   deleting            [UUID]   completed  deleting
+    sf-orphan: an interrupted delete; its cleanup script is saved at .connctl/scripts/sf-orphan.delete.sql and the next apply finishes it
+    --- stderr
+    ");
 
     // The next run (even without --prune: the delete was approved) finishes it and says where
     // the script is: the entry left the YAML, so no executor knows where it lives.
     let out = apply(&env, &[]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    assert!(
-        out.stdout.contains(
-            "sf-orphan: deregistered; run the cleanup script saved at .connctl/scripts/sf-orphan.delete.sql"
-        ),
-        "{}",
-        out.stdout
-    );
+    insta::assert_snapshot!(out.snapshot(), @"
+    exit: 0
+    --- stdout
+    connctl will take these actions (- Immuta now, + desired):
+
+      > resume   sf-orphan (Snowflake)  [delete script, deregister, cleanup]
+          # an interrupted `delete` stopped at step `deleting`; apply checks Immuta and finishes it; its cleanup script is saved at .connctl/scripts/sf-orphan.delete.sql
+
+    Plan: 0 to create, 0 to update, 0 to replace, 0 to delete, 0 drifted. (1 to resume)
+    Immuta: [URL]
+
+      ✓ sf-orphan: deregistered; run the cleanup script saved at .connctl/scripts/sf-orphan.delete.sql
+
+    Apply: 1 applied, 0 awaiting execution, 0 skipped, 0 failed.
+    --- stderr
+    [progress]
+    ");
     assert!(saved.exists());
     assert!(env.state()["connections"].get("sf-orphan").is_none());
     assert_eq!(env.run(&["plan", "--detailed-exitcode", "c.yaml"]).code, 0);
@@ -197,21 +222,38 @@ fn a_replace_killed_between_delete_and_cleanup_runs_the_cleanup_next_time() {
     let entry = &env.state()["connections"]["sf-main"];
     assert_eq!(entry["pending"]["operation"], "delete", "{entry}");
     let plan = env.run(&["plan", "c.yaml"]);
-    assert!(plan.stdout.contains("resume   sf-main"), "{}", plan.stdout);
-    assert!(
-        plan.stdout.contains("cleanup script is saved at"),
-        "{}",
-        plan.stdout
-    );
+    insta::assert_snapshot!(plan.snapshot(), @"
+    exit: 0
+    --- stdout
+    connctl will take these actions (- Immuta now, + desired):
+
+      > resume   sf-main (Snowflake)  [delete script, deregister, cleanup → script, execute, test, register]
+          # an interrupted `delete` stopped at step `deregistered`; apply checks Immuta and finishes it; its cleanup script is saved at .connctl/scripts/sf-main.delete.sql
+
+    Plan: 0 to create, 0 to update, 0 to replace, 0 to delete, 0 drifted. (1 to resume)
+    Immuta: [URL]
+    --- stderr
+    ");
 
     let out = apply(&env, &[]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    assert!(
-        out.stdout
-            .contains("sf-main: deregistered and cleaned up; registered"),
-        "{}",
-        out.stdout
-    );
+    insta::assert_snapshot!(out.snapshot(), @"
+    exit: 0
+    --- stdout
+    connctl will take these actions (- Immuta now, + desired):
+
+      > resume   sf-main (Snowflake)  [delete script, deregister, cleanup → script, execute, test, register]
+          # an interrupted `delete` stopped at step `deregistered`; apply checks Immuta and finishes it; its cleanup script is saved at .connctl/scripts/sf-main.delete.sql
+
+    Plan: 0 to create, 0 to update, 0 to replace, 0 to delete, 0 drifted. (1 to resume)
+    Immuta: [URL]
+
+      ✓ sf-main: deregistered and cleaned up; registered, bulkId [UUID]
+
+    Apply: 1 applied, 0 awaiting execution, 0 skipped, 0 failed.
+    --- stderr
+    [progress]
+    ");
     assert_eq!(executed_cleanups(&env), 1, "the cleanup script ran once");
     assert_eq!(env.count_requests("DELETE", "/data/object/sf-main"), 1);
     assert_eq!(env.count_requests("POST", "/data/connection"), 2);
@@ -270,12 +312,23 @@ fn an_update_is_journaled_before_it_is_sent_and_its_landing_is_not_drift() {
 
     let out = apply(&env, &[]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    assert!(
-        out.stdout
-            .contains("the interrupted update was found applied in Immuta"),
-        "{}",
-        out.stdout
-    );
+    insta::assert_snapshot!(out.snapshot(), @"
+    exit: 0
+    --- stdout
+    connctl will take these actions (- Immuta now, + desired):
+
+      > resume   sf-main (Snowflake)  [state only]
+          # an interrupted `update` stopped at step `registered`; apply checks Immuta and carries on (Immuta already shows the change; apply records it)
+
+    Plan: 0 to create, 0 to update, 0 to replace, 0 to delete, 0 drifted. (1 to resume)
+    Immuta: [URL]
+
+      ✓ sf-main: the interrupted update was found applied in Immuta; recorded
+
+    Apply: 1 applied, 0 awaiting execution, 0 skipped, 0 failed.
+    --- stderr
+    [progress]
+    ");
     let entry = &env.state()["connections"]["sf-main"];
     assert!(entry.get("pending").is_none(), "{entry}");
     assert_eq!(entry["applied"]["warehouse"], "WH2");
@@ -314,7 +367,30 @@ fn a_resumed_edit_script_finishes_every_other_part_of_the_update() {
     );
     let out = apply(&env, &["--allow-cascade"]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    assert!(out.stdout.contains("dbx-main.edit.sql"), "{}", out.stdout);
+    insta::assert_snapshot!(out.snapshot(), @r#"
+    exit: 0
+    --- stdout
+    connctl will take these actions (- Immuta now, + desired):
+
+      ~ update   dbx-main (Databricks)  [update connection → edit script, execute, update integration → settings]
+          # sets the connection active; Immuta applies that to its 4 child object(s) too; apply needs --allow-cascade
+          # warning: Databricks: Immuta REVOKEs access in Databricks for all Immuta users to each enabled object that has no subscription policy
+          -   httpPath: "/sql/1.0/warehouses/w1"  (config)
+          +   httpPath: "/sql/1.0/warehouses/w1b"  (config)
+          -   settings.isActive: false  (config)
+          +   settings.isActive: true  (config)
+          -   workspaceIds: (none)  (config)
+          +   workspaceIds: ["42"]  (config)
+
+    Plan: 0 to create, 1 to update, 0 to replace, 0 to delete, 0 drifted.
+    Immuta: [URL]
+
+      … dbx-main: run the script saved at .connctl/scripts/dbx-main.edit.sql as a privileged user, then run `connctl apply` again
+
+    Apply: 0 applied, 1 awaiting execution, 0 skipped, 0 failed.
+    --- stderr
+    [progress]
+    "#);
     assert_eq!(env.count_requests("PUT", "/data/connection/dbx-main"), 1);
     assert_eq!(env.count_requests("PUT", "/data/settings/dbx-main"), 0);
     let entry = &env.state()["connections"]["dbx-main"];
@@ -338,7 +414,27 @@ fn a_resumed_edit_script_finishes_every_other_part_of_the_update() {
     crate::test_apply::run_databricks_script(&env, &edit);
     let out = apply(&env, &["--allow-cascade"]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    assert!(out.stdout.contains("settings updated"), "{}", out.stdout);
+    insta::assert_snapshot!(out.snapshot(), @r#"
+    exit: 0
+    --- stdout
+    connctl will take these actions (- Immuta now, + desired):
+
+      > resume   dbx-main (Databricks)  [edit script, execute, update integration → settings]
+          # sets the connection active; Immuta applies that to its 4 child object(s) too; apply needs --allow-cascade
+          # warning: Databricks: Immuta REVOKEs access in Databricks for all Immuta users to each enabled object that has no subscription policy
+          -   settings.isActive: false  (config)
+          +   settings.isActive: true  (config)
+              workspaceIds: ["42"]  (config)
+
+    Plan: 0 to create, 0 to update, 0 to replace, 0 to delete, 0 drifted. (1 to resume)
+    Immuta: [URL]
+
+      ✓ dbx-main: integration re-scripted, settings updated
+
+    Apply: 1 applied, 0 awaiting execution, 0 skipped, 0 failed.
+    --- stderr
+    [progress]
+    "#);
     assert_eq!(env.count_requests("PUT", "/data/settings/dbx-main"), 1);
     assert_eq!(
         env.count_requests("PUT", "/data/connection/dbx-main"),
@@ -443,7 +539,8 @@ fn sigterm_stops_cleanly_and_takes_the_command_executors_processes_with_it() {
         "the executor's child {grandchild} outlived connctl"
     );
 
-    // What was left is listed; the state is written; nothing was registered.
+    // What was left is listed; the state is written; nothing was registered. Which connection
+    // had started when the signal came varies, so the output is checked by its parts.
     assert!(stderr.contains("SIGTERM"), "{stderr}");
     assert!(
         stdout.contains("Stopped by SIGTERM: 2 connection(s) left unfinished: sf-a, sf-b"),
@@ -519,6 +616,7 @@ fn a_request_in_flight_outlives_the_first_sigterm_and_a_second_exits_at_once() {
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(status.code(), Some(143), "{stderr}");
+    // Cut off mid-run by a signal: only the last words are fixed.
     assert!(stderr.contains("SIGTERM again: exiting now"), "{stderr}");
     assert_eq!(
         env.state()["connections"]["sf-a"]["pending"]["operation"],

@@ -15,7 +15,7 @@ use std::path::Path;
 use connctl_emulator::EmulatorConfig;
 use serde_json::{Value, json};
 
-use crate::support::TestEnv;
+use crate::support::{TestEnv, soak};
 
 // ---------------------------------------------------------------------------------------------
 // Canaries: every secret the runs hold.
@@ -40,10 +40,6 @@ fn leak(text: &str) -> Option<String> {
             .unwrap_or(text.len());
         Some(format!("{needle}: …{}…", &text[from..to]))
     })
-}
-
-fn soak() -> bool {
-    std::env::var("CONNCTL_SOAK").is_ok_and(|v| v == "1")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -932,6 +928,7 @@ fn redirects_on_reads_same_origin_only() {
                 "a {code} to another origin on GET {path} must fail the plan:\n{}\n{}",
                 plan.stdout, plan.stderr
             );
+            // In a loop over codes and paths, the target's port changing each run.
             assert!(
                 plan.stderr.contains(other.trim_start_matches("http://")),
                 "the error names the redirect's target ({other}):\n{}",

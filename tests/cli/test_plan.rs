@@ -136,7 +136,18 @@ fn prune_deletes_and_max_deletes_caps() {
         "c.yaml",
     ]);
     assert_eq!(out.code, 3, "{}\n{}", out.stdout, out.stderr);
-    assert!(out.stdout.contains("delete   sf-orphan"), "{}", out.stdout);
+    insta::assert_snapshot!(out.snapshot(), @"
+    exit: 3
+    --- stdout
+    connctl will take these actions (- Immuta now, + desired):
+
+      - delete   sf-orphan (Snowflake)  [delete script, deregister, cleanup]
+          # no longer in the YAML; --prune deletes it
+
+    Plan: 0 to create, 0 to update, 0 to replace, 1 to delete, 0 drifted.
+    Immuta: [URL]
+    --- stderr
+    ");
     let capped = env.run(&[
         "plan",
         "--prune",
@@ -147,11 +158,19 @@ fn prune_deletes_and_max_deletes_caps() {
         "c.yaml",
     ]);
     assert_eq!(capped.code, 1);
-    assert!(
-        capped.stdout.contains("more than --max-deletes 0"),
-        "{}",
-        capped.stdout
-    );
+    insta::assert_snapshot!(capped.snapshot(), @"
+    exit: 1
+    --- stdout
+    connctl will take these actions (- Immuta now, + desired):
+
+      - delete   sf-orphan (Snowflake)  [delete script, deregister, cleanup]
+          # no longer in the YAML; --prune deletes it
+
+    error: this plan deletes or replaces 1 connection(s), more than --max-deletes 0 allows; raise --max-deletes if that is intended
+    Plan: 0 to create, 0 to update, 0 to replace, 1 to delete, 0 drifted.
+    Immuta: [URL]
+    --- stderr
+    ");
     let applied = env.run(&[
         "apply",
         "--prune",
@@ -164,13 +183,23 @@ fn prune_deletes_and_max_deletes_caps() {
     assert_eq!(env.count_requests("DELETE", "/data/object/sf-orphan"), 1);
     assert!(env.state()["connections"].get("sf-orphan").is_none());
     // It left the YAML, so no executor knows where it lives: the cleanup script is saved.
-    assert!(
-        applied
-            .stdout
-            .contains("run the cleanup script saved at .connctl/scripts/sf-orphan.delete.sql"),
-        "{}",
-        applied.stdout
-    );
+    insta::assert_snapshot!(applied.snapshot(), @"
+    exit: 0
+    --- stdout
+    connctl will take these actions (- Immuta now, + desired):
+
+      - delete   sf-orphan (Snowflake)  [delete script, deregister, cleanup]
+          # no longer in the YAML; --prune deletes it
+
+    Plan: 0 to create, 0 to update, 0 to replace, 1 to delete, 0 drifted.
+    Immuta: [URL]
+
+      ✓ sf-orphan: deregistered; run the cleanup script saved at .connctl/scripts/sf-orphan.delete.sql
+
+    Apply: 1 applied, 0 awaiting execution, 0 skipped, 0 failed.
+    --- stderr
+    [progress]
+    ");
     let saved = env.path(".connctl/scripts/sf-orphan.delete.sql");
     assert!(
         std::fs::read_to_string(&saved).unwrap().contains("DROP"),
@@ -198,7 +227,18 @@ fn protected_connection_is_never_deleted() {
     env.write("c.yaml", &without);
     let out = env.run(&["apply", "--prune", "--auto-approve", "c.yaml"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(out.stdout.contains("protected"), "{}", out.stdout);
+    insta::assert_snapshot!(out.snapshot(), @"
+    exit: 0
+    --- stdout
+    connctl will take these actions (- Immuta now, + desired):
+
+      ! orphan   sf-orphan (Snowflake)
+          # protected: left alone even with --prune (`connctl state unprotect` lifts it)
+
+    Plan: 0 to create, 0 to update, 0 to replace, 0 to delete, 0 drifted. (1 orphaned)
+    Immuta: [URL]
+    --- stderr
+    ");
     assert_eq!(env.count_requests("DELETE", "/data/object/sf-orphan"), 0);
     let un = env.run(&["state", "unprotect", "sf-orphan"]);
     assert_eq!(un.code, 0, "{}", un.stderr);
@@ -217,21 +257,81 @@ fn applying_the_changes_converges() {
     let plan = env.run(&["plan", "--detailed-exitcode", "c.yaml"]);
     // Only the orphan (left alone without --prune) and the unmanaged one remain.
     assert_eq!(plan.code, 0, "{}", plan.stdout);
-    assert!(plan.stdout.contains("orphan   sf-orphan"), "{}", plan.stdout);
-    assert!(
-        plan.stdout
-            .contains("Unmanaged (in Immuta, never touched): unmanaged-one"),
-        "{}",
-        plan.stdout
-    );
+    insta::assert_snapshot!(plan.snapshot(), @"
+    exit: 0
+    --- stdout
+    connctl will take these actions (- Immuta now, + desired):
+
+      ! orphan   sf-orphan (Snowflake)
+          # no longer in the YAML; left alone (use --prune to delete it)
+
+    Unmanaged (in Immuta, never touched): unmanaged-one
+
+    Plan: 0 to create, 0 to update, 0 to replace, 0 to delete, 0 drifted. (1 orphaned, 1 unmanaged)
+    Immuta: [URL]
+    --- stderr
+    ");
 }
 
 #[test]
 fn plan_from_state_alone() {
     let env = world();
-    let out = env.run(&["plan", "--refresh=false", "c.yaml"]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(out.stdout.contains("Immuta was not read"), "{}", out.stdout);
+    insta::assert_snapshot!(env.snap(&["plan", "--refresh=false", "c.yaml"]), @r#"
+    exit: 0
+    --- stdout
+    connctl will take these actions (- Immuta now, + desired):
+
+      + create   dbx-existing (Databricks)  [script, execute, test, register]
+          +   audit.enabled: false
+          +   auth.token: (sensitive)
+          +   auth.type: "token"
+          +   catalog: "immuta_existing"
+          +   httpPath: "/sql/1.0/warehouses/w2"
+          +   options.forceRecursiveCrawl: true
+          +   port: 443
+          +   settings.isActive: false
+          +   technology: "Databricks"
+          +   workspaceUrl: "dbc-2.cloud.databricks.com"
+      ~ update   dbx-main (Databricks)  [edit script, execute, update integration]
+          -   workspaceIds: (none)  (config)
+          +   workspaceIds: ["42"]  (config)
+      ~ update   sf-gone (Snowflake)  [update connection]
+          -   auth.password: (sensitive)  (config)
+          +   auth.password: (sensitive, changed)  (config)
+      ~ update   sf-main (Snowflake)  [update connection → edit script, execute, update integration → settings]
+          # sets the connection active; Immuta applies that to every child object (count not read) too; apply needs --allow-cascade
+          -   audit.enabled: true  (config)
+          +   audit.enabled: false  (config)
+          -   auth.password: (sensitive)  (config)
+          +   auth.password: (sensitive, changed)  (config)
+          -   settings.isActive: false  (config)
+          +   settings.isActive: true  (config)
+          -   warehouse: "WH"  (config)
+          +   warehouse: "WH2"  (config)
+      + create   sf-new (Snowflake)  [script, execute, test, register]
+          +   audit.enabled: false
+          +   auth.password: (sensitive)
+          +   auth.type: "userPassword"
+          +   auth.username: "SYS"
+          +   database: "ORPHAN_DB"
+          +   host: "new.snowflakecomputing.com"
+          +   impersonation.enabled: false
+          +   lineage.enabled: false
+          +   options.forceRecursiveCrawl: true
+          +   port: 443
+          +   role: "R"
+          +   settings.isActive: false
+          +   technology: "Snowflake"
+          +   warehouse: "WH"
+          +   workspaces.enabled: false
+      ! orphan   sf-orphan (Snowflake)
+          # no longer in the YAML; left alone (use --prune to delete it)
+
+    Note: planned from the state alone (--refresh=false); Immuta was not read.
+    Plan: 2 to create, 3 to update, 0 to replace, 0 to delete, 0 drifted. (1 orphaned)
+    Immuta: [URL]
+    --- stderr
+    "#);
     assert_eq!(
         env.count_requests("POST", "/data/object/search"),
         1,
@@ -334,21 +434,20 @@ fn the_import_hint_is_a_command_that_runs() {
 fn a_target_that_matches_nothing_is_an_error_naming_close_keys() {
     let env = TestEnv::new();
     env.write("c.yaml", BASE);
-    let out = env.run(&["plan", "--target", "sf-mian", "c.yaml"]);
-    insta::assert_snapshot!(out.snapshot(), @r"
+    insta::assert_snapshot!(env.snap(&["plan", "--target", "sf-mian", "c.yaml"]), @r"
     exit: 1
     --- stdout
     --- stderr
     error: --target `sf-mian` matches no connection in the YAML, the state or Immuta
       = help: did you mean `sf-main` or `sf-orphan`?
     ");
-    let none_close = env.run(&["apply", "--auto-approve", "--target", "zzz*", "c.yaml"]);
-    assert_eq!(none_close.code, 1, "{}", none_close.stdout);
-    assert!(
-        none_close.stderr.contains("run without --target"),
-        "{}",
-        none_close.stderr
-    );
+    insta::assert_snapshot!(env.snap(&["apply", "--auto-approve", "--target", "zzz*", "c.yaml"]), @"
+    exit: 1
+    --- stdout
+    --- stderr
+    error: --target `zzz*` matches no connection in the YAML, the state or Immuta
+      = help: run without --target to see every connection
+    ");
     // A glob that matches plans as before.
     let some = env.run(&["plan", "--detailed-exitcode", "--target", "sf-*", "c.yaml"]);
     assert_eq!(some.code, 2, "{}", some.stderr);
@@ -360,14 +459,18 @@ fn detailed_exitcode_is_2_when_the_only_actions_are_imports() {
     env.write("c.yaml", BASE);
     assert_eq!(env.run(&["apply", "--auto-approve", "c.yaml"]).code, 0);
     assert_eq!(env.run(&["state", "rm", "dbx-main"]).code, 0);
-    let out = env.run(&["plan", "--detailed-exitcode", "c.yaml"]);
-    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
-    assert!(out.stdout.contains("import   dbx-main"), "{}", out.stdout);
-    assert!(
-        out.stdout.contains("Plan: 0 to create, 0 to update"),
-        "{}",
-        out.stdout
-    );
+    insta::assert_snapshot!(env.snap(&["plan", "--detailed-exitcode", "c.yaml"]), @"
+    exit: 2
+    --- stdout
+    connctl will take these actions (- Immuta now, + desired):
+
+      ? import   dbx-main (Databricks)
+          # exists in Immuta but not in the state; adopt it with `connctl import c.yaml --key dbx-main` (apply never creates over it)
+
+    Plan: 0 to create, 0 to update, 0 to replace, 0 to delete, 0 drifted. (1 to import)
+    Immuta: [URL]
+    --- stderr
+    ");
     // Once imported there is nothing left to do.
     assert_eq!(env.run(&["import", "c.yaml", "--key", "dbx-main"]).code, 0);
     assert_eq!(env.run(&["plan", "--detailed-exitcode", "c.yaml"]).code, 0);
@@ -436,11 +539,10 @@ fn show_prints_a_saved_plan_exactly_as_plan_did() {
             insta::assert_snapshot!("show_of_a_saved_plan_text", shown.stdout);
         }
     }
-    let bad = env.run(&["show", "c.yaml"]);
-    assert_eq!(bad.code, 1);
-    assert!(
-        bad.stderr.contains("c.yaml is not a connctl plan"),
-        "{}",
-        bad.stderr
-    );
+    insta::assert_snapshot!(env.snap(&["show", "c.yaml"]), @"
+    exit: 1
+    --- stdout
+    --- stderr
+    error: c.yaml is not a connctl plan: expected value at line 1 column 1
+    ");
 }

@@ -206,13 +206,13 @@ fn a_killed_runner_lock_is_released_by_unlock_and_the_next_apply_resumes() {
     let id = lock_id(&msg);
     assert_eq!(id.len(), 36, "{msg}");
 
-    let wrong = env.run(&["state", "unlock", "00000000-0000-0000-0000-000000000000"]);
-    assert_eq!(wrong.code, 1, "{}", wrong.stdout);
-    assert!(
-        wrong.stderr.contains("is locked, but not with"),
-        "{}",
-        wrong.stderr
-    );
+    insta::assert_snapshot!(env.snap(&["state", "unlock", "00000000-0000-0000-0000-000000000000"]), @"
+    exit: 1
+    --- stdout
+    --- stderr
+    error: the state s3://bucket/prod/state.json is locked, but not with [UUID]: lock [UUID] held by [USER]@[HOST], `[CONNCTL] apply --auto-approve --parallelism 1 c.yaml`, since [TIME], expires [TIME]
+      = help: pass the ID shown
+    ");
     let unlock = env.command(&["state", "unlock", &id]).output().unwrap();
     assert_eq!(unlock.status.code(), Some(0), "{}", text(&unlock));
     assert!(
@@ -259,6 +259,7 @@ fn a_writer_whose_state_changed_under_it_stops() {
     loop {
         tries += 1;
         let edit = env.run(&["state", "unprotect", "sf-000"]);
+        // Racing the first run: refused or not, depending on timing.
         if edit.code == 0 {
             break;
         }
@@ -296,14 +297,16 @@ fn a_state_of_another_tenant_is_refused() {
     ] {
         let mut args = args.to_vec();
         args.extend(["--immuta-url", "https://dev.immuta.example/"]);
-        let out = env.run(&args);
-        assert_eq!(out.code, 1, "{args:?}: {}", out.stdout);
-        assert!(
-            out.stderr
-                .contains("belongs to the Immuta tenant [URL], but this run uses https://dev.immuta.example"),
-            "{args:?}: {}",
-            out.stderr
-        );
+        // The same refusal from every command, before anything is read or sent.
+        insta::allow_duplicates! {
+            insta::assert_snapshot!(env.snap(&args), @"
+            exit: 1
+            --- stdout
+            --- stderr
+            error: the state s3://bucket/prod/state.json belongs to the Immuta tenant [URL], but this run uses https://dev.immuta.example
+              = help: point --state (or CONNCTL_STATE, [state] in connctl.toml) at the state of https://dev.immuta.example, or --immuta-url (IMMUTA_URL) at [URL]
+            ");
+        }
     }
 }
 
@@ -319,16 +322,18 @@ fn a_lost_state_stops_plan_apply_and_drift() {
         &["apply", "--auto-approve", "c.yaml"][..],
         &["drift", "c.yaml"][..],
     ] {
-        let out = env.run(args);
-        assert_eq!(out.code, 1, "{args:?}: {}{}", out.stdout, out.stderr);
-        assert!(
-            out.stderr.contains(
-                "the state s3://bucket/typo/state.json is missing, but Immuta already has 2 connection(s) of the YAML (sf-000, sf-001)"
-            ),
-            "{args:?}: {}",
-            out.stderr
-        );
-        assert!(out.stderr.contains("--allow-empty-state"), "{}", out.stderr);
+        // The same refusal from every command.
+        insta::allow_duplicates! {
+            insta::assert_snapshot!(env.snap(args), @"
+            exit: 1
+            --- stdout
+            --- stderr
+            error: the state s3://bucket/typo/state.json is missing, but Immuta already has 2 connection(s) of the YAML (sf-000, sf-001): the state is probably lost or points at the wrong place
+              = help: check --state / CONNCTL_STATE / [state] in connctl.toml (restore a lost state with `connctl state push BACKUP`)
+              = help: to adopt the connections that exist in Immuta: `connctl import PATHS --all` (or `--key 'GLOB'`)
+              = help: to go on with an empty state on purpose, pass --allow-empty-state
+            ");
+        }
     }
     assert_eq!(env.count_requests("POST", "/data/connection"), 2);
     let drift = env.run(&["drift"]);
@@ -336,15 +341,29 @@ fn a_lost_state_stops_plan_apply_and_drift() {
     // On purpose: the plan shows the imports and exits as it would.
     let plan = env.run(&["plan", "--allow-empty-state", "c.yaml"]);
     assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
-    assert!(plan.stdout.contains("import"), "{}", plan.stdout);
+    insta::assert_snapshot!(plan.snapshot(), @"
+    exit: 0
+    --- stdout
+    connctl will take these actions (- Immuta now, + desired):
+
+      ? import   sf-000 (Snowflake)
+          # exists in Immuta but not in the state; adopt it with `connctl import c.yaml --key sf-000` (apply never creates over it)
+      ? import   sf-001 (Snowflake)
+          # exists in Immuta but not in the state; adopt it with `connctl import c.yaml --key sf-001` (apply never creates over it)
+
+    Plan: 0 to create, 0 to update, 0 to replace, 0 to delete, 0 drifted. (2 to import)
+    Immuta: [URL]
+    --- stderr
+    ");
     // Adopting them, as the error says, makes the new place a working state.
     let import = env.run(&["import", "c.yaml", "--key", "sf-00*"]);
     assert_eq!(import.code, 0, "{}{}", import.stdout, import.stderr);
-    assert!(
-        import.stdout.contains("Imported 2: sf-000, sf-001"),
-        "{}",
-        import.stdout
-    );
+    insta::assert_snapshot!(import.snapshot(), @"
+    exit: 0
+    --- stdout
+    Imported 2: sf-000, sf-001
+    --- stderr
+    ");
     let plan = env.run(&["plan", "--detailed-exitcode", "c.yaml"]);
     assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
     // A genuine first run (nothing of the YAML in Immuta) goes ahead.
@@ -366,18 +385,13 @@ fn a_lost_state_stops_plan_apply_and_drift() {
     );
     let import = env.run(&["import", "both.yaml", "--all"]);
     assert_eq!(import.code, 0, "{}{}", import.stdout, import.stderr);
-    assert!(
-        import.stdout.contains("Imported 2: sf-000, sf-001"),
-        "{}",
-        import.stdout
-    );
-    assert!(
-        import
-            .stdout
-            .contains("left for `connctl apply` to create: new-000"),
-        "{}",
-        import.stdout
-    );
+    insta::assert_snapshot!(import.snapshot(), @"
+    exit: 0
+    --- stdout
+    Imported 2: sf-000, sf-001
+    Not in Immuta, left for `connctl apply` to create: new-000
+    --- stderr
+    ");
 }
 
 #[test]
@@ -402,23 +416,25 @@ fn a_local_state_moves_to_s3_with_push_and_comes_back_with_pull() {
     // The same file again is older than what is there now: refused.
     let again = env.run(&["state", "push", ".connctl/state.json"]);
     assert_eq!(again.code, 1, "{}", again.stdout);
-    assert!(
-        again.stderr.contains("not newer than the state at"),
-        "{}",
-        again.stderr
-    );
+    insta::assert_snapshot!(again.snapshot(), @"
+    exit: 1
+    --- stdout
+    --- stderr
+    error: .connctl/state.json has serial 8, not newer than the state at s3://bucket/prod/state.json (serial 9): pushing it would lose changes
+      = help: pull the current state (`connctl state pull`) and work from it
+    ");
     // A state of another lineage: refused.
     let mut other = local.clone();
     other["lineage"] = "0-other".into();
     other["serial"] = 99.into();
     env.write("other.json", &serde_json::to_string_pretty(&other).unwrap());
-    let foreign = env.run(&["state", "push", "other.json"]);
-    assert_eq!(foreign.code, 1, "{}", foreign.stdout);
-    assert!(
-        foreign.stderr.contains("they are different states"),
-        "{}",
-        foreign.stderr
-    );
+    insta::assert_snapshot!(env.snap(&["state", "push", "other.json"]), @"
+    exit: 1
+    --- stdout
+    --- stderr
+    error: other.json has lineage 0-other, the state at s3://bucket/prod/state.json has [UUID]: they are different states
+      = help: push to an empty location, or pull this one first (`connctl state pull`)
+    ");
     // A newer copy of the same lineage goes in.
     let mut newer = remote.clone();
     newer["serial"] = (remote["serial"].as_u64().unwrap() + 5).into();

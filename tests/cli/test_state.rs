@@ -101,13 +101,13 @@ fn a_symlinked_state_is_written_through_the_link() {
 fn a_state_path_that_is_its_own_lock_is_refused() {
     let env = TestEnv::new();
     env.write("c.yaml", &spec(1));
-    let out = env.run(&["apply", "--auto-approve", "--state", "x.lock", "c.yaml"]);
-    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
-    assert!(
-        out.stderr.contains("state path x.lock ends in `.lock`"),
-        "{}",
-        out.stderr
-    );
+    insta::assert_snapshot!(env.snap(&["apply", "--auto-approve", "--state", "x.lock", "c.yaml"]), @"
+    exit: 1
+    --- stdout
+    --- stderr
+    error: state path x.lock ends in `.lock`, the name of its own lock file
+      = help: name the state file something else, e.g. state.json
+    ");
     assert!(!env.path("x.lock").exists());
     assert_eq!(env.count_requests("POST", "/data/connection"), 0);
 }
@@ -180,15 +180,12 @@ fn a_file_size_limit_is_reported_not_fatal() {
 #[test]
 fn a_local_state_has_no_lock_to_unlock() {
     let env = TestEnv::new();
-    let out = env.run(&["state", "unlock", "some-id"]);
-    assert_eq!(out.code, 1, "{}", out.stdout);
-    assert!(
-        out.stderr.contains(
-            "is locked by the operating system, which releases the lock when the holding process exits"
-        ),
-        "{}",
-        out.stderr
-    );
+    insta::assert_snapshot!(env.snap(&["state", "unlock", "some-id"]), @"
+    exit: 1
+    --- stdout
+    --- stderr
+    error: the local state .connctl/state.json is locked by the operating system, which releases the lock when the holding process exits; there is nothing to unlock
+    ");
 }
 
 #[test]

@@ -15,9 +15,7 @@ fn example_file_is_valid() {
 fn all_six_auth_variants_in_a_folder() {
     let env = TestEnv::new();
     env.fixture("valid/all-variants");
-    let out = env.run(&["validate", "--resolve-secrets", "valid/all-variants"]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    insta::assert_snapshot!(out.snapshot(), @r"
+    insta::assert_snapshot!(env.snap(&["validate", "--resolve-secrets", "valid/all-variants"]), @r"
     exit: 0
     --- stdout
     ok: 6 connections in 3 files are valid, and every secret reference resolves
@@ -41,6 +39,7 @@ fn every_invalid_fixture_exits_1_naming_file_line_col() {
         env.fixture(&rel);
         let out = env.run(&["validate", &rel]);
         assert_eq!(out.code, 1, "{name}: {}", out.stderr);
+        // A corpus of dozens of files, each its own message: every one must name file:line:col.
         assert!(
             out.stderr.contains(&format!("{rel}:")),
             "{name}: no file:line:col in\n{}",
@@ -58,10 +57,17 @@ fn secret_that_does_not_resolve_names_field_not_value() {
         "c.yaml",
         "version: 1\nconnections:\n  - key: sf\n    technology: Snowflake\n    host: a.snowflakecomputing.com\n    warehouse: W\n    database: D\n    role: R\n    auth: { type: userPassword, username: U, password: { env: NOT_SET_ANYWHERE } }\n",
     );
-    let out = env.run(&["validate", "--resolve-secrets", "c.yaml"]);
-    assert_eq!(out.code, 1);
-    assert!(out.stderr.contains("auth.password"), "{}", out.stderr);
-    assert!(out.stderr.contains("NOT_SET_ANYWHERE"), "{}", out.stderr);
+    insta::assert_snapshot!(env.snap(&["validate", "--resolve-secrets", "c.yaml"]), @"
+    exit: 1
+    --- stdout
+    --- stderr
+    error: connection `sf`: auth.password: environment variable NOT_SET_ANYWHERE is not set
+     --> c.yaml:3:5
+      |
+    3 |   - key: sf
+      |     ^^^
+      = help: export NOT_SET_ANYWHERE before running connctl
+    ");
 }
 
 #[test]
@@ -90,7 +96,10 @@ fn init_writes_files_that_validate_and_never_overwrites() {
         "starter/connections.yaml",
     ]);
     assert_eq!(out.code, 0, "starter connctl.toml must parse: {}", out.stderr);
-    let again = env.run(&["init", "starter"]);
-    assert_eq!(again.code, 1);
-    assert!(again.stderr.contains("already exists"), "{}", again.stderr);
+    insta::assert_snapshot!(env.snap(&["init", "starter"]), @"
+    exit: 1
+    --- stdout
+    --- stderr
+    error: starter/connections.yaml already exists; connctl init never overwrites a file
+    ");
 }
