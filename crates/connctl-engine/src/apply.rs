@@ -18,13 +18,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use connctl_immuta::ApiError;
 use connctl_immuta::payload::{self, SecretSource, Setting};
-use connctl_immuta::{ApiError, ImmutaClient};
 use connctl_spec::{Connection, Secret, SecretRef};
 use sha2::{Digest, Sha256};
 use tokio::sync::{Notify, Semaphore};
 
 use crate::fields::{self, FieldClass, FieldMap};
+use crate::immuta::Immuta;
 use crate::plan::{Action, Change, Operation, Plan};
 use crate::state::{ConnectionState, Pending, PendingOp, Phase, ScriptRecord, StateError, Step, Task};
 use crate::store::StateStore;
@@ -176,7 +177,7 @@ type Sink = Arc<dyn Fn(Event) + Send + Sync>;
 pub async fn apply(
     plan: &Plan,
     targets: BTreeMap<String, Target>,
-    client: ImmutaClient,
+    client: impl Immuta,
     runner: Arc<dyn ScriptRunner>,
     store: StateStore,
     options: ApplyOptions,
@@ -248,8 +249,8 @@ impl From<String> for Halt {
 
 type Flow<T> = Result<T, Halt>;
 
-struct Worker {
-    client: ImmutaClient,
+struct Worker<C> {
+    client: C,
     runner: Arc<dyn ScriptRunner>,
     store: StateStore,
     options: ApplyOptions,
@@ -290,7 +291,7 @@ fn sha256(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
 
-impl Worker {
+impl<C: Immuta> Worker<C> {
     fn emit(&self, key: &str, kind: EventKind) {
         (self.events)(Event {
             key: key.to_owned(),

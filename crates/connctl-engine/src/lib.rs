@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod backend;
 pub mod fields;
+pub mod immuta;
 pub mod lock;
 pub mod plan;
 pub mod refresh;
