@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use connctl_immuta::ApiError;
 use connctl_immuta::payload::{self, SecretSource, Setting};
-use connctl_spec::{Connection, Secret, SecretRef};
+use connctl_spec::{Connection, Secret, SecretError, SecretRef};
 use sha2::{Digest, Sha256};
 use tokio::sync::{Notify, Semaphore};
 
@@ -48,6 +48,12 @@ impl Purpose {
     }
 }
 
+impl std::fmt::Display for Purpose {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What running a script came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RunOutcome {
@@ -65,7 +71,86 @@ pub trait ScriptRunner: Send + Sync {
         conn: &'a Connection,
         purpose: Purpose,
         sql: &'a str,
-    ) -> Pin<Box<dyn Future<Output = Result<RunOutcome, String>> + Send + 'a>>;
+    ) -> Pin<Box<dyn Future<Output = Result<RunOutcome, RunError>> + Send + 'a>>;
+}
+
+/// Why a script did not run. Its text is shown and journaled, so the runner hands it over with
+/// every secret already removed (a failing command may echo its input, which holds passwords).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RunError {
+    /// No executor fits the connection as configured.
+    #[error("{0}")]
+    NoExecutor(String),
+    /// A stop was requested and the run was abandoned.
+    #[error("stopped by a signal; the command and its processes were terminated")]
+    Stopped,
+    /// The executor ran the script and it failed.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Why one connection's apply failed. The text is what the CLI prints, unchanged from when
+/// these were strings; each variant keeps the error it wraps as its source.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// Immuta refused a call, or could not be read.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// The state could not be written (nothing further is sent to Immuta then).
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// A secret of the connection did not resolve; nothing was sent.
+    #[error("{field}: {source}")]
+    Secret {
+        field: &'static str,
+        #[source]
+        source: SecretError,
+    },
+    /// A setup or edit script failed in the warehouse.
+    #[error("executing the {purpose} script failed: {source}")]
+    Execute {
+        purpose: Purpose,
+        #[source]
+        source: RunError,
+    },
+    /// The `DELETE` failed or its answer was lost; the cleanup script is saved.
+    #[error(
+        "{source}\n  = help: the cleanup script is saved at {}; the next apply checks Immuta and finishes the delete",
+        .cleanup.display()
+    )]
+    Deregister {
+        cleanup: PathBuf,
+        #[source]
+        source: ApiError,
+    },
+    /// The connection is gone from Immuta but its cleanup script failed.
+    #[error(
+        "deregistered, but the cleanup script failed: {source}\n  = help: it is saved at {}; the next apply runs it again",
+        .cleanup.display()
+    )]
+    Cleanup {
+        cleanup: PathBuf,
+        #[source]
+        source: RunError,
+    },
+    /// The cleanup script could not be saved, so the `DELETE` was not sent.
+    #[error("the cleanup script could not be saved, so nothing was deleted: {source}")]
+    SaveScript {
+        #[source]
+        source: std::io::Error,
+    },
+    /// The plan names a key the YAML no longer has.
+    #[error("`{key}` is not in the YAML")]
+    NotInYaml { key: String },
+    /// An update needs the integration, and Immuta names none.
+    #[error("Immuta reports no integration for `{key}`")]
+    NoIntegration { key: String },
+    /// Every answer to the registration was lost and a read never found it.
+    #[error("registration did not go through after {attempts} attempts")]
+    RegistrationGaveUp { attempts: u32 },
+    /// A followed bulk job ended failed.
+    #[error("bulk job {bulk_id} failed")]
+    JobFailed { bulk_id: String },
 }
 
 /// Progress, for the CLI to render.
@@ -83,7 +168,7 @@ pub enum EventKind {
 }
 
 /// How one connection's apply ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Outcome {
     Applied {
         detail: String,
@@ -95,7 +180,7 @@ pub enum Outcome {
         reason: String,
     },
     Failed {
-        error: String,
+        error: Arc<ApplyError>,
     },
     /// A stop was requested before it finished; the next apply resumes it.
     Interrupted {
@@ -171,6 +256,9 @@ pub struct Target {
     pub fields: FieldMap,
 }
 
+/// How many times a registration whose answer was lost is tried, reading Immuta in between.
+const ATTEMPTS: u32 = 5;
+
 type Sink = Arc<dyn Fn(Event) + Send + Sync>;
 
 /// Applies `plan` and returns each connection's outcome, keyed by connection key.
@@ -217,8 +305,12 @@ pub async fn apply(
                 Err(Halt::Interrupted(detail)) => Outcome::Interrupted { detail },
                 // A step cut short by the stop (an executor's children terminated) is not a failure
                 // of the connection: the next apply resumes it.
-                Err(Halt::Failed(detail)) if stop.is_requested() => Outcome::Interrupted { detail },
-                Err(Halt::Failed(error)) => Outcome::Failed { error },
+                Err(Halt::Failed(error)) if stop.is_requested() => Outcome::Interrupted {
+                    detail: error.to_string(),
+                },
+                Err(Halt::Failed(error)) => Outcome::Failed {
+                    error: Arc::new(error),
+                },
             };
             worker.emit(&change.key, EventKind::Finished(outcome.clone()));
             (change.key, outcome)
@@ -236,14 +328,14 @@ pub async fn apply(
 /// Why a worker stopped short of an outcome.
 #[derive(Debug)]
 enum Halt {
-    Failed(String),
+    Failed(ApplyError),
     /// A stop was requested; the text says before which step.
     Interrupted(String),
 }
 
-impl From<String> for Halt {
-    fn from(error: String) -> Halt {
-        Halt::Failed(error)
+impl<E: Into<ApplyError>> From<E> for Halt {
+    fn from(error: E) -> Halt {
+        Halt::Failed(error.into())
     }
 }
 
@@ -270,21 +362,15 @@ impl SecretSource for Resolved {
     }
 }
 
-fn resolve(conn: &Connection) -> Result<Resolved, String> {
+fn resolve(conn: &Connection) -> Result<Resolved, ApplyError> {
     let mut map = HashMap::new();
     for (field, reference) in conn.secret_refs() {
-        let secret = reference.resolve().map_err(|e| format!("{field}: {e}"))?;
+        let secret = reference
+            .resolve()
+            .map_err(|source| ApplyError::Secret { field, source })?;
         map.insert(reference.clone(), secret);
     }
     Ok(Resolved(map))
-}
-
-fn api(e: ApiError) -> String {
-    e.to_string()
-}
-
-fn st(e: StateError) -> String {
-    e.to_string()
 }
 
 fn sha256(text: &str) -> String {
@@ -322,15 +408,14 @@ impl<C: Immuta> Worker<C> {
     ) -> Flow<()> {
         self.store
             .update(key, tech, move |s| s.journal(task, phase, detail))
-            .await
-            .map_err(st)?;
+            .await?;
         Ok(())
     }
 
     async fn run(&self, change: &Change) -> Flow<Outcome> {
         let key = change.key.as_str();
         let target = self.targets.get(key);
-        let need = || target.ok_or_else(|| Halt::Failed(format!("`{key}` is not in the YAML")));
+        let need = || target.ok_or_else(|| Halt::from(ApplyError::NotInYaml { key: key.to_owned() }));
         match change.action {
             Action::Create | Action::Recreate => {
                 self.create(need()?, change.action == Action::Recreate).await
@@ -369,7 +454,7 @@ impl<C: Immuta> Worker<C> {
                 }
             }
             Action::Forget => {
-                self.store.remove(key).await.map_err(st)?;
+                self.store.remove(key).await?;
                 Ok(Outcome::Applied {
                     detail: "dropped from the state".into(),
                 })
@@ -421,7 +506,7 @@ impl<C: Immuta> Worker<C> {
         };
 
         // Reconcile first: a registration that may have happened is read, not repeated.
-        if resuming && self.client.get_connection(key).await.map_err(api)?.is_some() {
+        if resuming && self.client.get_connection(key).await?.is_some() {
             return self
                 .finish_registration(t, None, "registration confirmed by reading Immuta")
                 .await;
@@ -444,7 +529,7 @@ impl<C: Immuta> Worker<C> {
                 }
                 // Cannot tell whether the script ran: stop rather than run it a second time.
                 Err(e) if e.is_transient() || e.is_unauthorized() || e.is_unexpected_answer() => {
-                    return Err(api(e).into());
+                    return Err(e.into());
                 }
                 Err(_) => step = Step::New,
             }
@@ -455,8 +540,7 @@ impl<C: Immuta> Worker<C> {
             let script = self
                 .client
                 .create_script(&payload::script_request(conn, &secrets))
-                .await
-                .map_err(api)?;
+                .await?;
             // Getting a script changes nothing in Immuta, so its outcome and the intent to run
             // it share one write: the first that must reach the disk before a remote effect.
             let hash = sha256(&script.sql);
@@ -475,8 +559,7 @@ impl<C: Immuta> Worker<C> {
                     s.journal(Task::Script, Phase::Done, None);
                     s.journal(Task::Execute, Phase::Intent, None);
                 })
-                .await
-                .map_err(st)?;
+                .await?;
 
             if let Some(path) = self
                 .execute(conn, Purpose::Create, &script.sql, Some(Step::Executed))
@@ -490,7 +573,7 @@ impl<C: Immuta> Worker<C> {
         let tested_now = step == Step::Executed;
         if tested_now {
             self.step(key, Task::Test)?;
-            self.client.test_connection(&registration).await.map_err(api)?;
+            self.client.test_connection(&registration).await?;
         }
         // The dry run changes nothing, so its outcome and the registration intent share a write.
         self.step(key, Task::Register)?;
@@ -502,9 +585,8 @@ impl<C: Immuta> Worker<C> {
                 s.step = Step::Registering;
                 s.journal(Task::Register, Phase::Intent, None);
             })
-            .await
-            .map_err(st)?;
-        for attempt in 0..5 {
+            .await?;
+        for attempt in 0..ATTEMPTS {
             match self.client.register(&registration).await {
                 Ok(registered) => {
                     return self
@@ -513,26 +595,24 @@ impl<C: Immuta> Worker<C> {
                 }
                 Err(e) if e.is_conflict() || e.outcome_unknown() => {
                     // It may have taken effect: read before trying again.
-                    if self.client.get_connection(key).await.map_err(api)?.is_some() {
+                    if self.client.get_connection(key).await?.is_some() {
                         return self
                             .finish_registration(t, None, "registration confirmed by reading Immuta")
                             .await;
                     }
-                    if e.is_conflict() || attempt == 4 {
-                        return Err(api(e).into());
+                    if e.is_conflict() || attempt + 1 == ATTEMPTS {
+                        return Err(e.into());
                     }
-                    tokio::time::sleep(Duration::from_millis(200 * (attempt + 1))).await;
+                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt + 1))).await;
                 }
                 Err(e) => {
                     self.journal(key, tech, Task::Register, Phase::Failed, Some(e.to_string()))
                         .await?;
-                    return Err(api(e).into());
+                    return Err(e.into());
                 }
             }
         }
-        Err("registration did not go through after 5 attempts"
-            .to_owned()
-            .into())
+        Err(ApplyError::RegistrationGaveUp { attempts: ATTEMPTS }.into())
     }
 
     /// Runs a script and journals the outcome: the sha256 and `done`, the saved path (`Some`, a
@@ -563,8 +643,7 @@ impl<C: Immuta> Worker<C> {
                         s.scripts.push(record);
                         s.journal(Task::Execute, Phase::Done, None);
                     })
-                    .await
-                    .map_err(st)?;
+                    .await?;
                 Ok(None)
             }
             Ok(RunOutcome::AwaitingManual { path }) => {
@@ -574,14 +653,13 @@ impl<C: Immuta> Worker<C> {
                         s.step = Step::AwaitingExecution;
                         s.journal(Task::Execute, Phase::Awaiting, Some(shown));
                     })
-                    .await
-                    .map_err(st)?;
+                    .await?;
                 Ok(Some(path))
             }
-            Err(error) => {
-                self.journal(key, tech, Task::Execute, Phase::Failed, Some(error.clone()))
+            Err(source) => {
+                self.journal(key, tech, Task::Execute, Phase::Failed, Some(source.to_string()))
                     .await?;
-                Err(format!("executing the {} script failed: {error}", purpose.as_str()).into())
+                Err(ApplyError::Execute { purpose, source }.into())
             }
         }
     }
@@ -605,8 +683,7 @@ impl<C: Immuta> Worker<C> {
                 s.integration_id = None;
                 s.journal(Task::Register, Phase::Done, Some(detail));
             })
-            .await
-            .map_err(st)?;
+            .await?;
         let mut text = how.to_owned();
         if let Some(b) = bulk_id {
             text = format!("{text}, bulkId {b}");
@@ -685,8 +762,7 @@ impl<C: Immuta> Worker<C> {
                 s.step = Step::Registered;
                 s.journal(Task::Update, Phase::Done, Some(detail));
             })
-            .await
-            .map_err(st)?;
+            .await?;
         let mut detail = summary;
         if self.options.wait {
             for b in &bulk_ids {
@@ -715,8 +791,7 @@ impl<C: Immuta> Worker<C> {
                 }
                 s.journal(task, Phase::Intent, None);
             })
-            .await
-            .map_err(st)?;
+            .await?;
         Ok(())
     }
 
@@ -728,7 +803,7 @@ impl<C: Immuta> Worker<C> {
                 let tech = t.connection.technology().as_str();
                 self.journal(&t.connection.key, tech, task, Phase::Failed, Some(e.to_string()))
                     .await?;
-                Err(api(e).into())
+                Err(e.into())
             }
         }
     }
@@ -751,8 +826,7 @@ impl<C: Immuta> Worker<C> {
                 }
                 s.journal(task, Phase::Done, None);
             })
-            .await
-            .map_err(st)?;
+            .await?;
         Ok(())
     }
 
@@ -788,7 +862,7 @@ impl<C: Immuta> Worker<C> {
         }
         self.step(key, Task::EditScript)?;
         // An edit script changes nothing until it runs: record it with the intent to run it.
-        let script = self.client.edit_script(&id, &body).await.map_err(api)?;
+        let script = self.client.edit_script(&id, &body).await?;
         let target = t.fields.clone();
         let hash = sha256(&script.sql);
         self.store
@@ -799,8 +873,7 @@ impl<C: Immuta> Worker<C> {
                 s.journal(Task::EditScript, Phase::Done, None);
                 s.journal(Task::Execute, Phase::Intent, None);
             })
-            .await
-            .map_err(st)?;
+            .await?;
         if let Some(path) = self.execute(conn, Purpose::Edit, &script.sql, None).await? {
             return Ok(Some(path));
         }
@@ -829,7 +902,7 @@ impl<C: Immuta> Worker<C> {
         let (path, sql) = match saved {
             Some((path, sql)) => {
                 // An earlier run saved the cleanup script and may have sent the DELETE: read first.
-                if self.client.get_connection(key).await.map_err(api)?.is_some() {
+                if self.client.get_connection(key).await?.is_some() {
                     self.deregister(key, technology, &path, false).await?;
                 } else {
                     self.store
@@ -841,29 +914,26 @@ impl<C: Immuta> Worker<C> {
                                 Some("confirmed by reading Immuta".into()),
                             );
                         })
-                        .await
-                        .map_err(st)?;
+                        .await?;
                 }
                 (path, sql)
             }
             None => {
                 let id = match self.integration_id(key).await {
                     Ok(id) => Some(id),
-                    Err(_) if self.client.get_connection(key).await.map_err(api)?.is_none() => None,
+                    Err(_) if self.client.get_connection(key).await?.is_none() => None,
                     Err(e) => return Err(e.into()),
                 };
                 let Some(id) = id else {
-                    self.store.remove(key).await.map_err(st)?;
+                    self.store.remove(key).await?;
                     return Ok(Outcome::Applied {
                         detail: "already gone from Immuta; forgotten".into(),
                     });
                 };
                 self.step(key, Task::DeleteScript)?;
-                let script = self.client.delete_script(&id).await.map_err(api)?;
+                let script = self.client.delete_script(&id).await?;
                 let path = save_script(&self.options.scripts_dir, key, Purpose::Delete, &script.sql)
-                    .map_err(|e| {
-                        format!("the cleanup script could not be saved, so nothing was deleted: {e}")
-                    })?;
+                    .map_err(|source| ApplyError::SaveScript { source })?;
                 self.deregister(key, technology, &path, true).await?;
                 (path, script.sql)
             }
@@ -888,15 +958,14 @@ impl<C: Immuta> Worker<C> {
                 }
                 s.journal(Task::Delete, Phase::Intent, None);
             })
-            .await
-            .map_err(st)?;
+            .await?;
         if let Err(e) = self.client.delete_object(key).await {
             self.journal(key, technology, Task::Delete, Phase::Failed, Some(e.to_string()))
                 .await?;
-            return Err(format!(
-                "{e}\n  = help: the cleanup script is saved at {}; the next apply checks Immuta and finishes the delete",
-                cleanup.display()
-            )
+            return Err(ApplyError::Deregister {
+                cleanup: cleanup.to_path_buf(),
+                source: e,
+            }
             .into());
         }
         self.store
@@ -904,8 +973,7 @@ impl<C: Immuta> Worker<C> {
                 s.step = Step::Deregistered;
                 s.journal(Task::Delete, Phase::Done, None);
             })
-            .await
-            .map_err(st)?;
+            .await?;
         Ok(())
     }
 
@@ -914,7 +982,7 @@ impl<C: Immuta> Worker<C> {
         self.step(key, Task::Cleanup)?;
         let Some(conn) = self.targets.get(key).map(|t| &t.connection) else {
             // The entry left the YAML, so there is no executor target: it stays saved for a person.
-            self.store.remove(key).await.map_err(st)?;
+            self.store.remove(key).await?;
             return Ok(Outcome::Applied {
                 detail: format!(
                     "deregistered; run the cleanup script saved at {}",
@@ -926,7 +994,7 @@ impl<C: Immuta> Worker<C> {
             .await?;
         match self.runner.run(conn, Purpose::Delete, sql).await {
             Ok(RunOutcome::Executed) => {
-                self.store.remove(key).await.map_err(st)?;
+                self.store.remove(key).await?;
                 // It ran; a copy left behind would invite running it twice.
                 let _ = std::fs::remove_file(saved);
                 Ok(Outcome::Applied {
@@ -934,31 +1002,37 @@ impl<C: Immuta> Worker<C> {
                 })
             }
             Ok(RunOutcome::AwaitingManual { path }) => {
-                self.store.remove(key).await.map_err(st)?;
+                self.store.remove(key).await?;
                 Ok(Outcome::Applied {
                     detail: format!("deregistered; run the cleanup script saved at {}", path.display()),
                 })
             }
-            Err(e) => {
-                self.journal(key, technology, Task::Cleanup, Phase::Failed, Some(e.clone()))
-                    .await?;
-                Err(format!(
-                    "deregistered, but the cleanup script failed: {e}\n  = help: it is saved at {}; the next apply runs it again",
-                    saved.display()
+            Err(source) => {
+                self.journal(
+                    key,
+                    technology,
+                    Task::Cleanup,
+                    Phase::Failed,
+                    Some(source.to_string()),
                 )
+                .await?;
+                Err(ApplyError::Cleanup {
+                    cleanup: saved.to_path_buf(),
+                    source,
+                }
                 .into())
             }
         }
     }
 
-    async fn integration_id(&self, key: &str) -> Result<String, String> {
+    async fn integration_id(&self, key: &str) -> Result<String, ApplyError> {
         if let Some(id) = self.store.get(key).and_then(|s| s.integration_id) {
             return Ok(id);
         }
-        let live = self.client.get_connection(key).await.map_err(api)?;
+        let live = self.client.get_connection(key).await?;
         let id = live
             .and_then(|c| c.native_integration_id)
-            .ok_or_else(|| format!("Immuta reports no integration for `{key}`"))?;
+            .ok_or_else(|| ApplyError::NoIntegration { key: key.to_owned() })?;
         Ok(id)
     }
 
@@ -970,7 +1044,7 @@ impl<C: Immuta> Worker<C> {
             if self.options.stop.is_requested() {
                 return Ok("not followed to its end: connctl is stopping".into());
             }
-            let jobs = self.client.jobs(bulk_id).await.map_err(api)?;
+            let jobs = self.client.jobs(bulk_id).await?;
             let done = !jobs.is_empty() && jobs.iter().all(|j| j.is_terminal());
             if done || started.elapsed() > self.options.job_timeout {
                 let state = if jobs.iter().any(|j| j.state == "failed") {
@@ -987,10 +1061,12 @@ impl<C: Immuta> Worker<C> {
                             r.job_state = Some(recorded);
                         }
                     })
-                    .await
-                    .map_err(st)?;
+                    .await?;
                 if state == "failed" {
-                    return Err(format!("bulk job {bulk_id} failed").into());
+                    return Err(ApplyError::JobFailed {
+                        bulk_id: bulk_id.to_owned(),
+                    }
+                    .into());
                 }
                 return Ok(state);
             }

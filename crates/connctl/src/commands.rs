@@ -568,7 +568,7 @@ fn report_outcomes(out: &mut dyn Write, outcomes: &BTreeMap<String, Outcome>, co
                     out,
                     "  {} {key}: {}",
                     render::paint("✗", Style::new().red(), color),
-                    redact(error)
+                    redact(&error.to_string())
                 )?;
             }
             Outcome::Interrupted { detail } => {
