@@ -46,7 +46,7 @@ impl<C: Immuta> Worker<C> {
                 let id = match self.integration_id(key).await {
                     Ok(id) => Some(id),
                     Err(_) if self.client.get_connection(key).await?.is_none() => None,
-                    Err(e) => return Err(e.into()),
+                    Err(e) => return Err(e),
                 };
                 let Some(id) = id else {
                     self.store.remove(key).await?;

@@ -195,7 +195,7 @@ pub async fn apply(
                     detail: error.to_string(),
                 },
                 Err(Halt::Failed(error)) => Outcome::Failed {
-                    error: Arc::new(error),
+                    error: Arc::from(error),
                 },
             };
             worker.emit(&change.key, EventKind::Finished(outcome.clone()));
@@ -214,14 +214,15 @@ pub async fn apply(
 /// Why a worker stopped short of an outcome.
 #[derive(Debug)]
 enum Halt {
-    Failed(ApplyError),
+    /// Boxed: the error is large and travels up every step.
+    Failed(Box<ApplyError>),
     /// A stop was requested; the text says before which step.
     Interrupted(String),
 }
 
 impl<E: Into<ApplyError>> From<E> for Halt {
     fn from(error: E) -> Halt {
-        Halt::Failed(error.into())
+        Halt::Failed(Box::new(error.into()))
     }
 }
 
@@ -248,7 +249,7 @@ impl SecretSource for Resolved {
     }
 }
 
-fn resolve(conn: &Connection) -> Result<Resolved, ApplyError> {
+fn resolve(conn: &Connection) -> Flow<Resolved> {
     let mut map = HashMap::new();
     for (field, reference) in conn.secret_refs() {
         let secret = reference
@@ -335,7 +336,7 @@ impl<C: Immuta> Worker<C> {
         }
     }
 
-    async fn integration_id(&self, key: &str) -> Result<String, ApplyError> {
+    async fn integration_id(&self, key: &str) -> Flow<String> {
         if let Some(id) = self.store.get(key).and_then(|s| s.integration_id) {
             return Ok(id);
         }
