@@ -12,6 +12,8 @@
 mod create;
 mod delete;
 mod error;
+#[cfg(test)]
+mod flow_tests;
 mod jobs;
 mod journal;
 mod script;
@@ -307,9 +309,10 @@ impl<C: Immuta> Worker<C> {
                 }
             }
             Action::Forget => {
+                // Immuta had nothing when the plan was made; nothing is sent, only the entry goes.
                 self.store.remove(key).await?;
                 Ok(Outcome::Applied {
-                    detail: "dropped from the state".into(),
+                    detail: "already gone from Immuta; forgotten".into(),
                 })
             }
             Action::Delete => {

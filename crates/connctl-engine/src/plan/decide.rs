@@ -288,8 +288,9 @@ pub(super) fn orphan(key: &str, s: &ConnectionState, is_live: Option<bool>, prun
             "protected: left alone even with --prune (`connctl state unprotect` lifts it)".into(),
         )
     } else if is_live == Some(false) {
+        // Nothing in Immuta to delete: only the state entry goes, with or without --prune.
         (
-            Action::Delete,
+            Action::Forget,
             vec![Operation::RecordState],
             "already gone from Immuta; apply forgets it".into(),
         )
