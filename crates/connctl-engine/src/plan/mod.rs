@@ -8,6 +8,8 @@
 
 mod decide;
 #[cfg(test)]
+mod decision_tests;
+#[cfg(test)]
 mod tests;
 mod types;
 
