@@ -209,7 +209,7 @@ impl<C: Immuta> Worker<C> {
         self.store
             .update(&key, tech, move |s| {
                 if let Some(b) = bulk {
-                    s.record_bulk(b, "register");
+                    s.record_bulk(b, Task::Register.as_str());
                 }
                 s.step = Step::Registered;
                 s.applied = Some(fields);
