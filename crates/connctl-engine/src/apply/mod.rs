@@ -9,6 +9,11 @@
 //!
 //! A [`Stop`] request (the CLI's answer to SIGINT/SIGTERM) is honoured between steps: nothing
 //! new starts, the step in flight finishes, and the connection is reported as interrupted.
+//!
+//! This module runs the workers; each flow is its own file (`create`, `update`, `delete`,
+//! `jobs`), `journal` records progress, `script` is the boundary to the executors and `error`
+//! says why a connection failed. Immuta is reached through [`crate::immuta::Immuta`].
+
 mod create;
 mod delete;
 mod error;

@@ -4,7 +4,10 @@
 //! suggested, update / rescript / settings (in place), replace, recreate, orphan or delete,
 //! unmanaged, resume of an interrupted operation, or noop. Each change names its fields with
 //! their cause: `config` (the YAML moved away from what was applied), `drift` (Immuta moved
-//! away from what was applied), or both.
+//! away from what was applied), or both, and an entry with nothing left in Immuta is forgotten.
+//!
+//! `types` holds the plan's data, `decide` the rows of the table; this module walks the keys
+//! and adds the summary and the plan-wide checks (`--max-deletes`).
 
 mod decide;
 #[cfg(test)]
