@@ -198,3 +198,48 @@ async fn resuming_stops_when_it_cannot_tell_whether_the_script_ran() {
     assert_eq!(w.fake.count(Call::CreateScript), 0);
     assert_eq!(w.fake.count(Call::Register), 0);
 }
+
+#[tokio::test]
+async fn a_create_left_for_a_person_is_registered_by_the_next_run_without_running_the_script() {
+    let mut w = World::new(None);
+    let saved = PathBuf::from("/tmp/k.create.sql");
+    let person = Arc::new(FakeRunner::answering(Ok(RunOutcome::AwaitingManual {
+        path: saved,
+    })));
+    let first = w
+        .apply_with(change(Action::Create, vec![Operation::Register]), person)
+        .await;
+    assert!(matches!(first, Outcome::AwaitingExecution { .. }), "{first:?}");
+    let s = w.entry().unwrap();
+    assert_eq!(s.step, Step::AwaitingExecution);
+    assert_eq!(s.pending.as_ref().map(|p| p.operation), Some(PendingOp::Create));
+
+    // The person ran it; the next run resumes from the journal.
+    w.yaml("WH");
+    let runner = Arc::new(FakeRunner::default());
+    let second = w
+        .apply_with(change(Action::Resume, vec![Operation::Register]), runner.clone())
+        .await;
+    assert!(applied(&second).starts_with("registered, bulkId"), "{second:?}");
+    assert!(runner.runs().is_empty());
+    assert_eq!(w.fake.count(Call::CreateScript), 1);
+    assert_eq!(w.fake.count(Call::Register), 1);
+    assert!(w.entry().unwrap().pending.is_none());
+}
+
+#[tokio::test]
+async fn a_create_whose_registration_answer_was_lost_twice_is_recorded_once_on_the_next_run() {
+    let mut w = World::new(None);
+    // The answer is lost, and so is the read that would confirm it: the run fails.
+    w.fake.fault(Call::Register, Fault::Lose);
+    w.fake.fault(Call::GetConnection, Fault::Fail(503));
+    let first = w.apply(change(Action::Create, vec![Operation::Register])).await;
+    failed(&first);
+    assert_eq!(w.entry().unwrap().step, Step::Registering);
+
+    w.yaml("WH");
+    let second = w.apply(change(Action::Resume, vec![Operation::Register])).await;
+    assert_eq!(applied(&second), "registration confirmed by reading Immuta");
+    assert_eq!(w.fake.count(Call::Register), 1);
+    assert_eq!(w.entry().unwrap().step, Step::Registered);
+}

@@ -108,6 +108,16 @@ impl World {
         }
     }
 
+    /// `k` in the YAML again for a further run (each apply takes it), with warehouse `warehouse`.
+    pub(super) fn yaml(&mut self, warehouse: &str) {
+        let conn = connection(self.dir.path(), warehouse);
+        let fields = fingerprinted(&conn, &self.store.snapshot().salt).unwrap();
+        self.target = Some(Target {
+            connection: conn,
+            fields,
+        });
+    }
+
     /// `k` is no longer in the YAML.
     pub(super) fn without_yaml(mut self) -> World {
         self.target = None;

@@ -126,3 +126,60 @@ async fn a_followed_job_that_failed_fails_the_connection_and_is_recorded() {
     let job = s.bulk_ids.iter().find(|b| b.bulk_id == "bulk-1").unwrap();
     assert_eq!(job.job_state.as_deref(), Some("failed"));
 }
+
+#[tokio::test]
+async fn an_edit_script_left_for_a_person_is_finished_by_the_next_run_with_only_the_integration_update() {
+    let mut w = World::new(Some(registered()));
+    w.fake.seed(KEY, "integration-7");
+    let person = Arc::new(FakeRunner::answering(Ok(RunOutcome::AwaitingManual {
+        path: "/tmp/k.edit.sql".into(),
+    })));
+    let first = w
+        .apply_with(change(Action::Update, vec![Operation::Rescript]), person)
+        .await;
+    assert!(matches!(first, Outcome::AwaitingExecution { .. }), "{first:?}");
+    let s = w.entry().unwrap();
+    assert_eq!(s.step, Step::AwaitingExecution);
+    assert_eq!(s.pending.as_ref().map(|p| p.operation), Some(PendingOp::Update));
+
+    w.yaml("WH");
+    let runner = Arc::new(FakeRunner::default());
+    let second = w
+        .apply_with(change(Action::Resume, vec![Operation::Rescript]), runner.clone())
+        .await;
+    assert_eq!(applied(&second), "integration re-scripted");
+    assert_eq!(w.fake.count(Call::EditScript), 1);
+    assert_eq!(w.fake.count(Call::UpdateIntegration), 1);
+    assert!(runner.runs().is_empty());
+    assert!(w.entry().unwrap().pending.is_none());
+}
+
+#[tokio::test]
+async fn a_settings_update_sends_only_the_changed_setting_and_records_its_bulk_id() {
+    let mut w = World::new(Some(registered()));
+    w.fake.seed(KEY, "integration-7");
+    let mut c = change(Action::Update, vec![Operation::Settings]);
+    c.fields.push(crate::plan::FieldChange {
+        path: "settings.isActive".into(),
+        cause: crate::plan::Cause::Config,
+        class: crate::fields::FieldClass::Settings,
+        before: json!(true),
+        after: json!(false),
+        sensitive: false,
+    });
+    let out = w.apply(c).await;
+    assert_eq!(applied(&out), "settings updated");
+    assert_eq!(w.fake.count(Call::UpdateSettings), 1);
+    let sent = w.fake.world().connections[KEY].settings.clone();
+    assert_eq!(sent, json!({ "isActive": false }));
+    let s = w.entry().unwrap();
+    assert_eq!(s.bulk_ids.last().unwrap().origin, "settings");
+}
+
+#[tokio::test]
+async fn a_settings_update_with_nothing_changed_sends_nothing() {
+    let mut w = World::new(Some(registered()));
+    let out = w.apply(change(Action::Update, vec![Operation::Settings])).await;
+    applied(&out);
+    assert!(w.fake.calls().is_empty());
+}
