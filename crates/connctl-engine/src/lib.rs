@@ -7,6 +7,7 @@ pub mod backend;
 pub mod drift;
 pub mod edit;
 pub mod fields;
+pub mod immuta;
 pub mod lock;
 pub mod plan;
 pub mod refresh;

@@ -11,11 +11,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use connctl_immuta::{ApiError, ImmutaClient, LiveConnection, LiveIntegration, LiveObject};
+use connctl_immuta::{ApiError, LiveConnection, LiveIntegration, LiveObject};
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
 use crate::fields::{self, FieldMap};
+use crate::immuta::Immuta;
 use crate::plan::{HealthIssue, HealthKind, Plan};
 use crate::state::State;
 
@@ -52,7 +53,7 @@ impl Live {
 
 /// Reads Immuta for the keys in `wanted` (plus the listing).
 pub async fn refresh(
-    client: &ImmutaClient,
+    client: &impl Immuta,
     state: &State,
     wanted: &BTreeSet<String>,
     parallelism: usize,
@@ -166,7 +167,7 @@ enum Integration {
 /// Fills in the number of child objects of each cascading change that lacks it, by searching
 /// the connection's children (`POST /data/object/search/{key}`): the plan must say what a
 /// status change reaches.
-pub async fn count_cascades(client: &ImmutaClient, plan: &mut Plan) -> Result<(), ApiError> {
+pub async fn count_cascades(client: &impl Immuta, plan: &mut Plan) -> Result<(), ApiError> {
     for change in &mut plan.changes {
         let Some(cascade) = change.cascade.as_mut() else {
             continue;
@@ -188,7 +189,7 @@ pub async fn count_cascades(client: &ImmutaClient, plan: &mut Plan) -> Result<()
 /// Reads each `(key, known integration id)` — connection, integration and settings, each
 /// once — with at most `parallelism` requests in flight. `None` for a key Immuta does not have.
 pub async fn read_many(
-    client: &ImmutaClient,
+    client: &impl Immuta,
     keys: Vec<(String, Option<String>)>,
     parallelism: usize,
 ) -> Result<BTreeMap<String, Option<Seen>>, ApiError> {
@@ -215,7 +216,7 @@ pub async fn read_many(
 type Read = Option<(LiveConnection, Integration, Option<LiveObject>)>;
 
 async fn read_one(
-    client: &ImmutaClient,
+    client: &impl Immuta,
     limit: &Semaphore,
     key: &str,
     known_integration: Option<String>,

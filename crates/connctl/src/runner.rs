@@ -9,7 +9,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 
-use connctl_engine::apply::{Purpose, RunOutcome, ScriptRunner, Stop};
+use connctl_engine::apply::{Purpose, RunError, RunOutcome, ScriptRunner, Stop};
 use connctl_exec::{Executor, ExecutorConfig, ScriptRun, Target};
 use connctl_spec::{Connection, ExecutorKind, Platform};
 
@@ -87,9 +87,9 @@ impl ScriptRunner for Runner {
         conn: &'a Connection,
         purpose: Purpose,
         sql: &'a str,
-    ) -> Pin<Box<dyn Future<Output = Result<RunOutcome, String>> + Send + 'a>> {
+    ) -> Pin<Box<dyn Future<Output = Result<RunOutcome, RunError>> + Send + 'a>> {
         Box::pin(async move {
-            let executor = self.executor_for(conn)?;
+            let executor = self.executor_for(conn).map_err(RunError::NoExecutor)?;
             let purpose = match purpose {
                 Purpose::Create => connctl_exec::Purpose::Create,
                 Purpose::Edit => connctl_exec::Purpose::Edit,
@@ -106,7 +106,7 @@ impl ScriptRunner for Runner {
                 tokio::select! {
                     result = executed => result,
                     () = self.stop.requested() => {
-                        return Err("stopped by a signal; the command and its processes were terminated".into());
+                        return Err(RunError::Stopped);
                     }
                 }
             } else {
@@ -117,7 +117,9 @@ impl ScriptRunner for Runner {
                 Ok(connctl_exec::Outcome::Executed { .. }) => Ok(RunOutcome::Executed),
                 Ok(connctl_exec::Outcome::AwaitingManual { path }) => Ok(RunOutcome::AwaitingManual { path }),
                 // A failing command may echo its input, and the script holds the password.
-                Err(e) => Err(connctl_spec::redact(&e.to_string()).into_owned()),
+                Err(e) => Err(RunError::Failed(
+                    connctl_spec::redact(&e.to_string()).into_owned(),
+                )),
             }
         })
     }
