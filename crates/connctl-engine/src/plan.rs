@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use connctl_spec::Technology;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -662,9 +663,10 @@ fn update(
     let mut risk = risk;
     let cascade = match (action, changes.iter().find(|f| f.path == "settings.isActive")) {
         (Action::Update, Some(f)) => f.after.as_bool().map(|active| {
-            let warning = (active && w.technology == "Databricks").then(|| {
-                "Databricks: Immuta REVOKEs access in Databricks for all Immuta users to each enabled object that has no subscription policy".to_owned()
-            });
+            let warning = Technology::from_name(w.technology)
+                .and_then(connctl_immuta::read::activation_warning)
+                .filter(|_| active)
+                .map(str::to_owned);
             Cascade {
                 active,
                 child_objects: children,

@@ -133,6 +133,16 @@ pub struct LiveConnection {
     pub updated_at: Option<String>,
 }
 
+impl LiveConnection {
+    /// The technology Immuta names for this connection; `None` when it names none connctl knows.
+    pub fn technology(&self) -> Option<connctl_spec::Technology> {
+        self.connection
+            .get("technology")
+            .and_then(Value::as_str)
+            .and_then(connctl_spec::Technology::from_name)
+    }
+}
+
 /// `GET /data/object/{key}`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
