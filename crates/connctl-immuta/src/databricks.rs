@@ -207,3 +207,33 @@ pub(crate) fn export_fields(
     put(out, "groupPattern", get(config, "groupPattern"));
     put(out, "jobConfig", get(config, "jobConfig"));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use connctl_spec::SecretRef;
+
+    /// Immuta's `authenticationType` is read back with the names the payloads write.
+    #[test]
+    fn auth_types_read_back_as_written() {
+        let auths = [
+            DatabricksAuth::Token {
+                token: SecretRef::Env("T".into()),
+            },
+            DatabricksAuth::OAuthM2M {
+                client_id: "c".into(),
+                client_secret: SecretRef::Env("S".into()),
+                authority_url: "https://a".into(),
+                scope: None,
+            },
+        ];
+        for auth in auths {
+            let c: Map<String, Value> =
+                [("authenticationType".to_owned(), json!(auth.authentication_type()))]
+                    .into_iter()
+                    .collect();
+            assert!(AuthType::of(&c).is_some(), "{}", auth.authentication_type());
+        }
+        assert_eq!(AuthType::of(&Map::new()), None);
+    }
+}

@@ -10,7 +10,9 @@ pub mod error;
 pub mod live;
 pub mod payload;
 pub mod read;
+mod response;
 mod snowflake;
+mod transport;
 
 pub use client::{ClientConfig, ImmutaClient, check_url};
 pub use error::{ApiError, RedirectRefusal};

@@ -5,8 +5,8 @@
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
-use crate::client::Response;
 use crate::error::ApiError;
+use crate::response::Response;
 
 /// A setup, edit or cleanup script. Never logged, never stored: it can hold passwords.
 pub struct Script {

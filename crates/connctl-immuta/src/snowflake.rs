@@ -285,3 +285,42 @@ pub(crate) fn export_fields(
         get(config, "userRolePattern").or_else(|| integration.and_then(|i| i.user_role_pattern.clone()));
     put(out, "userRolePattern", pattern);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use connctl_spec::SecretRef;
+
+    /// Immuta's `authenticationType` is read back with the names the payloads write.
+    #[test]
+    fn auth_types_read_back_as_written() {
+        let auths = [
+            SnowflakeAuth::UserPassword {
+                username: "u".into(),
+                password: SecretRef::Env("P".into()),
+            },
+            SnowflakeAuth::KeyPair {
+                username: "u".into(),
+                private_key: SecretRef::Env("K".into()),
+                private_key_password: None,
+            },
+            SnowflakeAuth::OAuthClientCredentials {
+                provider: "Okta".into(),
+                client_id: "c".into(),
+                authority_url: "https://a".into(),
+                resource: None,
+                client_secret: Some(SecretRef::Env("S".into())),
+                public_certificate_thumbprint: None,
+                private_key: None,
+            },
+        ];
+        for auth in auths {
+            let c: Map<String, Value> =
+                [("authenticationType".to_owned(), json!(auth.authentication_type()))]
+                    .into_iter()
+                    .collect();
+            assert!(AuthType::of(&c).is_some(), "{}", auth.authentication_type());
+        }
+        assert_eq!(AuthType::of(&Map::new()), None);
+    }
+}
