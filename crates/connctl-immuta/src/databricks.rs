@@ -7,9 +7,8 @@ use connctl_spec::{DATABRICKS_DEFAULT_SCOPE, Databricks, DatabricksAuth, FieldMa
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use crate::common::{SecretSource, copy, get, placeholder, put, seen};
 use crate::live::LiveIntegration;
-use crate::payload::SecretSource;
-use crate::read::{copy, get, placeholder, put, seen};
 
 /// YAML fields (first path segment) that identify the remote objects: changing one replaces.
 pub(crate) const IDENTITY: &[&str] = &["workspaceUrl", "catalog"];

@@ -5,6 +5,7 @@
 //! `databricks`).
 
 pub mod client;
+mod common;
 mod databricks;
 pub mod error;
 pub mod live;

@@ -13,31 +13,11 @@
 //! names each technology's payloads use are in its module ([`crate::snowflake`],
 //! [`crate::databricks`]).
 
-use connctl_spec::{Connection, Platform, SecretRef};
+use connctl_spec::{Connection, Platform};
 use serde_json::{Map, Value, json};
 
+pub use crate::common::{Placeholders, SecretSource};
 use crate::{databricks, snowflake};
-
-/// Supplies secret values while a payload is built. The real source resolves references;
-/// snapshots and plans use a placeholder source, so a value never has to exist to be shown.
-pub trait SecretSource {
-    fn value(&self, reference: &SecretRef) -> String;
-}
-
-/// A source that writes `<secret env:NAME>` / `<secret file:PATH>` instead of values.
-pub struct Placeholders;
-
-impl SecretSource for Placeholders {
-    fn value(&self, reference: &SecretRef) -> String {
-        match reference {
-            SecretRef::Env(name) => format!("<secret env:{name}>"),
-            SecretRef::File(path) => format!(
-                "<secret file:{}>",
-                path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
-            ),
-        }
-    }
-}
 
 /// The body of `POST /integrations/scripts/create` (and of `scripts/edit` and `PUT /integrations/{id}`).
 pub fn script_request(conn: &Connection, secrets: &dyn SecretSource) -> Value {
@@ -131,15 +111,4 @@ pub fn native_integration(conn: &Connection, secrets: &dyn SecretSource) -> Valu
         Platform::Snowflake(sf) => snowflake::native_integration(sf, secrets),
         Platform::Databricks(db) => databricks::native_integration(db, secrets),
     }
-}
-
-/// Which payload a credential goes into; key material changes shape between them.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Side {
-    /// `scripts/create` config: keys are plain PEM strings.
-    Script,
-    /// `connection`: keys are `{userFilename, content}`.
-    Connection,
-    /// `nativeIntegration.config`: like `connection`, plus `keyName` for the key pair.
-    Native,
 }

@@ -6,6 +6,7 @@
 use connctl_spec::{FieldMap, Technology};
 use serde_json::{Map, Value, json};
 
+use crate::common::{copy, put};
 use crate::live::{LiveConnection, LiveIntegration, LiveObject};
 use crate::{databricks, snowflake};
 
@@ -101,47 +102,6 @@ pub fn activation_warning(technology: Technology) -> Option<&'static str> {
     match technology {
         Technology::Snowflake => None,
         Technology::Databricks => Some(databricks::ACTIVATION_WARNING),
-    }
-}
-
-/// `SNOWFLAKE_PROD_PASSWORD` for key `snowflake-prod`, field `PASSWORD`.
-pub(crate) fn placeholder(key: &str, field: &str) -> Value {
-    let mut name: String = key
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    name.push('_');
-    name.push_str(field);
-    json!({ "env": name })
-}
-
-/// A field Immuta shows, `None` when absent or `null`.
-pub(crate) fn get(m: &Map<String, Value>, k: &str) -> Option<Value> {
-    m.get(k).filter(|v| !v.is_null()).cloned()
-}
-
-/// Writes a field when there is a value.
-pub(crate) fn put(out: &mut Map<String, Value>, name: &str, value: Option<Value>) {
-    if let Some(v) = value {
-        out.insert(name.into(), v);
-    }
-}
-
-/// Copies a field Immuta shows when set: absent and `null` both read as "not set" (`null`).
-pub(crate) fn copy(m: &mut FieldMap, from: Option<&Value>, to: &str) {
-    m.insert(to.to_owned(), from.cloned().unwrap_or(Value::Null));
-}
-
-/// Copies a field only when Immuta returned a value for it (unknown otherwise).
-pub(crate) fn seen(m: &mut FieldMap, from: Option<&Value>, to: &str) {
-    if let Some(v) = from.filter(|v| !v.is_null()) {
-        m.insert(to.to_owned(), v.clone());
     }
 }
 

@@ -6,9 +6,8 @@ use connctl_spec::{FieldMap, OAuthCredential, SecretRef, Snowflake, SnowflakeAut
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use crate::common::{SecretSource, Side, copy, get, placeholder, put, seen};
 use crate::live::LiveIntegration;
-use crate::payload::{SecretSource, Side};
-use crate::read::{copy, get, placeholder, put, seen};
 
 /// `authenticationType` as Immuta shows it for a Snowflake connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
