@@ -24,9 +24,9 @@
 //! auth = { type = "oAuthM2M", clientId = "8b4a…", clientSecret = { env = "DBX_SECRET" } }
 //! ```
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use connctl_spec::SecretRef;
+use connctl_spec::{ExecutorKind, SecretRef, Technology};
 use serde::{Deserialize, Serialize};
 
 /// The default limit, in seconds, for a script (Snowflake) or one statement (Databricks).
@@ -69,12 +69,36 @@ impl Default for ExecutorConfig {
 
 impl ExecutorConfig {
     /// The `kind` as written in connctl.toml.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> ExecutorKind {
         match self {
-            ExecutorConfig::Manual { .. } => "manual",
-            ExecutorConfig::Command { .. } => "command",
-            ExecutorConfig::Snowflake(_) => "snowflake",
-            ExecutorConfig::Databricks(_) => "databricks",
+            ExecutorConfig::Manual { .. } => ExecutorKind::Manual,
+            ExecutorConfig::Command { .. } => ExecutorKind::Command,
+            ExecutorConfig::Snowflake(_) => ExecutorKind::Snowflake,
+            ExecutorConfig::Databricks(_) => ExecutorKind::Databricks,
+        }
+    }
+
+    /// Takes relative paths (secret files, the manual executor's folder) from `base`, the
+    /// folder of connctl.toml.
+    pub fn anchor(&mut self, base: &Path) {
+        let anchor = |r: &mut SecretRef| *r = r.clone().anchored(base);
+        match self {
+            ExecutorConfig::Manual { dir } => {
+                if let Some(dir) = dir.as_mut().filter(|d| d.is_relative()) {
+                    *dir = base.join(&*dir);
+                }
+            }
+            ExecutorConfig::Command { .. } => {}
+            ExecutorConfig::Snowflake(c) => match &mut c.auth {
+                SnowflakeAuth::KeyPair { private_key } => anchor(private_key),
+                SnowflakeAuth::OAuth { token } | SnowflakeAuth::ProgrammaticAccessToken { token } => {
+                    anchor(token)
+                }
+            },
+            ExecutorConfig::Databricks(c) => match &mut c.auth {
+                DatabricksAuth::Token { token } => anchor(token),
+                DatabricksAuth::OAuthM2M { client_secret, .. } => anchor(client_secret),
+            },
         }
     }
 
@@ -111,6 +135,12 @@ impl ExecutorConfig {
             }
         }
     }
+}
+
+/// Whether `[executor.<name>]` names something: a technology (`snowflake`: the default for its
+/// connections) or a kind (`command`: for connections that ask for it).
+pub fn is_executor_name(name: &str) -> bool {
+    Technology::ALL.iter().any(|t| t.config_name() == name) || ExecutorKind::from_name(name).is_some()
 }
 
 /// `kind = "snowflake"`: the Snowflake SQL API v2 with the *admin's* credentials.
@@ -393,6 +423,43 @@ kind = "manual"
         assert!(sf("http://example.com").validate().is_err());
         assert!(sf("http://127.0.0.1:8080").validate().is_ok());
         assert!(sf("https://a.snowflakecomputing.com").validate().is_ok());
+    }
+
+    #[test]
+    fn executor_names_and_anchoring() {
+        for name in ["snowflake", "databricks", "command", "manual"] {
+            assert!(is_executor_name(name), "{name}");
+        }
+        assert!(!is_executor_name("shell") && !is_executor_name("Snowflake"));
+        let base = Path::new("/etc/connctl");
+        let mut manual = ExecutorConfig::Manual {
+            dir: Some("scripts".into()),
+        };
+        manual.anchor(base);
+        assert_eq!(
+            manual,
+            ExecutorConfig::Manual {
+                dir: Some("/etc/connctl/scripts".into())
+            }
+        );
+        let mut databricks = ExecutorConfig::Databricks(DatabricksExecConfig {
+            url: None,
+            warehouse_id: None,
+            auth: DatabricksAuth::Token {
+                token: SecretRef::File("pat.txt".into()),
+            },
+            timeout_secs: 1,
+        });
+        databricks.anchor(base);
+        let ExecutorConfig::Databricks(c) = &databricks else {
+            panic!("databricks")
+        };
+        assert_eq!(
+            c.auth,
+            DatabricksAuth::Token {
+                token: SecretRef::File("/etc/connctl/pat.txt".into())
+            }
+        );
     }
 
     #[test]

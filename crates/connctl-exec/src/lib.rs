@@ -31,7 +31,12 @@ mod testing;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use config::{DatabricksAuth, DatabricksExecConfig, ExecutorConfig, SnowflakeAuth, SnowflakeExecConfig};
+use connctl_spec::{ExecutorKind, Platform, Technology};
+
+pub use config::{
+    DatabricksAuth, DatabricksExecConfig, ExecutorConfig, SnowflakeAuth, SnowflakeExecConfig,
+    is_executor_name,
+};
 pub use error::ExecError;
 pub use http::{Timing, http_client};
 
@@ -53,10 +58,23 @@ pub enum Target {
 }
 
 impl Target {
-    fn technology(&self) -> &'static str {
+    /// Where a connection lives, from its validated spec.
+    pub fn of(platform: &Platform) -> Target {
+        match platform {
+            Platform::Snowflake(sf) => Target::Snowflake {
+                host: sf.host.clone(),
+            },
+            Platform::Databricks(db) => Target::Databricks {
+                workspace_url: db.workspace_url.clone(),
+                http_path: db.http_path.clone(),
+            },
+        }
+    }
+
+    fn technology(&self) -> Technology {
         match self {
-            Target::Snowflake { .. } => "Snowflake",
-            Target::Databricks { .. } => "Databricks",
+            Target::Snowflake { .. } => Technology::Snowflake,
+            Target::Databricks { .. } => Technology::Databricks,
         }
     }
 
@@ -170,7 +188,7 @@ impl Executor {
     pub async fn execute(&self, run: &ScriptRun<'_>) -> Result<Outcome, ExecError> {
         self.config.validate().map_err(ExecError::config)?;
         tracing::debug!(
-            executor = self.config.kind(),
+            executor = self.config.kind().as_str(),
             connection = run.connection_key,
             purpose = run.purpose.as_str(),
             "executing setup script"
@@ -186,37 +204,39 @@ impl Executor {
                     split::split_statements(run.sql, run.target.dialect()).map_or(0, |s| s.len());
                 Ok(Outcome::Executed { statements })
             }
-            ExecutorConfig::Snowflake(cfg) => match &run.target {
-                Target::Snowflake { host } => {
-                    snowflake::execute(&self.http, &self.timing, cfg, host, run.sql).await
-                }
-                other => Err(wrong_target("snowflake", other)),
-            },
-            ExecutorConfig::Databricks(cfg) => match &run.target {
-                Target::Databricks {
+            ExecutorConfig::Snowflake(cfg) => {
+                // An API executor runs scripts of its own technology only.
+                let Target::Snowflake { host } = &run.target else {
+                    return Err(wrong_target(self.config.kind(), &run.target));
+                };
+                snowflake::execute(&self.http, &self.timing, cfg, host, run.sql).await
+            }
+            ExecutorConfig::Databricks(cfg) => {
+                let Target::Databricks {
                     workspace_url,
                     http_path,
-                } => {
-                    let ctx = databricks::Context {
-                        http: &self.http,
-                        timing: &self.timing,
-                        cfg,
-                        cache: &self.databricks_token,
-                    };
-                    ctx.execute(workspace_url, http_path, run.sql).await
-                }
-                other => Err(wrong_target("databricks", other)),
-            },
+                } = &run.target
+                else {
+                    return Err(wrong_target(self.config.kind(), &run.target));
+                };
+                let ctx = databricks::Context {
+                    http: &self.http,
+                    timing: &self.timing,
+                    cfg,
+                    cache: &self.databricks_token,
+                };
+                ctx.execute(workspace_url, http_path, run.sql).await
+            }
         }
     }
 }
 
-fn wrong_target(kind: &str, target: &Target) -> ExecError {
+fn wrong_target(kind: ExecutorKind, target: &Target) -> ExecError {
     ExecError::config(format!(
         "the `{kind}` executor cannot run a script for a {} connection; set the executor for {} in \
          connctl.toml",
         target.technology(),
-        target.technology().to_lowercase()
+        target.technology().config_name()
     ))
 }
 

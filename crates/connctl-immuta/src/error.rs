@@ -5,7 +5,7 @@ use std::time::Duration;
 use connctl_spec::retry::{RETRY_AFTER_CAP, is_retry_status};
 use reqwest::{Method, StatusCode};
 
-use crate::client::{tls_reason, transport_reason};
+use crate::transport::{tls_reason, transport_reason};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -103,7 +103,7 @@ pub enum RedirectRefusal {
     OtherOrigin,
     /// No usable `Location` header.
     NoLocation,
-    /// More hops than [`crate::client::MAX_REDIRECTS`].
+    /// More hops than `MAX_REDIRECTS` (the client's limit).
     TooMany,
 }
 

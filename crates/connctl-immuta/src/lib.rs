@@ -1,10 +1,19 @@
 //! connctl-immuta: the Immuta side. Builds the three payloads from a validated connection
-//! ([`payload`]) and talks to Immuta's REST API ([`client`]). Knows nothing of state or plans.
+//! ([`payload`]), reads Immuta's answers back into the spec's vocabulary ([`read`]), and talks
+//! to Immuta's REST API ([`client`]). Knows nothing of state or plans. Immuta's JSON field names
+//! of each technology are written and read in one module per technology (`snowflake`,
+//! `databricks`).
 
 pub mod client;
+mod common;
+mod databricks;
 pub mod error;
 pub mod live;
 pub mod payload;
+pub mod read;
+mod response;
+mod snowflake;
+mod transport;
 
 pub use client::{ClientConfig, ImmutaClient, check_url};
 pub use error::{ApiError, RedirectRefusal};

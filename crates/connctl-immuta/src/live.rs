@@ -5,8 +5,8 @@
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
-use crate::client::Response;
 use crate::error::ApiError;
+use crate::response::Response;
 
 /// A setup, edit or cleanup script. Never logged, never stored: it can hold passwords.
 pub struct Script {
@@ -131,6 +131,16 @@ pub struct LiveConnection {
     pub native_integration_id: Option<String>,
     #[serde(default)]
     pub updated_at: Option<String>,
+}
+
+impl LiveConnection {
+    /// The technology Immuta names for this connection; `None` when it names none connctl knows.
+    pub fn technology(&self) -> Option<connctl_spec::Technology> {
+        self.connection
+            .get("technology")
+            .and_then(Value::as_str)
+            .and_then(connctl_spec::Technology::from_name)
+    }
 }
 
 /// `GET /data/object/{key}`.

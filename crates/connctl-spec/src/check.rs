@@ -1,29 +1,13 @@
 //! Field-level checks over the span-carrying YAML tree: shapes of mappings (unknown, missing
-//! fields), scalar types, and the small value rules (keys, catalog names, ports, secrets).
+//! fields), scalar types, and the small value rules (keys, ports, secrets). What is particular
+//! to a technology comes from its module as a [`TechRules`].
 //!
 //! Each check reports into a [`Sink`] and carries on, so one run shows every problem.
 
+use crate::common::{ExecutorKind, RESERVED_KEYS};
 use crate::diagnostic::{Diagnostic, Severity, Sink, redact};
 use crate::suggest::{did_you_mean, one_of};
 use crate::yaml::{Node, Pos, Value};
-
-/// Words Immuta reserves as the first segment of an object path; a connection key may not be one.
-pub const RESERVED_KEYS: &[&str] = &[
-    "data",
-    "connection",
-    "object",
-    "crawl",
-    "search",
-    "settings",
-    "metadata",
-    "permission",
-    "sync",
-    "bulk",
-    "upgrade",
-];
-
-/// The executors a spec may name.
-pub const EXECUTORS: &[&str] = &["manual", "command", "snowflake", "databricks"];
 
 /// What a field must hold.
 #[derive(Clone, Copy)]
@@ -40,7 +24,8 @@ pub(crate) enum Ty {
     Secret,
     Executor,
     ConnectionKey,
-    Catalog,
+    /// A scalar with its own checker (node, field path), such as a catalog name.
+    Scalar(fn(&mut Sink<'_>, &Node, &str)),
     /// A nested mapping with its own checker.
     Nested(fn(&mut Sink<'_>, &Node, &Node, &str)),
     /// Checked by the caller (e.g. a tag such as `technology` or `auth.type`).
@@ -68,6 +53,26 @@ pub(crate) const fn opt(name: &'static str, ty: Ty) -> Field {
         required: false,
         ty,
     }
+}
+
+/// One `auth.type` variant of a technology: its name and the fields it takes.
+pub(crate) struct Variant {
+    pub name: &'static str,
+    pub fields: &'static [Field],
+    /// Rules across the variant's fields (auth node, `type` node), after the fields are checked.
+    pub check: Option<fn(&mut Sink<'_>, &Node, &Node)>,
+}
+
+/// What the structural check knows of one technology; each technology module has one.
+pub(crate) struct TechRules {
+    /// Fields beyond the ones every connection has.
+    pub fields: &'static [Field],
+    /// Fields that, in an entry without `technology`, suggest this technology.
+    pub telltales: &'static [&'static str],
+    /// The `auth.type` variants.
+    pub auth: &'static [Variant],
+    /// Rules across fields of a connection entry (warnings such as conflicting toggles).
+    pub check: fn(&mut Sink<'_>, &Node),
 }
 
 /// `auth.password` from `auth` and `password`.
@@ -223,9 +228,12 @@ fn check_value(sink: &mut Sink<'_>, key: &Node, value: &Node, path: &str, field:
             });
         }
         Ty::Secret => secret(sink, key, value, path, field.required),
-        Ty::Executor => one_of_values(sink, value, path, "executor", EXECUTORS),
+        Ty::Executor => {
+            let names = ExecutorKind::ALL.map(ExecutorKind::as_str);
+            one_of_values(sink, value, path, "executor", &names);
+        }
         Ty::ConnectionKey => connection_key(sink, value),
-        Ty::Catalog => catalog(sink, value),
+        Ty::Scalar(check) => check(sink, value, path),
         Ty::Nested(check) => check(sink, key, value, path),
         Ty::Skip => {}
     }
@@ -304,26 +312,6 @@ fn connection_key(sink: &mut Sink<'_>, node: &Node) {
             Some(format!(
                 "Immuta reserves `{word}`; pick a more specific key, such as `{key}-prod`"
             )),
-        );
-    }
-}
-
-/// Databricks catalog names: letters, digits, underscores; not starting with a digit.
-fn catalog(sink: &mut Sink<'_>, node: &Node) {
-    let Some(name) = non_empty_str(sink, node, "catalog") else {
-        return;
-    };
-    let starts_with_digit = name.starts_with(|c: char| c.is_ascii_digit());
-    let bad = name.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '_'));
-    if starts_with_digit || bad.is_some() {
-        let reason = match bad {
-            Some(c) => format!("contains `{c}`"),
-            None => "starts with a digit".to_owned(),
-        };
-        sink.error(
-            node.pos,
-            format!("invalid catalog name `{name}`: it {reason}"),
-            Some("a catalog name may only contain letters, digits and underscores, and cannot start with a digit".into()),
         );
     }
 }

@@ -6,6 +6,8 @@
 //! [`redact`] (removes every secret value of the run from text that leaves the process).
 
 mod check;
+mod common;
+pub mod databricks;
 pub mod diagnostic;
 mod load;
 mod merge;
@@ -15,16 +17,25 @@ pub mod retry;
 mod schema;
 pub mod secret;
 mod secrets;
+pub mod snowflake;
 pub mod suggest;
 mod validate;
 mod yaml;
 
-pub use check::RESERVED_KEYS;
+pub use common::{
+    DEFAULT_PORT, ExecutorKind, Options, OptionsSpec, Origin, RESERVED_KEYS, Settings, SettingsSpec, Toggle,
+};
+pub use databricks::{
+    DATABRICKS_DEFAULT_SCOPE, DATABRICKS_TOKEN_AUTH_TYPE, Databricks, DatabricksAuth, DatabricksSpec,
+    GroupPattern, JobConfig,
+};
 pub use diagnostic::{Diagnostic, Report, Severity};
 pub use load::{MAX_SPEC_FILE_BYTES, load, load_with_warnings};
-pub use merge::{DEFAULT_FORCE_RECURSIVE_CRAWL, DEFAULT_IS_ACTIVE, DEFAULT_PORT};
+pub use merge::{DEFAULT_FORCE_RECURSIVE_CRAWL, DEFAULT_IS_ACTIVE};
 pub use model::*;
 pub use redact::redact;
 pub use schema::{json_schema, json_schema_text};
 pub use secret::{MAX_SECRET_FILE_BYTES, Secret, SecretError, SecretRef};
 pub use secrets::check_secrets;
+pub use snowflake::{OAuthCredential, Snowflake, SnowflakeAuth, SnowflakeSpec, UserRolePattern};
+pub use validate::is_secret_field;

@@ -6,9 +6,10 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use crate::common::Origin;
 use crate::diagnostic::{Diagnostic, Report, Sink};
 use crate::merge::build;
-use crate::model::{ConnectionSpec, Defaults, Desired, Origin};
+use crate::model::{ConnectionSpec, Defaults, Desired};
 use crate::validate::check_file;
 use crate::yaml::{Node, Pos};
 
@@ -66,7 +67,7 @@ pub fn load_with_warnings(paths: &[impl AsRef<Path>]) -> Result<(Desired, Report
         file_report.diagnostics.sort_by_key(|d| (d.line, d.column));
         report.extend(file_report);
     }
-    one_integration_per_host(&desired, &mut report);
+    desired.check_across(&mut report);
     if report.has_errors() {
         Err(report)
     } else {
@@ -133,39 +134,6 @@ fn load_file(sink: &mut Sink<'_>, source: &str, seen: &mut HashMap<String, Origi
         match serde_json::from_value::<ConnectionSpec>(conn.node.to_json()) {
             Ok(spec) => desired.connections.push(build(spec, &defaults, origin, &base)),
             Err(_) => internal(sink, conn.node.pos),
-        }
-    }
-}
-
-/// Immuta allows one Snowflake integration per host, and every connection creates one: a second
-/// connection on a host is refused by Immuta (409) after its setup script has already run, so it
-/// is an error here, naming both.
-fn one_integration_per_host(desired: &Desired, report: &mut Report) {
-    let mut first: HashMap<String, &crate::model::Connection> = HashMap::new();
-    for conn in &desired.connections {
-        let crate::model::Platform::Snowflake(sf) = &conn.platform else {
-            continue;
-        };
-        let host = sf.host.to_ascii_lowercase();
-        match first.get(&host) {
-            Some(earlier) => report.diagnostics.push(
-                Diagnostic::error(
-                    &conn.origin.file,
-                    conn.origin.line,
-                    conn.origin.column,
-                    format!(
-                        "connection `{}` is on Snowflake host `{}`, which connection `{}` at {} already uses",
-                        conn.key, sf.host, earlier.key, earlier.origin
-                    ),
-                )
-                .with_help(
-                    "Immuta allows one Snowflake integration per host and each connection creates one; \
-                     keep one connection per Snowflake account",
-                ),
-            ),
-            None => {
-                first.insert(host, conn);
-            }
         }
     }
 }

@@ -16,39 +16,3 @@ pub fn json_schema_text() -> String {
     text.push('\n');
     text
 }
-
-/// `key`: not one of Immuta's reserved words, in any case (JSON Schema regexes have no
-/// case-insensitive flag, so each letter becomes a class).
-pub(crate) fn not_reserved(schema: &mut schemars::Schema) {
-    let words: Vec<String> = crate::check::RESERVED_KEYS
-        .iter()
-        .map(|w| {
-            w.chars()
-                .map(|c| format!("[{}{}]", c.to_ascii_uppercase(), c))
-                .collect()
-        })
-        .collect();
-    schema.insert(
-        "not".into(),
-        serde_json::json!({ "pattern": format!("^({})$", words.join("|")) }),
-    );
-}
-
-/// Snowflake OAuth: exactly one credential, a client secret or a certificate.
-pub(crate) fn one_oauth_credential(schema: &mut schemars::Schema) {
-    schema.insert(
-        "oneOf".into(),
-        serde_json::json!([
-            {
-                "title": "client secret",
-                "required": ["clientSecret"],
-                "not": { "anyOf": [{ "required": ["publicCertificateThumbprint"] }, { "required": ["privateKey"] }] }
-            },
-            {
-                "title": "certificate",
-                "required": ["publicCertificateThumbprint", "privateKey"],
-                "not": { "required": ["clientSecret"] }
-            }
-        ]),
-    );
-}

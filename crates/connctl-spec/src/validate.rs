@@ -1,16 +1,38 @@
 //! The structure of a connctl file: top level, `defaults:`, each connection by technology, and
 //! each auth variant. Walks the YAML tree with [`crate::check`] and reports every problem.
 //!
-//! The field tables here mirror the serde types of [`crate::model`]; the typed read that
-//! follows a clean walk (and the schema tests over the fixtures) keep the two in step.
+//! The field tables here and in each technology module ([`TechRules`]) mirror the serde types
+//! of [`crate::model`]; the typed read that follows a clean walk (and the schema tests over the
+//! fixtures) keep the two in step.
 
-use crate::check::{Field, Ty, check_fields, non_empty_str, opt, req};
+use crate::check::{Field, TechRules, Ty, Variant, check_fields, non_empty_str, opt, req};
 use crate::diagnostic::Sink;
-use crate::model::SPEC_VERSION;
+use crate::model::{SPEC_VERSION, Technology};
 use crate::suggest::{did_you_mean, one_of};
 use crate::yaml::{Node, Pos, Value};
 
-const TECHNOLOGIES: &[&str] = &["Snowflake", "Databricks"];
+/// The rules of one technology.
+fn rules(technology: Technology) -> &'static TechRules {
+    match technology {
+        Technology::Snowflake => &crate::snowflake::RULES,
+        Technology::Databricks => &crate::databricks::RULES,
+    }
+}
+
+/// Whether a field path of a connection (`auth.password`) holds a secret reference, for any
+/// technology: an `auth` field the rules check as a secret.
+pub fn is_secret_field(path: &str) -> bool {
+    let Some(name) = path.strip_prefix("auth.") else {
+        return false;
+    };
+    Technology::ALL.iter().any(|t| {
+        rules(*t).auth.iter().any(|v| {
+            v.fields
+                .iter()
+                .any(|f| f.name == name && matches!(f.ty, Ty::Secret))
+        })
+    })
+}
 
 const TOP: &[Field] = &[
     req("version", Ty::Skip),
@@ -37,87 +59,6 @@ const COMMON: &[Field] = &[
     opt("settings", Ty::Nested(settings)),
     opt("options", Ty::Nested(options)),
     req("auth", Ty::Skip),
-];
-
-const SNOWFLAKE: &[Field] = &[
-    req("host", Ty::Str),
-    opt("port", Ty::Port),
-    req("warehouse", Ty::Str),
-    req("database", Ty::Str),
-    req("role", Ty::Str),
-    opt("audit", Ty::Toggle),
-    opt("workspaces", Ty::Toggle),
-    opt("impersonation", Ty::Toggle),
-    opt("lineage", Ty::Toggle),
-    opt("userRolePattern", Ty::Nested(user_role_pattern)),
-];
-
-const DATABRICKS: &[Field] = &[
-    req("workspaceUrl", Ty::Str),
-    req("httpPath", Ty::Str),
-    opt("port", Ty::Port),
-    req("catalog", Ty::Catalog),
-    opt("audit", Ty::Toggle),
-    opt("workspaceIds", Ty::StrList),
-    opt("enableNativeQueryParsing", Ty::Bool),
-    opt("groupPattern", Ty::Nested(group_pattern)),
-    opt("jobConfig", Ty::Nested(job_config)),
-];
-
-/// Auth variants per technology: the `type` value and the fields it takes.
-struct Variant {
-    name: &'static str,
-    fields: &'static [Field],
-}
-
-const SNOWFLAKE_AUTH: &[Variant] = &[
-    Variant {
-        name: "userPassword",
-        fields: &[
-            req("type", Ty::Skip),
-            req("username", Ty::Str),
-            req("password", Ty::Secret),
-        ],
-    },
-    Variant {
-        name: "keyPair",
-        fields: &[
-            req("type", Ty::Skip),
-            req("username", Ty::Str),
-            req("privateKey", Ty::Secret),
-            opt("privateKeyPassword", Ty::Secret),
-        ],
-    },
-    Variant {
-        name: "oAuthClientCredentials",
-        fields: &[
-            req("type", Ty::Skip),
-            req("provider", Ty::Str),
-            req("clientId", Ty::Str),
-            req("authorityUrl", Ty::Str),
-            opt("resource", Ty::Str),
-            opt("clientSecret", Ty::Secret),
-            opt("publicCertificateThumbprint", Ty::Str),
-            opt("privateKey", Ty::Secret),
-        ],
-    },
-];
-
-const DATABRICKS_AUTH: &[Variant] = &[
-    Variant {
-        name: "token",
-        fields: &[req("type", Ty::Skip), req("token", Ty::Secret)],
-    },
-    Variant {
-        name: "oAuthM2M",
-        fields: &[
-            req("type", Ty::Skip),
-            req("clientId", Ty::Str),
-            req("clientSecret", Ty::Secret),
-            req("authorityUrl", Ty::Str),
-            opt("scope", Ty::Str),
-        ],
-    },
 ];
 
 /// A connection entry that passed every check, ready for the typed read.
@@ -233,15 +174,16 @@ fn connection<'n>(sink: &mut Sink<'_>, item: &'n Node) -> Option<Checked<'n>> {
     } else {
         format!("connection `{key}`")
     };
+    let names = Technology::ALL.map(Technology::as_str);
     let Some(tech_node) = item.get("technology") else {
         // Without a technology the other fields cannot be judged; say which one they suggest.
-        let guess = if item.get("warehouse").is_some() || item.get("host").is_some() {
-            "these fields look like `technology: Snowflake`".to_owned()
-        } else if item.get("workspaceUrl").is_some() || item.get("catalog").is_some() {
-            "these fields look like `technology: Databricks`".to_owned()
-        } else {
-            format!("expected {}", one_of(TECHNOLOGIES))
-        };
+        let guess = Technology::ALL
+            .into_iter()
+            .find(|t| rules(*t).telltales.iter().any(|f| item.get(f).is_some()))
+            .map_or_else(
+                || format!("expected {}", one_of(&names)),
+                |t| format!("these fields look like `technology: {t}`"),
+            );
         sink.error(
             item.pos,
             format!("missing field `technology` in {what}"),
@@ -250,40 +192,36 @@ fn connection<'n>(sink: &mut Sink<'_>, item: &'n Node) -> Option<Checked<'n>> {
         return None;
     };
     let technology = match tech_node.as_str() {
-        Some(t) if TECHNOLOGIES.contains(&t) => t,
-        Some(t) => {
-            let help = match did_you_mean(t, TECHNOLOGIES) {
-                Some(s) => format!("did you mean `{s}`?"),
-                None => format!("expected {}", one_of(TECHNOLOGIES)),
-            };
-            sink.error(tech_node.pos, format!("unknown technology `{t}`"), Some(help));
-            return None;
-        }
+        Some(t) => match Technology::from_name(t) {
+            Some(technology) => technology,
+            None => {
+                let help = match did_you_mean(t, &names) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => format!("expected {}", one_of(&names)),
+                };
+                sink.error(tech_node.pos, format!("unknown technology `{t}`"), Some(help));
+                return None;
+            }
+        },
         None => {
             sink.wrong_type(tech_node, "technology", "a string");
             return None;
         }
     };
-    let (own, other, other_name) = match technology {
-        "Snowflake" => (SNOWFLAKE, DATABRICKS, "Databricks"),
-        _ => (DATABRICKS, SNOWFLAKE, "Snowflake"),
-    };
-    let fields: Vec<Field> = COMMON.iter().chain(own).map(copy_field).collect();
+    let own = rules(technology);
+    let fields: Vec<Field> = COMMON.iter().chain(own.fields).map(copy_field).collect();
     let what = format!("{technology} {what}");
     check_fields(sink, item, item.pos, "", &what, &fields, &|name| {
-        other
-            .iter()
-            .any(|f| f.name == name)
-            .then(|| format!("`{name}` is a {other_name} field; this connection is {technology}"))
+        others(technology)
+            .find(|other| rules(*other).fields.iter().any(|f| f.name == name))
+            .map(|other| format!("`{name}` is a {other} field; this connection is {technology}"))
             .or_else(|| misplaced(name))
     });
     if let Some(auth_node) = item.get("auth") {
         let auth_key = item.key_node("auth").map_or(item.pos, |k| k.pos);
         auth(sink, auth_node, auth_key, technology);
     }
-    if technology == "Snowflake" {
-        workspaces_with_impersonation(sink, item);
-    }
+    (own.check)(sink, item);
     let key_field = item.key_node("key").map_or(item.pos, |k| k.pos);
     let key_value = item.get("key").map_or(item.pos, |k| k.pos);
     Some(Checked {
@@ -302,33 +240,14 @@ fn copy_field(f: &Field) -> Field {
     }
 }
 
-/// The guide: workspaces and impersonation conflict with table grants / low row access policy mode.
-fn workspaces_with_impersonation(sink: &mut Sink<'_>, item: &Node) {
-    let enabled = |name: &str| {
-        item.get(name)
-            .and_then(|t| t.get("enabled"))
-            .is_some_and(|e| e.value == Value::Bool(true))
-    };
-    if enabled("workspaces") && enabled("impersonation") {
-        let pos = item.key_node("impersonation").map_or(item.pos, |k| k.pos);
-        sink.warning(
-            pos,
-            "`workspaces` and `impersonation` are both enabled",
-            Some(
-                "Immuta's guide: project workspaces cannot be used with Snowflake table grants, and \
-                 impersonation cannot be used with low row access policy mode; make sure neither is in use"
-                    .into(),
-            ),
-        );
-    }
+/// The technologies other than `technology`, in [`Technology::ALL`] order.
+fn others(technology: Technology) -> impl Iterator<Item = Technology> {
+    Technology::ALL.into_iter().filter(move |t| *t != technology)
 }
 
 /// Checks an auth block: picks the variant by `type` and checks its fields.
-fn auth(sink: &mut Sink<'_>, node: &Node, anchor: Pos, technology: &str) {
-    let (variants, others, other_tech) = match technology {
-        "Snowflake" => (SNOWFLAKE_AUTH, DATABRICKS_AUTH, "Databricks"),
-        _ => (DATABRICKS_AUTH, SNOWFLAKE_AUTH, "Snowflake"),
-    };
+fn auth(sink: &mut Sink<'_>, node: &Node, anchor: Pos, technology: Technology) {
+    let variants = rules(technology).auth;
     let names: Vec<&str> = variants.iter().map(|v| v.name).collect();
     if node.as_map().is_none() {
         sink.wrong_type(node, "auth", "a mapping");
@@ -342,7 +261,8 @@ fn auth(sink: &mut Sink<'_>, node: &Node, anchor: Pos, technology: &str) {
         return;
     };
     let Some(variant) = variants.iter().find(|v| v.name == ty) else {
-        let help = if others.iter().any(|v| v.name == ty) {
+        let other_tech = others(technology).find(|other| rules(*other).auth.iter().any(|v| v.name == ty));
+        let help = if let Some(other_tech) = other_tech {
             format!(
                 "`{ty}` is a {other_tech} auth type; a {technology} connection takes {}",
                 one_of(&names)
@@ -366,8 +286,8 @@ fn auth(sink: &mut Sink<'_>, node: &Node, anchor: Pos, technology: &str) {
             .find(|v| v.name != ty && v.fields.iter().any(|f| f.name == name))
             .map(|v| format!("`{name}` belongs to auth type `{}`", v.name))
     });
-    if ty == "oAuthClientCredentials" {
-        oauth_credential(sink, node, type_node);
+    if let Some(check) = variant.check {
+        check(sink, node, type_node);
     }
 }
 
@@ -399,41 +319,6 @@ fn missing_auth_type(sink: &mut Sink<'_>, node: &Node, anchor: Pos, variants: &[
     sink.error(anchor, "missing field `auth.type`", Some(help));
 }
 
-/// Snowflake OAuth: exactly one of a client secret or a certificate (thumbprint + key).
-fn oauth_credential(sink: &mut Sink<'_>, node: &Node, type_node: &Node) {
-    let has = |name: &str| node.get(name).is_some_and(|v| v.value != Value::Null);
-    let secret = has("clientSecret");
-    let thumbprint = has("publicCertificateThumbprint");
-    let key = has("privateKey");
-    const HELP: &str = "give either `clientSecret` (client secret) or `publicCertificateThumbprint` and \
-                        `privateKey` (certificate)";
-    if secret && (thumbprint || key) {
-        let pos = node.key_node("clientSecret").map_or(node.pos, |k| k.pos);
-        sink.error(
-            pos,
-            "`auth` fits two OAuth variants: it has a client secret and a certificate",
-            Some(HELP.into()),
-        );
-    } else if !secret && !thumbprint && !key {
-        sink.error(
-            type_node.pos,
-            "`auth` fits no OAuth variant: it has no client secret and no certificate",
-            Some(HELP.into()),
-        );
-    } else if !secret && thumbprint != key {
-        let missing = if thumbprint {
-            "privateKey"
-        } else {
-            "publicCertificateThumbprint"
-        };
-        sink.error(
-            type_node.pos,
-            format!("certificate OAuth needs `auth.{missing}` too"),
-            Some("a certificate credential is `publicCertificateThumbprint` plus `privateKey`".into()),
-        );
-    }
-}
-
 fn defaults(sink: &mut Sink<'_>, key: &Node, node: &Node, path: &str) {
     check_fields(sink, node, key.pos, path, "`defaults`", DEFAULTS, &misplaced);
 }
@@ -458,30 +343,6 @@ fn settings(sink: &mut Sink<'_>, key: &Node, node: &Node, path: &str) {
 
 fn options(sink: &mut Sink<'_>, key: &Node, node: &Node, path: &str) {
     check_fields(sink, node, key.pos, path, &format!("`{path}`"), OPTIONS, &|_| {
-        None
-    });
-}
-
-fn user_role_pattern(sink: &mut Sink<'_>, key: &Node, node: &Node, path: &str) {
-    let fields = [req("exclude", Ty::StrList)];
-    check_fields(sink, node, key.pos, path, &format!("`{path}`"), &fields, &|_| {
-        None
-    });
-}
-
-fn group_pattern(sink: &mut Sink<'_>, key: &Node, node: &Node, path: &str) {
-    let fields = [req("deny", Ty::Str)];
-    check_fields(sink, node, key.pos, path, &format!("`{path}`"), &fields, &|_| {
-        None
-    });
-}
-
-fn job_config(sink: &mut Sink<'_>, key: &Node, node: &Node, path: &str) {
-    let fields = [
-        opt("workspaceDirectoryPath", Ty::Str),
-        opt("jobClusterId", Ty::Str),
-    ];
-    check_fields(sink, node, key.pos, path, &format!("`{path}`"), &fields, &|_| {
         None
     });
 }

@@ -11,7 +11,7 @@ use std::pin::Pin;
 
 use connctl_engine::apply::{Purpose, RunError, RunOutcome, ScriptRunner, Stop};
 use connctl_exec::{Executor, ExecutorConfig, ScriptRun, Target};
-use connctl_spec::{Connection, ExecutorKind, Platform};
+use connctl_spec::{Connection, ExecutorKind};
 
 pub struct Runner {
     /// Configured executors by technology (`snowflake`, `databricks`).
@@ -40,22 +40,16 @@ impl Runner {
     }
 
     fn executor_for(&self, conn: &Connection) -> Result<&Executor, String> {
-        let tech = conn.technology().as_str().to_lowercase();
-        let configured = self.configured.get(&tech);
+        let tech = conn.technology().config_name();
+        let configured = self.configured.get(tech);
         match conn.executor {
             Some(ExecutorKind::Manual) => Ok(&self.manual),
-            Some(kind) => {
-                let wanted = match kind {
-                    ExecutorKind::Command => "command",
-                    ExecutorKind::Snowflake => "snowflake",
-                    ExecutorKind::Databricks => "databricks",
-                    ExecutorKind::Manual => "manual",
-                };
+            Some(wanted) => {
                 // The technology's executor if it is of that kind, else one named after the kind
                 // (`[executor.command]`).
                 match configured
                     .filter(|e| e.config().kind() == wanted)
-                    .or_else(|| self.configured.get(wanted))
+                    .or_else(|| self.configured.get(wanted.as_str()))
                 {
                     Some(e) if e.config().kind() == wanted => Ok(e),
                     _ => Err(format!(
@@ -66,18 +60,6 @@ impl Runner {
             }
             None => Ok(configured.unwrap_or(&self.manual)),
         }
-    }
-}
-
-fn target(conn: &Connection) -> Target {
-    match &conn.platform {
-        Platform::Snowflake(sf) => Target::Snowflake {
-            host: sf.host.clone(),
-        },
-        Platform::Databricks(db) => Target::Databricks {
-            workspace_url: db.workspace_url.clone(),
-            http_path: db.http_path.clone(),
-        },
     }
 }
 
@@ -99,7 +81,7 @@ impl ScriptRunner for Runner {
                 connection_key: &conn.key,
                 purpose,
                 sql,
-                target: target(conn),
+                target: Target::of(&conn.platform),
             };
             let executed = executor.execute(&run);
             let result = if matches!(executor.config(), ExecutorConfig::Command { .. }) {

@@ -95,10 +95,10 @@ impl Settings {
             }
         });
         for executor in settings.executor.values_mut() {
-            anchor_executor(executor, base);
+            executor.anchor(base);
         }
         for (name, executor) in &settings.executor {
-            if !matches!(name.as_str(), "snowflake" | "databricks" | "command" | "manual") {
+            if !connctl_exec::is_executor_name(name) {
                 bail!(
                     "{}: [executor.{name}]: unknown executor name; use [executor.snowflake], [executor.databricks] (per technology) or [executor.command] (for connections with `executor: command`)",
                     path.display()
@@ -165,25 +165,6 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let line = before.matches('\n').count() + 1;
     let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
     (line, col)
-}
-
-fn anchor_executor(executor: &mut ExecutorConfig, base: &Path) {
-    use connctl_exec::{DatabricksAuth, SnowflakeAuth};
-    let anchor = |r: &mut SecretRef| *r = r.clone().anchored(base);
-    match executor {
-        ExecutorConfig::Manual { dir: Some(dir) } if dir.is_relative() => *dir = base.join(&*dir),
-        ExecutorConfig::Snowflake(c) => match &mut c.auth {
-            SnowflakeAuth::KeyPair { private_key } => anchor(private_key),
-            SnowflakeAuth::OAuth { token } | SnowflakeAuth::ProgrammaticAccessToken { token } => {
-                anchor(token)
-            }
-        },
-        ExecutorConfig::Databricks(c) => match &mut c.auth {
-            DatabricksAuth::Token { token } => anchor(token),
-            DatabricksAuth::OAuthM2M { client_secret, .. } => anchor(client_secret),
-        },
-        _ => {}
-    }
 }
 
 /// The TOML error's message, except where it would repeat a literal written where a secret
