@@ -354,7 +354,7 @@ async fn apply_locked(
                 );
             }
             let mut again = args.clone();
-            again.refresh = saved.refreshed;
+            again.refresh = crate::cli::Refresh::of(saved);
             let planned = context::make_plan(ctx, &again, desired, &state, None).await?;
             let moved: Vec<&str> = saved
                 .live_fingerprints
