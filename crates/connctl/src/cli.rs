@@ -67,12 +67,14 @@ pub enum Format {
 /// `plan --refresh`: how much of Immuta a plan reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Refresh {
-    /// Every managed connection of the plan.
+    // Plain comments, not doc comments: clap would turn them into per-value help and switch
+    // every `--help` of plan and apply to the long layout.
+    // Every managed connection of the plan.
     True,
-    /// Nothing: plan from the state alone.
+    // Nothing: plan from the state alone.
     False,
-    /// Only connections whose YAML changed since the last apply, added, removed or interrupted
-    /// ones (the others' drift is `connctl drift`'s job).
+    // Only connections whose YAML changed since the last apply, added, removed or interrupted
+    // ones (the others' drift is `connctl drift`'s job).
     Changed,
 }
 
