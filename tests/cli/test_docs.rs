@@ -659,7 +659,12 @@ fn pull_request_plan_recipes_refresh_only_what_changed() {
                     args.join(" ")
                 );
             } else {
-                assert!(refresh.is_none(), "{}: `connctl {}`", path.display(), args.join(" "));
+                assert!(
+                    refresh.is_none(),
+                    "{}: `connctl {}`",
+                    path.display(),
+                    args.join(" ")
+                );
             }
         }
     }
@@ -691,16 +696,19 @@ fn gitlab_recipe_runs_in_the_released_container_image() {
 
     // The release workflow pushes that image, built from the Dockerfile, on a tag.
     let release = parse_recipe(&repo().join(".github/workflows/release.yml"));
-    let steps = release["jobs"]["image"]["steps"].as_array().expect("an image job");
+    let steps = release["jobs"]["image"]["steps"]
+        .as_array()
+        .expect("an image job");
     let push = steps
         .iter()
-        .find(|s| s["uses"].as_str().is_some_and(|u| u.starts_with("docker/build-push-action@")))
+        .find(|s| {
+            s["uses"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("docker/build-push-action@"))
+        })
         .expect("a build-push step");
     assert_eq!(push["with"]["push"], true);
-    let tags = steps
-        .iter()
-        .filter_map(|s| s["run"].as_str())
-        .collect::<String>();
+    let tags = steps.iter().filter_map(|s| s["run"].as_str()).collect::<String>();
     assert!(
         tags.contains("ghcr.io/${GITHUB_REPOSITORY,,}") && tags.contains("${GITHUB_REF_NAME#v}"),
         "{tags}"
@@ -710,7 +718,10 @@ fn gitlab_recipe_runs_in_the_released_container_image() {
     let dockerfile = std::fs::read_to_string(repo().join("Dockerfile")).unwrap();
     let runtime = dockerfile.rsplit("\nFROM ").next().unwrap();
     for tool in ["curl", "jq"] {
-        assert!(text.contains(&format!("{tool} ")), "the recipe no longer uses {tool}");
+        assert!(
+            text.contains(&format!("{tool} ")),
+            "the recipe no longer uses {tool}"
+        );
         assert!(
             runtime
                 .lines()

@@ -65,7 +65,11 @@ fn requests(env: &TestEnv) -> Vec<String> {
         .iter()
         .map(|r| {
             let path = r["path"].as_str().unwrap();
-            format!("{} {}", r["method"].as_str().unwrap(), id.replace(path, "/integrations/{id}"))
+            format!(
+                "{} {}",
+                r["method"].as_str().unwrap(),
+                id.replace(path, "/integrations/{id}")
+            )
         })
         .collect();
     out.sort();
@@ -207,10 +211,7 @@ fn a_saved_changed_plan_applies_rereading_only_what_it_read() {
         "apply of a --refresh=changed plan read an unchanged connection: {seen:?}"
     );
     let state = env.state();
-    assert_eq!(
-        state["connections"]["sf-edited"]["applied"]["warehouse"],
-        "WH2"
-    );
+    assert_eq!(state["connections"]["sf-edited"]["applied"]["warehouse"], "WH2");
     assert!(state["connections"]["sf-added"]["applied"].is_object());
 }
 
@@ -227,7 +228,8 @@ fn a_saved_changed_plan_is_stale_when_a_connection_it_read_moved_in_immuta() {
     let out = env.run(&["apply", "plan.json"]);
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
     assert!(
-        out.stderr.contains("stale plan: Immuta changed since the plan was made (sf-edited)"),
+        out.stderr
+            .contains("stale plan: Immuta changed since the plan was made (sf-edited)"),
         "{}",
         out.stderr
     );

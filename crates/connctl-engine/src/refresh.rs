@@ -425,7 +425,14 @@ mod tests {
         let s = select(Scope::Changed, &desired, &state, |_| true);
         assert_eq!(
             keys(&s),
-            ["added", "edited", "half-created", "interrupted", "other-team", "removed"]
+            [
+                "added",
+                "edited",
+                "half-created",
+                "interrupted",
+                "other-team",
+                "removed"
+            ]
         );
         assert_eq!(s.not_read, Some(1));
     }

@@ -192,8 +192,8 @@ pub async fn make_plan(
         prune: args.prune,
         max_deletes: args.max_deletes.or(default_max_deletes),
     };
-    let mut plan = plan::plan(&views, state, live.as_ref(), &options, spec_files)
-        .context("invalid --target pattern")?;
+    let mut plan =
+        plan::plan(&views, state, live.as_ref(), &options, spec_files).context("invalid --target pattern")?;
     plan.not_read = not_read;
     if let Some(client) = &client {
         refresh::count_cascades(client, &mut plan).await?;
