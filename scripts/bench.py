@@ -721,7 +721,7 @@ def b5_changed(bins: Path, scale: float, latency: int, keep: bool) -> list[Row]:
         row.notes.append(
             f"floor = local plan {local.wall:.2f} s (--refresh=false, same inputs) + latency floor "
             f"{latency_floor:.3f} s ({needed} x {latency} ms / {PARALLELISM}); "
-            f"wall / latency floor alone = {r.wall / latency_floor:.1f}"
+            + (f"wall / latency floor alone = {r.wall / latency_floor:.1f}" if latency_floor else "no latency")
         )
         row.notes.append("by route: " + json.dumps(per_route(log)))
         return [row]
