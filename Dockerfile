@@ -4,8 +4,9 @@
 #   docker build --build-arg CONNCTL_GIT_COMMIT="$(git rev-parse --short=12 HEAD)" -t connctl .
 #   docker run --rm -v "$PWD:/work" -e IMMUTA_URL -e IMMUTA_API_KEY connctl plan connections/
 #
-# The final image keeps a shell (for CI jobs that run scripts in it, e.g. GitLab) and the CA
-# certificates connctl needs to reach Immuta, Snowflake and Databricks over TLS.
+# The final image keeps a shell, curl and jq (for CI jobs that run scripts in it: the GitLab
+# recipe in docs/ci posts its merge-request note with them) and the CA certificates connctl
+# needs to reach Immuta, Snowflake and Databricks over TLS.
 
 ARG RUST_VERSION=1.89
 ARG ALPINE_VERSION=3.22
@@ -25,7 +26,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     && /usr/local/bin/connctl --version
 
 FROM alpine:${ALPINE_VERSION} AS runtime
-RUN apk add --no-cache ca-certificates \
+RUN apk add --no-cache ca-certificates curl jq \
     && addgroup -S -g 10001 connctl \
     && adduser -S -D -H -u 10001 -G connctl connctl
 COPY --from=build /usr/local/bin/connctl /usr/local/bin/connctl

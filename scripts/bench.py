@@ -14,6 +14,10 @@ Cases (issue 7, docs/performance.md):
               time (scripts/create -> run the script on the warehouse API -> connection/test ->
               register), done here with urllib the way a person's curl script does it.
               Target: B4 at least 20x slower than B3.
+  B5 changed  `connctl plan --refresh=changed` of the 2,000 managed connections of B2 after a
+              YAML change to 10 of them (issue 16). Target: at most 35 requests, within 1.2x
+              the floor (here: the same plan's local work, timed with --refresh=false, plus
+              the latency floor).
 
 floor = requests needed x injected latency / parallelism, where "requests needed" is the minimum
 the protocol allows (see needed_* below): it is what a perfect client pays in latency and
@@ -495,30 +499,38 @@ def b1_local(bins: Path, scale: float, keep: bool) -> list[Row]:
         return rows
 
 
+def seed_managed(bins: Path, work: Path, n: int) -> tuple[list[dict], Path]:
+    """n managed connections, made quickly: registration bodies seeded into an emulator (admin
+    API) on a --state-file, adopted with `connctl import` at no latency. Returns their data and
+    the emulator's state file, for an emulator restarted on it with --latency-ms."""
+    conns = write_specs(work / "connections", n, max(1, n // 100))
+    emu_state = work / "emulator-state.json"
+    emu = Emulator(bins / "connctl-emulator", work, "--job-step-ms", "0", "--state-file", str(emu_state))
+    try:
+        write_settings(work, emu.url)
+        emu.admin("POST", "/_emulator/seed", {"connections": [registration(c) for c in conns]})
+        keys = [a for c in conns for a in ("--key", c["key"])]
+        run_connctl(bins / "connctl", work, ["import", "connections", *keys])
+    finally:
+        emu.stop()
+    # After `apply` the state has no integration id (the registration answer carries none);
+    # make the adopted state look the same so the refresh takes the path it takes in use.
+    state_path = work / ".connctl" / "state.json"
+    st = json.loads(state_path.read_text())
+    # The emulator restarts on another port, which the state would refuse as another tenant.
+    st.pop("tenant", None)
+    for cs in st["connections"].values():
+        cs.pop("integrationId", None)
+    state_path.write_text(json.dumps(st, indent=2))
+    return conns, emu_state
+
+
 def b2_refresh(bins: Path, scale: float, latency: int, keep: bool) -> list[Row]:
-    """2,000 managed connections: seeded into the emulator (admin API), adopted with
-    `connctl import` at no latency, then the emulator restarts on the same --state-file with
-    --latency-ms and `connctl plan` is measured."""
+    """2,000 managed connections (seed_managed), then the emulator restarts on the same
+    --state-file with --latency-ms and `connctl plan` is measured."""
     n = round(2_000 * scale)
     with case_dir("B2", keep) as work:
-        conns = write_specs(work / "connections", n, max(1, n // 100))
-        emu_state = work / "emulator-state.json"
-        emu = Emulator(bins / "connctl-emulator", work, "--job-step-ms", "0", "--state-file", str(emu_state))
-        try:
-            write_settings(work, emu.url)
-            emu.admin("POST", "/_emulator/seed", {"connections": [registration(c) for c in conns]})
-            keys = [a for c in conns for a in ("--key", c["key"])]
-            run_connctl(bins / "connctl", work, ["import", "connections", *keys])
-        finally:
-            emu.stop()
-        # After `apply` the state has no integration id (the registration answer carries none);
-        # make the adopted state look the same so the refresh takes the path it takes in use.
-        state_path = work / ".connctl" / "state.json"
-        st = json.loads(state_path.read_text())
-        for cs in st["connections"].values():
-            cs.pop("integrationId", None)
-        state_path.write_text(json.dumps(st, indent=2))
-
+        _, emu_state = seed_managed(bins, work, n)
         emu = Emulator(
             bins / "connctl-emulator", work,
             "--job-step-ms", "0", "--latency-ms", str(latency), "--state-file", str(emu_state),
@@ -662,6 +674,59 @@ def b4_by_hand(bins: Path, scale: float, latency: int, keep: bool, dbx_statement
         return [row]
 
 
+def b5_changed(bins: Path, scale: float, latency: int, keep: bool) -> list[Row]:
+    """2,000 managed connections (seed_managed), the YAML then changes the warehouse of 10
+    Snowflake ones, and `connctl plan --refresh=changed` is measured: it reads only those 10.
+
+    Its floor adds the plan's local work to the latency floor: the same plan made from the state
+    alone (`--refresh=false`, no request) is timed first, since loading, checking and
+    fingerprinting 2,000 connections costs more than the 32 requests' share of latency."""
+    n = round(2_000 * scale)
+    edited = min(10, (n + 1) // 2)
+    with case_dir("B5", keep) as work:
+        _, emu_state = seed_managed(bins, work, n)
+        keys = [f"sf-{i:05d}" for i in range(0, 2 * edited, 2)]
+        for f in (work / "connections").glob("*.yaml"):
+            text = f.read_text()
+            for key in keys:
+                head = f"  - key: {key}\n"
+                at = text.find(head)
+                if at >= 0:
+                    cut = text.index("    warehouse: IMMUTA_WH\n", at)
+                    text = text[:cut] + text[cut:].replace("IMMUTA_WH\n", "IMMUTA_WH2\n", 1)
+            f.write_text(text)
+        common = ["plan", "--parallelism", str(PARALLELISM), "--color", "never", "--detailed-exitcode"]
+        local = run_connctl(bins / "connctl", work, [*common, "--refresh=false", "connections"], ok=(2,))
+        emu = Emulator(
+            bins / "connctl-emulator", work,
+            "--job-step-ms", "0", "--latency-ms", str(latency), "--state-file", str(emu_state),
+        )
+        try:
+            write_settings(work, emu.url)
+            r = run_connctl(bins / "connctl", work, [*common, "--refresh=changed", "connections"], ok=(2,))
+            log = emu.requests()
+        finally:
+            emu.stop()
+        # The listing pages of all n, then each edited connection read once (three requests).
+        needed = max(1, math.ceil(n / LIST_PAGE)) + 3 * edited
+        latency_floor = needed * latency / 1000 / PARALLELISM
+        row = Row("B5", f"plan --refresh=changed, {edited} of {n} changed, p={PARALLELISM}",
+                  r.wall, count_requests(log), needed, r.rss_mb, r.cpu)
+        row.floor = local.wall + latency_floor
+        row.target = "<= 35 requests, <= 1.2x floor"
+        row.passed = row.requests <= 35 and row.ratio is not None and row.ratio <= 1.2
+        summary = next((ln for ln in r.out.splitlines() if ln.startswith("Plan:")), "")
+        unread = next((ln for ln in r.out.splitlines() if "were not read" in ln), "")
+        row.notes.append(f"{summary or 'plan printed no summary line'} (exit {r.code}); {unread}")
+        row.notes.append(
+            f"floor = local plan {local.wall:.2f} s (--refresh=false, same inputs) + latency floor "
+            f"{latency_floor:.3f} s ({needed} x {latency} ms / {PARALLELISM}); "
+            + (f"wall / latency floor alone = {r.wall / latency_floor:.1f}" if latency_floor else "no latency")
+        )
+        row.notes.append("by route: " + json.dumps(per_route(log)))
+        return [row]
+
+
 # ----------------------------------------------------------------------------------------------
 
 
@@ -716,7 +781,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog="See docs/performance.md.")
     ap.add_argument("--quick", action="store_true", help="sizes / 10: a smoke run")
     ap.add_argument("--scale", type=float, help="multiply every size by F (overrides --quick)")
-    ap.add_argument("--only", action="append", choices=["B1", "B2", "B3", "B4"], help="run only these cases (repeatable)")
+    ap.add_argument("--only", action="append", choices=["B1", "B2", "B3", "B4", "B5"], help="run only these cases (repeatable)")
     ap.add_argument("--latency-ms", type=int, default=25, help="emulator latency for B2-B4 (default 25)")
     ap.add_argument("--bin-dir", help="folder with connctl and connctl-emulator (default: $CARGO_TARGET_DIR/release)")
     ap.add_argument("--keep", action="store_true", help="keep each case's temporary folder")
@@ -730,11 +795,11 @@ def main(argv: list[str] | None = None) -> int:
         if not (bins / exe).is_file():
             print(f"missing {bins / exe}: cargo build --release -p connctl -p connctl-emulator", file=sys.stderr)
             return 1
-    only = set(args.only or ["B1", "B2", "B3", "B4"])
+    only = set(args.only or ["B1", "B2", "B3", "B4", "B5"])
     lat = args.latency_ms
     rows: list[Row] = []
     b3_row, dbx_statements = None, None
-    for case in ("B1", "B2", "B3", "B4"):
+    for case in ("B1", "B2", "B3", "B4", "B5"):
         if case not in only:
             continue
         print(f"running {case} ...", file=sys.stderr, flush=True)
@@ -742,6 +807,8 @@ def main(argv: list[str] | None = None) -> int:
             rows += b1_local(bins, scale, args.keep)
         elif case == "B2":
             rows += b2_refresh(bins, scale, lat, args.keep)
+        elif case == "B5":
+            rows += b5_changed(bins, scale, lat, args.keep)
         elif case == "B3":
             got, dbx_statements = b3_apply(bins, scale, lat, args.keep)
             b3_row = got[0]

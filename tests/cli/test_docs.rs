@@ -639,3 +639,95 @@ fn dockerfile_is_multi_stage_and_runs_as_non_root() {
         );
     }
 }
+
+/// Issue 16: the pull-request plan recipes read from Immuta only what the change touches
+/// (`--refresh=changed`); apply and drift still read everything they need.
+#[test]
+fn pull_request_plan_recipes_refresh_only_what_changed() {
+    let mut plans = 0;
+    for path in recipes() {
+        let mut texts = Vec::new();
+        shell_texts(&parse_recipe(&path), None, &mut texts);
+        for args in texts.iter().flat_map(|t| invocations(t)) {
+            let refresh = args.iter().find(|a| a.starts_with("--refresh"));
+            if args.first().map(String::as_str) == Some("plan") {
+                plans += 1;
+                assert_eq!(
+                    refresh.map(String::as_str),
+                    Some("--refresh=changed"),
+                    "{}: `connctl {}`",
+                    path.display(),
+                    args.join(" ")
+                );
+            } else {
+                assert!(
+                    refresh.is_none(),
+                    "{}: `connctl {}`",
+                    path.display(),
+                    args.join(" ")
+                );
+            }
+        }
+    }
+    assert_eq!(plans, 2, "the GitHub and GitLab plan recipes");
+}
+
+/// Issue 16: the GitLab recipe runs in connctl's container image (the version of Cargo.toml,
+/// published by the release workflow from the Dockerfile) instead of building connctl, and
+/// that image has the tools the recipe's scripts call.
+#[test]
+fn gitlab_recipe_runs_in_the_released_container_image() {
+    let manifest = std::fs::read_to_string(repo().join("Cargo.toml")).unwrap();
+    let version = manifest
+        .lines()
+        .find_map(|l| l.strip_prefix("version = \""))
+        .and_then(|v| v.strip_suffix('"'))
+        .expect("Cargo.toml has a version");
+    let path = repo().join("docs/ci/gitlab-ci.yml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(!text.contains("cargo "), "the GitLab recipe builds connctl");
+    let recipe = parse_recipe(&path);
+    let image = &recipe[".connctl"]["image"];
+    assert_eq!(image["name"], format!("ghcr.io/connctl/connctl:{version}"));
+    // The image's entrypoint is connctl; GitLab runs the job's shell instead.
+    assert_eq!(image["entrypoint"], json!([""]));
+    for job in ["plan", "apply", "drift"] {
+        assert_eq!(recipe[job]["extends"], ".connctl", "{job}");
+    }
+
+    // The release workflow pushes that image, built from the Dockerfile, on a tag.
+    let release = parse_recipe(&repo().join(".github/workflows/release.yml"));
+    let steps = release["jobs"]["image"]["steps"]
+        .as_array()
+        .expect("an image job");
+    let push = steps
+        .iter()
+        .find(|s| {
+            s["uses"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("docker/build-push-action@"))
+        })
+        .expect("a build-push step");
+    assert_eq!(push["with"]["push"], true);
+    let tags = steps.iter().filter_map(|s| s["run"].as_str()).collect::<String>();
+    assert!(
+        tags.contains("ghcr.io/${GITHUB_REPOSITORY,,}") && tags.contains("${GITHUB_REF_NAME#v}"),
+        "{tags}"
+    );
+
+    // The final stage installs what the recipe's scripts call besides connctl.
+    let dockerfile = std::fs::read_to_string(repo().join("Dockerfile")).unwrap();
+    let runtime = dockerfile.rsplit("\nFROM ").next().unwrap();
+    for tool in ["curl", "jq"] {
+        assert!(
+            text.contains(&format!("{tool} ")),
+            "the recipe no longer uses {tool}"
+        );
+        assert!(
+            runtime
+                .lines()
+                .any(|l| l.contains("apk add") && l.split_whitespace().any(|w| w == tool)),
+            "the image lacks {tool}"
+        );
+    }
+}

@@ -7,6 +7,10 @@
 //! listing (create or import), and unmanaged keys are never read. A 404 on the integration or
 //! the data object of a listed connection is a health problem, never "nothing changed"; so is an
 //! integration whose status says it failed.
+//!
+//! [`Scope`] and [`select`] decide which keys a plan reads: every managed one
+//! (`--refresh=true`), or only those the YAML changed since the last apply (`--refresh=changed`,
+//! plans proportional to the change; the others' drift is `connctl drift`'s job).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -17,8 +21,72 @@ use tokio::sync::Semaphore;
 
 use crate::fields::{self, FieldMap};
 use crate::immuta::Immuta;
-use crate::plan::{HealthIssue, HealthKind, Plan};
-use crate::state::State;
+use crate::plan::{DesiredView, HealthIssue, HealthKind, Plan};
+use crate::state::{State, Step};
+
+/// Which managed connections a plan reads from Immuta (`plan --refresh`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Every managed connection of the plan (`--refresh=true`).
+    All,
+    /// Only the connections whose desired state differs from what the state last applied, the
+    /// added and removed ones, and any with an interrupted operation (`--refresh=changed`).
+    Changed,
+}
+
+/// The keys one refresh reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selection {
+    pub scope: Scope,
+    /// The keys to refresh (of these, only managed ones are read one by one; the listing
+    /// answers for the rest).
+    pub keys: BTreeSet<String>,
+    /// With [`Scope::Changed`]: how many managed connections were left unread because nothing
+    /// about them changed since the last apply.
+    pub not_read: Option<usize>,
+}
+
+/// Chooses the keys to refresh among `desired` (already narrowed to `--target`) and the state's
+/// connections matching `in_scope`. Decided from the state alone: no Immuta read.
+pub fn select(
+    scope: Scope,
+    desired: &BTreeMap<String, DesiredView<'_>>,
+    state: &State,
+    in_scope: impl Fn(&str) -> bool,
+) -> Selection {
+    let mut keys: BTreeSet<String> = desired.keys().cloned().collect();
+    if scope == Scope::All {
+        keys.extend(state.connections.keys().cloned());
+        return Selection {
+            scope,
+            keys,
+            not_read: None,
+        };
+    }
+    let mut not_read = 0;
+    for (key, s) in &state.connections {
+        if !in_scope(key) {
+            continue;
+        }
+        // Unchanged: registered as the YAML still wants it, nothing left half-done.
+        let unchanged = s.pending.is_none()
+            && s.step == Step::Registered
+            && desired
+                .get(key)
+                .is_some_and(|w| s.applied.as_ref() == Some(&w.fields));
+        if unchanged {
+            keys.remove(key);
+            not_read += 1;
+        } else {
+            keys.insert(key.clone());
+        }
+    }
+    Selection {
+        scope,
+        keys,
+        not_read: Some(not_read),
+    }
+}
 
 /// What Immuta showed.
 #[derive(Debug, Default, Clone)]
@@ -60,21 +128,54 @@ pub async fn refresh(
 ) -> Result<Live, ApiError> {
     let hits = client.list_connections().await?;
     let keys: BTreeSet<String> = hits.iter().filter_map(|h| h.key().map(str::to_owned)).collect();
-    let managed: Vec<(String, Option<String>)> = wanted
-        .iter()
-        .filter(|k| keys.contains(*k))
-        .filter_map(|k| {
-            let s = state.connections.get(k)?;
-            s.applied.as_ref()?;
-            Some((k.clone(), s.integration_id.clone()))
-        })
-        .collect();
+    let to_read = managed(state, wanted.iter().filter(|k| keys.contains(*k)));
+    let reads = read_many(client, to_read, parallelism).await?;
+    Ok(assemble(keys, reads))
+}
 
+/// Reads Immuta for a [`Selection`]. With [`Scope::Changed`] the few reads do not wait for the
+/// listing: they run beside it (one slot of `parallelism` is the listing's), and a key the
+/// listing lacks but a read finds counts as live.
+///
+/// The listing is kept because correctness needs it: an added key may already exist in Immuta
+/// (the plan says import, never create over it, and a lost state is refused loudly), and a
+/// removed one may be gone already (forget, not delete). One page answers for 1,000 keys, where
+/// reading each added or removed key would cost a request apiece — every key, after a lost state.
+pub async fn refresh_selected(
+    client: &impl Immuta,
+    state: &State,
+    selection: &Selection,
+    parallelism: usize,
+) -> Result<Live, ApiError> {
+    if selection.scope == Scope::All {
+        return refresh(client, state, &selection.keys, parallelism).await;
+    }
+    let to_read = managed(state, selection.keys.iter());
+    let reading = read_many(client, to_read, parallelism.saturating_sub(1));
+    let (hits, reads) = tokio::try_join!(client.list_connections(), reading)?;
+    let mut keys: BTreeSet<String> = hits.iter().filter_map(|h| h.key().map(str::to_owned)).collect();
+    keys.extend(reads.iter().filter(|(_, r)| r.is_some()).map(|(k, _)| k.clone()));
+    Ok(assemble(keys, reads))
+}
+
+/// The keys among `keys` that are managed (in the state with an applied spec), with the
+/// integration id the state knows.
+fn managed<'a>(state: &State, keys: impl Iterator<Item = &'a String>) -> Vec<(String, Option<String>)> {
+    keys.filter_map(|k| {
+        let s = state.connections.get(k)?;
+        s.applied.as_ref()?;
+        Some((k.clone(), s.integration_id.clone()))
+    })
+    .collect()
+}
+
+/// [`Live`] from the listed keys and the connections read.
+fn assemble(keys: BTreeSet<String>, reads: BTreeMap<String, Option<Seen>>) -> Live {
     let mut live = Live {
         keys,
         ..Live::default()
     };
-    for (key, read) in read_many(client, managed, parallelism).await? {
+    for (key, read) in reads {
         match read {
             Some(seen) => {
                 if let Some(id) = seen.integration_id {
@@ -92,7 +193,7 @@ pub async fn refresh(
             }
         }
     }
-    Ok(live)
+    live
 }
 
 /// One connection as Immuta shows it.
@@ -261,4 +362,98 @@ async fn read_one(
         (None, None) => Integration::None,
     };
     Ok(Some((connection, integration, object)))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::state::{ConnectionState, Pending, PendingOp};
+
+    fn spec(warehouse: &str) -> FieldMap {
+        FieldMap::from([("warehouse".to_owned(), json!(warehouse))])
+    }
+
+    fn registered(applied: FieldMap) -> ConnectionState {
+        let mut c = ConnectionState::new("Snowflake");
+        c.step = Step::Registered;
+        c.applied = Some(applied);
+        c
+    }
+
+    /// The state has `same`, `edited`, `removed`, `interrupted`, `half-created` and
+    /// `other-team`; the YAML has `same`, `edited` (changed), `interrupted`, `half-created` and
+    /// `added`.
+    fn world() -> (BTreeMap<String, DesiredView<'static>>, State) {
+        let mut state = State::new();
+        for key in ["same", "edited", "removed", "interrupted", "other-team"] {
+            state.connections.insert(key.into(), registered(spec("WH")));
+        }
+        let mut interrupted = registered(spec("WH"));
+        interrupted.pending = Some(Pending::new(PendingOp::Update, spec("WH")));
+        state.connections.insert("interrupted".into(), interrupted);
+        let mut half = ConnectionState::new("Snowflake");
+        half.step = Step::Executed;
+        state.connections.insert("half-created".into(), half);
+        let desired = [
+            ("same", "WH"),
+            ("edited", "WH2"),
+            ("interrupted", "WH"),
+            ("half-created", "WH"),
+            ("added", "WH"),
+        ]
+        .into_iter()
+        .map(|(k, wh)| {
+            let view = DesiredView {
+                technology: "Snowflake",
+                fields: spec(wh),
+                protect: false,
+            };
+            (k.to_owned(), view)
+        })
+        .collect();
+        (desired, state)
+    }
+
+    fn keys(selection: &Selection) -> Vec<&str> {
+        selection.keys.iter().map(String::as_str).collect()
+    }
+
+    #[test]
+    fn changed_reads_edited_added_removed_and_interrupted_connections_only() {
+        let (desired, state) = world();
+        let s = select(Scope::Changed, &desired, &state, |_| true);
+        assert_eq!(
+            keys(&s),
+            [
+                "added",
+                "edited",
+                "half-created",
+                "interrupted",
+                "other-team",
+                "removed"
+            ]
+        );
+        assert_eq!(s.not_read, Some(1));
+    }
+
+    #[test]
+    fn changed_leaves_out_state_keys_outside_the_targets() {
+        let (mut desired, state) = world();
+        desired.retain(|k, _| k.starts_with('e') || k.starts_with('s'));
+        let s = select(Scope::Changed, &desired, &state, |k| {
+            k.starts_with('e') || k.starts_with('s')
+        });
+        assert_eq!(keys(&s), ["edited"]);
+        assert_eq!(s.not_read, Some(1));
+    }
+
+    #[test]
+    fn all_reads_every_desired_and_state_key_and_counts_nothing_unread() {
+        let (desired, state) = world();
+        let s = select(Scope::All, &desired, &state, |_| true);
+        assert_eq!(s.keys.len(), 7);
+        assert_eq!(s.not_read, None);
+    }
 }

@@ -64,6 +64,41 @@ pub enum Format {
     Json,
 }
 
+/// `plan --refresh`: how much of Immuta a plan reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Refresh {
+    // Plain comments, not doc comments: clap would turn them into per-value help and switch
+    // every `--help` of plan and apply to the long layout.
+    // Every managed connection of the plan.
+    True,
+    // Nothing: plan from the state alone.
+    False,
+    // Only connections whose YAML changed since the last apply, added, removed or interrupted
+    // ones (the others' drift is `connctl drift`'s job).
+    Changed,
+}
+
+impl Refresh {
+    /// What a refresh reads; `None` with `--refresh=false`.
+    pub fn scope(self) -> Option<connctl_engine::refresh::Scope> {
+        use connctl_engine::refresh::Scope;
+        match self {
+            Refresh::True => Some(Scope::All),
+            Refresh::False => None,
+            Refresh::Changed => Some(Scope::Changed),
+        }
+    }
+
+    /// The refresh a saved plan was made with, so apply re-reads the same connections.
+    pub fn of(plan: &connctl_engine::plan::Plan) -> Refresh {
+        match (plan.refreshed, plan.not_read) {
+            (false, _) => Refresh::False,
+            (true, Some(_)) => Refresh::Changed,
+            (true, None) => Refresh::True,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Write a starter connections.yaml and connctl.toml
@@ -349,9 +384,11 @@ pub struct PlanArgs {
     /// Refuse to delete or replace more than N connections (default 1).
     #[arg(long, value_name = "N")]
     pub max_deletes: Option<usize>,
-    /// Read Immuta before planning (`--refresh=false` plans from the state alone).
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
-    pub refresh: bool,
+    /// Read Immuta before planning: `true` every managed connection, `false` none (plan from
+    /// the state alone), `changed` only those whose YAML changed since the last apply, plus
+    /// added, removed and interrupted ones (drift of the others is `connctl drift`'s job).
+    #[arg(long, value_enum, default_value_t = Refresh::True, value_name = "WHEN")]
+    pub refresh: Refresh,
     /// Output format (apply: `json` writes only the apply report to stdout, docs/plan-json.md,
     /// and the plan and progress to stderr).
     #[arg(long, value_enum, default_value_t = Format::Text)]

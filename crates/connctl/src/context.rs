@@ -174,18 +174,20 @@ pub async fn make_plan(
         desired.connections.retain(|c| matcher.is_match(&c.key));
     }
     let targets = targets(desired, &state.salt)?;
-    let client = if args.refresh {
-        Some(ctx.client(&args.common)?)
-    } else {
-        None
-    };
-    let live = match &client {
-        Some(client) => {
-            let mut wanted: BTreeSet<String> = targets.keys().cloned().collect();
-            wanted.extend(state.connections.keys().cloned());
-            Some(refresh::refresh(client, state, &wanted, ctx.settings.parallelism(&args.common)).await?)
+    let scope = args.refresh.scope();
+    let client = scope.map(|_| ctx.client(&args.common)).transpose()?;
+    let views = views(&targets);
+    let mut not_read = None;
+    let live = match (&client, scope) {
+        (Some(client), Some(scope)) => {
+            let matcher = plan::target_matcher(&args.targets).context("invalid --target pattern")?;
+            let in_scope = |k: &str| matcher.as_ref().is_none_or(|m| m.is_match(k));
+            let selection = refresh::select(scope, &views, state, in_scope);
+            not_read = selection.not_read;
+            let parallelism = ctx.settings.parallelism(&args.common);
+            Some(refresh::refresh_selected(client, state, &selection, parallelism).await?)
         }
-        None => None,
+        _ => None,
     };
     known.extend(state.connections.keys().cloned());
     if let Some(live) = &live {
@@ -197,8 +199,9 @@ pub async fn make_plan(
         prune: args.prune,
         max_deletes: args.max_deletes.or(default_max_deletes),
     };
-    let mut plan = plan::plan(&views(&targets), state, live.as_ref(), &options, spec_files)
-        .context("invalid --target pattern")?;
+    let mut plan =
+        plan::plan(&views, state, live.as_ref(), &options, spec_files).context("invalid --target pattern")?;
+    plan.not_read = not_read;
     if let Some(client) = &client {
         refresh::count_cascades(client, &mut plan).await?;
     }

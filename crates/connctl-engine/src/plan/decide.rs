@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use connctl_spec::Technology;
 use serde_json::Value;
 
 use super::{Action, Attribute, Cascade, Cause, Change, DesiredView, FieldChange, Operation, Risk};
@@ -247,9 +248,10 @@ pub(super) fn update(
     let mut risk = risk;
     let cascade = match (action, changes.iter().find(|f| f.path == "settings.isActive")) {
         (Action::Update, Some(f)) => f.after.as_bool().map(|active| {
-            let warning = (active && w.technology == "Databricks").then(|| {
-                "Databricks: Immuta REVOKEs access in Databricks for all Immuta users to each enabled object that has no subscription policy".to_owned()
-            });
+            let warning = Technology::from_name(w.technology)
+                .and_then(connctl_immuta::read::activation_warning)
+                .filter(|_| active)
+                .map(str::to_owned);
             Cascade {
                 active,
                 child_objects: children,

@@ -55,6 +55,7 @@ pub fn plan(
             tenant: state.tenant.clone(),
         },
         refreshed: live.is_some(),
+        not_read: None,
         spec_files,
         changes: Vec::new(),
         unchanged: Vec::new(),

@@ -19,6 +19,10 @@ pub struct Plan {
     pub state: StateRef,
     /// Whether Immuta was read (`--refresh=false` plans from state alone).
     pub refreshed: bool,
+    /// With `--refresh=changed`: how many managed connections, unchanged since the last apply,
+    /// were not read from Immuta (their drift is `connctl drift`'s job); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_read: Option<usize>,
     /// The spec files the plan was made from.
     pub spec_files: Vec<String>,
     /// Every connection with something to do, sorted by key.

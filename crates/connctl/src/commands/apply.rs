@@ -102,7 +102,7 @@ pub(super) async fn apply_locked(
         Some(saved) => {
             saved::check_state(saved, &state, ctx.immuta_url(&args.common).as_deref())?;
             let mut again = args.clone();
-            again.refresh = saved.refreshed;
+            again.refresh = crate::cli::Refresh::of(saved);
             let planned = context::make_plan(ctx, &again, desired, &state, None).await?;
             saved::check_fingerprints(saved, &planned.plan)?;
             // Apply exactly what was reviewed.

@@ -206,6 +206,14 @@ fn health_lines(plan: &Plan) -> Vec<String> {
         .collect()
 }
 
+/// The one line of a `--refresh=changed` plan on the connections it did not read.
+fn not_read_line(plan: &Plan) -> Option<String> {
+    let n = plan.not_read?;
+    Some(format!(
+        "{n} other connection(s), unchanged in the YAML since the last apply, were not read from Immuta (--refresh=changed); their drift is `connctl drift`'s job."
+    ))
+}
+
 /// The terminal rendering.
 pub fn text(plan: &Plan, kind: Kind, color: bool) -> String {
     let mut out = String::new();
@@ -303,6 +311,9 @@ pub fn text(plan: &Plan, kind: Kind, color: bool) -> String {
     if !plan.refreshed {
         out.push_str("Note: planned from the state alone (--refresh=false); Immuta was not read.\n");
     }
+    if let Some(line) = not_read_line(plan) {
+        let _ = writeln!(out, "Note: {line}");
+    }
     for e in &plan.errors {
         let _ = writeln!(out, "{} {e}", paint("error:", Style::new().red().bold(), color));
     }
@@ -352,6 +363,9 @@ pub fn markdown(plan: &Plan, kind: Kind) -> String {
             "Unmanaged (in Immuta, never touched): {}\n",
             plan.unmanaged.join(", ")
         );
+    }
+    if let Some(line) = not_read_line(plan) {
+        let _ = writeln!(head, "> [!NOTE]\n> {line}\n");
     }
     if plan.changes.is_empty() {
         head.push_str(match kind {
