@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod backend;
 pub mod fields;
+pub mod journal;
 pub mod lock;
 pub mod plan;
 pub mod refresh;
