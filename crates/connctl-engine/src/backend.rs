@@ -1,8 +1,9 @@
 //! Where the state lives and how it is read and written: a local file (today's OS lock and
-//! atomic rename) or one object in S3, Google Cloud Storage or Azure Blob Storage through
-//! `object_store`, where every write is a compare-and-swap on the version last read or
-//! written. A writer whose state changed under it fails its next write with
-//! [`StateError::Conflict`] and stops before its next Immuta call.
+//! atomic rename) or an object in S3, Google Cloud Storage or Azure Blob Storage through
+//! `object_store`, where every full write is a compare-and-swap on the version last read or
+//! written, and reads fold in the [`crate::journal`] records written after it. A writer whose
+//! state changed under it fails its next write with [`StateError::Conflict`] and stops before
+//! its next Immuta call.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
