@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test test-deps demo lint build release bench soak man schema fmt
+.PHONY: test test-deps test-gcs demo lint build release bench soak man schema fmt
 
 ## test: formatting, lints, and the whole test suite (what CI runs)
 test: lint test-deps
@@ -13,6 +13,11 @@ test: lint test-deps
 ## Blob), pinned, installed under target/test-tools/; quick when already there
 test-deps:
 	./scripts/test-deps.sh
+
+## test-gcs: opt-in, not part of `make test` (it needs the network): the remote-state cycle
+## against a real bucket; needs CONNCTL_TEST_GCS_URL=gs://bucket/folder/ and Google credentials
+test-gcs:
+	./scripts/test-gcs.sh
 
 lint:
 	$(CARGO) fmt --all --check
@@ -44,8 +49,9 @@ man: build
 fmt:
 	$(CARGO) fmt --all
 
-## bench: release build against the emulator; prints the table of docs/performance.md
-bench:
+## bench: release build against the emulator; prints the table of docs/performance.md (B3s
+## starts moto from target/test-tools/)
+bench: test-deps
 	$(CARGO) build --release --locked -p connctl -p connctl-emulator
 	python3 scripts/bench.py
 

@@ -10,6 +10,10 @@ Cases (issue 7, docs/performance.md):
   B3 apply    `connctl apply --auto-approve --parallelism 32` creating 500 connections, the
               snowflake and databricks executors against the emulator, --latency-ms 25.
               Target: within 1.2x the floor.
+  B3s apply   B3 with the state in S3: moto on loopback (from target/test-tools, `make
+              test-deps`), behind a counting proxy; fake credentials, AWS_ENDPOINT_URL.
+              Target: wall within 1.3x B3's; the table shows requests and KB sent to the
+              store per connection.
   B4 by hand  the documented per-connection flow for the same 500 connections, one request at a
               time (scripts/create -> run the script on the warehouse API -> connection/test ->
               register), done here with urllib the way a person's curl script does it.
@@ -38,6 +42,8 @@ Needs:  cargo build --release -p connctl -p connctl-emulator  (honours CARGO_TAR
 from __future__ import annotations
 
 import argparse
+import http.client
+import http.server
 import json
 import math
 import os
@@ -46,7 +52,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import socket
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -416,6 +424,8 @@ class Row:
     floor: float | None = None
     target: str = ""
     passed: bool | None = None
+    store_requests: float | None = None  # per connection, to a remote state's store
+    store_kb: float | None = None  # KB written per connection to that store
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -557,23 +567,26 @@ def b2_refresh(bins: Path, scale: float, latency: int, keep: bool) -> list[Row]:
         return [row]
 
 
-def b3_apply(bins: Path, scale: float, latency: int, keep: bool) -> tuple[list[Row], int]:
+def b3_apply(bins: Path, scale: float, latency: int, keep: bool, state: str | None = None) -> tuple[list[Row], int]:
+    """B3; with `state` (a URL) the state lives there instead of in .connctl/state.json."""
     n = round(500 * scale)
-    with case_dir("B3", keep) as work:
+    with case_dir("B3s" if state else "B3", keep) as work:
         write_specs(work / "connections", n, max(1, n // 100))
         emu = Emulator(bins / "connctl-emulator", work, "--job-step-ms", "0", "--latency-ms", str(latency))
         try:
             write_settings(work, emu.url)
             r = run_connctl(
                 bins / "connctl", work,
-                ["apply", "--auto-approve", "--parallelism", str(PARALLELISM), "--color", "never", "connections"],
+                ["apply", "--auto-approve", "--parallelism", str(PARALLELISM), "--color", "never",
+                 *(["--state", state] if state else []), "connections"],
             )
             log = emu.requests()
             stmts = script_statements(emu)
             live = len(emu.admin("GET", "/_emulator/state")["connections"])
         finally:
             emu.stop()
-        state_bytes = (work / ".connctl" / "state.json").stat().st_size
+        local = work / ".connctl" / "state.json"
+        state_bytes = local.stat().st_size if not state else None
         sf, dbx = (n + 1) // 2, n // 2
         # apply plans first: the listing pages, then the creates.
         needed = math.ceil(n / LIST_PAGE) + needed_create(sf, dbx, stmts.get("Databricks", 0))
@@ -584,11 +597,157 @@ def b3_apply(bins: Path, scale: float, latency: int, keep: bool) -> tuple[list[R
         row.notes += [
             f"{live} connections live afterwards",
             f"statements per setup script: {stmts}",
-            f"state file {state_bytes / 1e6:.2f} MB",
+            f"state file {state_bytes / 1e6:.2f} MB" if state_bytes is not None else "",
             in_flight(row.requests, latency, r.wall),
             "by route: " + json.dumps(per_route(log)),
         ]
         return [row], stmts.get("Databricks", 0)
+
+
+class CountingProxy:
+    """An HTTP proxy on a free loopback port in front of `upstream`: it forwards every request
+    as it is (moto checks no signatures, so the Host it was signed for does not matter) and
+    counts requests by method and the bytes of their bodies. This is the count the B3s row
+    reports: what the store was sent, seen from outside connctl."""
+
+    def __init__(self, upstream: int):
+        self.lock = threading.Lock()
+        self.requests: dict[str, int] = {}
+        self.sent = 0
+        self.received = 0
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as the S3 client expects
+            disable_nagle_algorithm = True  # headers and body go out in two writes
+            upstream_conn: http.client.HTTPConnection | None = None
+
+            def forward(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length) if length else None
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "keep-alive")}
+                if self.upstream_conn is None:
+                    self.upstream_conn = http.client.HTTPConnection("127.0.0.1", upstream, timeout=120)
+                    self.upstream_conn.connect()
+                    self.upstream_conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                self.upstream_conn.request(self.command, self.path, body=body, headers=headers)
+                resp = self.upstream_conn.getresponse()
+                data = resp.read()
+                self.send_response_only(resp.status, resp.reason)
+                for k, v in resp.getheaders():
+                    if k.lower() in ("connection", "keep-alive", "transfer-encoding"):
+                        continue
+                    if k.lower() == "content-length" and self.command != "HEAD":
+                        continue
+                    self.send_header(k, v)
+                if self.command != "HEAD":
+                    self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+                kind = self.command
+                if kind == "GET" and ("list-type=" in self.path or self.path.rstrip("/").count("/") < 2):
+                    kind = "LIST"
+                with proxy.lock:
+                    proxy.requests[kind] = proxy.requests.get(kind, 0) + 1
+                    proxy.sent += length
+                    proxy.received += len(data)
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = forward
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.requests, self.sent, self.received = {}, 0, 0
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class MotoS3:
+    """moto's S3 server (installed by `make test-deps` under target/test-tools/) on a free
+    loopback port, with bucket `bench`, behind a CountingProxy; `env` points connctl at it
+    with fake credentials (nothing in a cloud is reachable or needed)."""
+
+    def __init__(self, work: Path):
+        exe = ROOT / "target" / "test-tools" / "venv" / "bin" / "moto_server"
+        if not exe.is_file():
+            raise RuntimeError(f"missing {exe}: run `make test-deps` (B3s needs moto)")
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self.log = open(work / "moto.log", "wb")
+        self.proc = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(port)], stdout=self.log, stderr=self.log)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"moto did not start; see {work}/moto.log")
+                time.sleep(0.1)
+        # moto checks no signatures: a plain PUT creates the bucket.
+        urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/bench", method="PUT")).close()
+        self.proxy = CountingProxy(port)
+        self.env = {
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{self.proxy.port}",
+            "AWS_ALLOW_HTTP": "true",
+        }
+
+    def stop(self) -> None:
+        if getattr(self, "proxy", None):
+            self.proxy.stop()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+def b3s_s3_state(bins: Path, scale: float, latency: int, keep: bool) -> list[Row]:
+    """B3 with the state in S3 (moto on loopback): requests and bytes sent to the store per
+    created connection, counted by the proxy in front of moto. Target: wall within 1.3x B3's."""
+    n = round(500 * scale)
+    with case_dir("B3s-moto", keep) as work:
+        s3 = MotoS3(work)
+        saved = {k: os.environ.get(k) for k in s3.env}
+        os.environ.update(s3.env)
+        try:
+            rows, _ = b3_apply(bins, scale, latency, keep, state="s3://bench/connctl/state.json")
+            counts, sent = dict(s3.proxy.requests), s3.proxy.sent
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+            s3.stop()
+    row = rows[0]
+    row.case, row.what = "B3s", f"apply, create {n} conns, state in S3 (moto), p={PARALLELISM}"
+    row.target, row.passed = "<= 1.3x B3 wall", None
+    total = sum(counts.values())
+    row.store_requests, row.store_kb = total / n, sent / n / 1000
+    row.notes.insert(0, (
+        f"state store (counted by a proxy in front of moto): {total} requests "
+        f"({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))}), {sent / 1e6:.2f} MB sent"
+    ))
+    return [row]
 
 
 class Http:
@@ -757,12 +916,14 @@ def fmt(v, spec: str, none: str = "n/a") -> str:
 
 
 def print_table(rows: list[Row], latency: int) -> None:
-    head = ["case", "what", "wall s", "requests", "needed", "peak RSS MB", "CPU s", "floor s", "wall/floor", "target", "result"]
+    head = ["case", "what", "wall s", "requests", "needed", "peak RSS MB", "CPU s", "floor s", "wall/floor",
+            "store req/conn", "store KB/conn", "target", "result"]
     lines = []
     for r in rows:
         lines.append([
             r.case, r.what, f"{r.wall:.2f}", fmt(r.requests, "d"), fmt(r.needed, "d"),
-            fmt(r.rss_mb, ".1f"), fmt(r.cpu, ".2f"), fmt(r.floor, ".2f"), fmt(r.ratio, ".2f"), r.target,
+            fmt(r.rss_mb, ".1f"), fmt(r.cpu, ".2f"), fmt(r.floor, ".2f"), fmt(r.ratio, ".2f"),
+            fmt(r.store_requests, ".2f"), fmt(r.store_kb, ".1f"), r.target,
             {True: "PASS", False: "MISS", None: "-"}[r.passed],
         ])
     print(f"\nconnctl bench (latency {latency} ms, parallelism {PARALLELISM}; floor = needed x latency / parallelism)\n")
@@ -781,7 +942,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog="See docs/performance.md.")
     ap.add_argument("--quick", action="store_true", help="sizes / 10: a smoke run")
     ap.add_argument("--scale", type=float, help="multiply every size by F (overrides --quick)")
-    ap.add_argument("--only", action="append", choices=["B1", "B2", "B3", "B4", "B5"], help="run only these cases (repeatable)")
+    ap.add_argument("--only", action="append", choices=["B1", "B2", "B3", "B3s", "B4", "B5"], help="run only these cases (repeatable)")
     ap.add_argument("--latency-ms", type=int, default=25, help="emulator latency for B2-B4 (default 25)")
     ap.add_argument("--bin-dir", help="folder with connctl and connctl-emulator (default: $CARGO_TARGET_DIR/release)")
     ap.add_argument("--keep", action="store_true", help="keep each case's temporary folder")
@@ -795,11 +956,11 @@ def main(argv: list[str] | None = None) -> int:
         if not (bins / exe).is_file():
             print(f"missing {bins / exe}: cargo build --release -p connctl -p connctl-emulator", file=sys.stderr)
             return 1
-    only = set(args.only or ["B1", "B2", "B3", "B4", "B5"])
+    only = set(args.only or ["B1", "B2", "B3", "B3s", "B4", "B5"])
     lat = args.latency_ms
     rows: list[Row] = []
     b3_row, dbx_statements = None, None
-    for case in ("B1", "B2", "B3", "B4", "B5"):
+    for case in ("B1", "B2", "B3", "B3s", "B4", "B5"):
         if case not in only:
             continue
         print(f"running {case} ...", file=sys.stderr, flush=True)
@@ -813,6 +974,11 @@ def main(argv: list[str] | None = None) -> int:
             got, dbx_statements = b3_apply(bins, scale, lat, args.keep)
             b3_row = got[0]
             rows += got
+        elif case == "B3s":
+            rows += b3s_s3_state(bins, scale, lat, args.keep)
+            if b3_row is not None:
+                rows[-1].passed = rows[-1].wall <= 1.3 * b3_row.wall
+                rows[-1].notes.insert(0, f"B3s / B3 wall = {rows[-1].wall / b3_row.wall:.2f}x")
         else:
             b4 = b4_by_hand(bins, scale, lat, args.keep, dbx_statements)[0]
             b4.target = ">= 20x B3 wall"

@@ -443,3 +443,66 @@ fn a_local_state_moves_to_s3_with_push_and_comes_back_with_pull() {
     assert_eq!(ok.code, 0, "{}{}", ok.stdout, ok.stderr);
     assert_eq!(pulled(&env)["serial"], newer["serial"].as_u64().unwrap() + 1);
 }
+
+/// The keys under `prefix` in moto's bucket.
+fn s3_keys(server: &Server, prefix: &str) -> Vec<String> {
+    let resp = reqwest::blocking::Client::new()
+        .get(format!("{}/bucket?list-type=2&prefix={prefix}", server.endpoint()))
+        .header(
+            "Authorization",
+            "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0",
+        )
+        .send()
+        .expect("LIST");
+    let body = resp.text().expect("body");
+    body.split("<Key>")
+        .skip(1)
+        .filter_map(|part| part.split_once("</Key>").map(|(key, _)| key.to_owned()))
+        .collect()
+}
+
+/// Between full writes each step is a small journal record beside the state object; a run
+/// killed in between loses none of them, and the end of a run folds them into the object.
+#[test]
+fn a_killed_run_s_journal_records_are_read_back_and_folded_by_the_next_run() {
+    let (env, server) = s3_env(150);
+    env.write("c.yaml", &spec(3));
+    let mut first = spawn_apply(&env, env.dir.path(), &[]);
+    let started = Instant::now();
+    while s3_keys(&server, "prod/state.json.journal/").len() < 4 {
+        if let Ok(Some(status)) = first.try_wait() {
+            panic!("the apply ended ({status}) before writing journal records");
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "no journal records");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let object: serde_json::Value =
+        serde_json::from_str(&s3_object(&server, "prod/state.json").expect("the state object")).unwrap();
+    let read = pulled(&env);
+    assert!(
+        read["serial"].as_u64() > object["serial"].as_u64(),
+        "the records after the state object were not read: {} vs {}",
+        read["serial"],
+        object["serial"]
+    );
+    assert_ne!(read["connections"], object["connections"]);
+
+    let refused = env
+        .command(&["apply", "--auto-approve", "c.yaml"])
+        .output()
+        .unwrap();
+    let id = lock_id(&text(&refused));
+    assert_eq!(env.run(&["state", "unlock", &id]).code, 0);
+    let resumed = env.run(&["apply", "--auto-approve", "c.yaml"]);
+    assert_eq!(resumed.code, 0, "{}{}", resumed.stdout, resumed.stderr);
+    assert_eq!(env.count_requests("POST", "/data/connection"), 3);
+    // The state object alone is now the whole state.
+    let object: serde_json::Value =
+        serde_json::from_str(&s3_object(&server, "prod/state.json").unwrap()).unwrap();
+    assert_eq!(object, pulled(&env));
+    for i in 0..3 {
+        assert_eq!(object["connections"][format!("sf-00{i}")]["step"], "registered");
+    }
+}

@@ -1,8 +1,9 @@
 //! Where the state lives and how it is read and written: a local file (today's OS lock and
-//! atomic rename) or one object in S3, Google Cloud Storage or Azure Blob Storage through
-//! `object_store`, where every write is a compare-and-swap on the version last read or
-//! written. A writer whose state changed under it fails its next write with
-//! [`StateError::Conflict`] and stops before its next Immuta call.
+//! atomic rename) or an object in S3, Google Cloud Storage or Azure Blob Storage through
+//! `object_store`, where every full write is a compare-and-swap on the version last read or
+//! written, and reads fold in the [`crate::journal`] records written after it. A writer whose
+//! state changed under it fails its next write with [`StateError::Conflict`] and stops before
+//! its next Immuta call.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -166,34 +167,19 @@ impl StateLocation {
                     version: None,
                 })
             }
-            StateLocation::Remote(object) => match object.get().await? {
-                None => Ok(Loaded {
-                    state: State::new(),
-                    found: false,
-                    version: None,
-                }),
-                Some((bytes, version)) => {
-                    let text = String::from_utf8(bytes).map_err(|e| StateError::Corrupt {
-                        path: PathBuf::from(&object.url),
-                        reason: e.to_string(),
-                    })?;
-                    let state = State::parse(&text, &PathBuf::from(&object.url))?;
-                    Ok(Loaded {
-                        state,
-                        found: true,
-                        version: Some(version),
-                    })
-                }
-            },
+            StateLocation::Remote(object) => object.load().await,
         }
     }
 
-    /// Writes `bytes` as the next revision: atomically for a file, and for an object only if
-    /// it is still at `version` (`None`: only if there is none yet). Returns the new version
-    /// (`None` for a file).
+    /// Writes `bytes`, the whole state at `serial` of `lineage`, as the next revision:
+    /// atomically for a file; for an object, after claiming `serial` in the journal, and only
+    /// if the object is still at `version` (`None`: only if there is none yet). Returns the
+    /// new version (`None` for a file).
     pub async fn write(
         &self,
         bytes: Vec<u8>,
+        lineage: &str,
+        serial: u64,
         version: Option<UpdateVersion>,
     ) -> Result<Option<UpdateVersion>, StateError> {
         match self {
@@ -210,7 +196,13 @@ impl StateLocation {
                 })?;
                 Ok(None)
             }
-            StateLocation::Remote(object) => object.put_if(bytes, version).await.map(Some),
+            StateLocation::Remote(object) => {
+                let marker = crate::journal::marker(lineage, serial, &object.url)?;
+                crate::journal::record(object, lineage, serial)
+                    .put_if(marker, None)
+                    .await?;
+                object.put_if(bytes, version).await.map(Some)
+            }
         }
     }
 }
@@ -223,8 +215,15 @@ impl StateLocation {
         state: &mut State,
         version: Option<UpdateVersion>,
     ) -> Result<Option<UpdateVersion>, StateError> {
+        let before = state.serial;
         let bytes = state.next_revision(&self.display_path())?;
-        self.write(bytes, version).await
+        let written = self.write(bytes, &state.lineage, state.serial, version).await;
+        if written.is_err() {
+            // Not written: the next attempt takes the same serial (a stale writer must not
+            // claim serials ahead of the writer that fenced it).
+            state.serial = before;
+        }
+        written
     }
 }
 
@@ -270,10 +269,49 @@ impl RemoteObject {
         &self.url
     }
 
-    fn failed(&self, e: impl fmt::Display) -> StateError {
+    pub(crate) fn path(&self) -> &ObjectPath {
+        &self.path
+    }
+
+    pub(crate) fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    pub(crate) fn failed(&self, e: impl fmt::Display) -> StateError {
         StateError::Remote {
             url: self.url.clone(),
             reason: e.to_string(),
+        }
+    }
+
+    /// The state object with the journal records written after it folded in. A full write
+    /// claimed but not yet visible is waited for a little: it is usually in flight.
+    async fn load(&self) -> Result<Loaded, StateError> {
+        let mut attempts = 0;
+        loop {
+            let Some((bytes, version)) = self.get().await? else {
+                return Ok(Loaded {
+                    state: State::new(),
+                    found: false,
+                    version: None,
+                });
+            };
+            let text = String::from_utf8(bytes).map_err(|e| StateError::Corrupt {
+                path: PathBuf::from(&self.url),
+                reason: e.to_string(),
+            })?;
+            let mut state = State::parse(&text, &PathBuf::from(&self.url))?;
+            let folded = crate::journal::fold(self, &mut state).await?;
+            if folded.unfinished_full && attempts < 5 {
+                attempts += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(100 * attempts)).await;
+                continue;
+            }
+            return Ok(Loaded {
+                state,
+                found: true,
+                version: Some(version),
+            });
         }
     }
 
@@ -345,8 +383,7 @@ mod tests {
         let loaded = location.load().await.unwrap();
         assert!(!loaded.found);
         let mut state = loaded.state;
-        let bytes = state.next_revision(&location.display_path()).unwrap();
-        let v1 = location.write(bytes, None).await.unwrap();
+        let v1 = location.save(&mut state, None).await.unwrap();
         let again = location.load().await.unwrap();
         assert_eq!(again.state, state);
         assert!(again.found);
@@ -357,46 +394,38 @@ mod tests {
     async fn a_stale_writer_is_refused() {
         let (location, _) = memory();
         let mut state = State::new();
-        let v1 = location
-            .write(state.next_revision(Path::new("x")).unwrap(), None)
-            .await
-            .unwrap();
+        let v1 = location.save(&mut state, None).await.unwrap();
         // Two writers read v1; the first to write wins, the second is refused.
         let mut a = state.clone();
-        let v2 = location
-            .write(a.next_revision(Path::new("x")).unwrap(), v1.clone())
-            .await
-            .unwrap();
-        a.salt.push('x');
-        let err = location
-            .write(a.next_revision(Path::new("x")).unwrap(), v1.clone())
-            .await
-            .unwrap_err();
+        let mut b = state.clone();
+        let v2 = location.save(&mut a, v1.clone()).await.unwrap();
+        b.salt.push('x');
+        let err = location.save(&mut b, v1.clone()).await.unwrap_err();
         assert!(matches!(err, StateError::Conflict { .. }), "{err}");
         assert!(err.to_string().contains("memory://bucket/state.json"), "{err}");
+        assert_eq!(b.serial, 1, "a refused write keeps its serial");
         // A second "create" is refused as well.
         state.salt.push('y');
-        let err = location
-            .write(state.next_revision(Path::new("x")).unwrap(), None)
-            .await
-            .unwrap_err();
+        let err = location.save(&mut state, None).await.unwrap_err();
         assert!(matches!(err, StateError::Conflict { .. }), "{err}");
         // The winner goes on from its own version.
-        location
-            .write(a.next_revision(Path::new("x")).unwrap(), v2)
-            .await
-            .unwrap();
+        location.save(&mut a, v2).await.unwrap();
+        assert_eq!(location.load().await.unwrap().state, a);
     }
 
     #[tokio::test]
     async fn a_refused_write_of_identical_bytes_is_taken_as_ours() {
         let (location, _) = memory();
-        let mut state = State::new();
-        let bytes = state.next_revision(Path::new("x")).unwrap();
-        let v1 = location.write(bytes.clone(), None).await.unwrap();
+        let StateLocation::Remote(object) = &location else {
+            unreachable!()
+        };
+        let bytes = State::new().next_revision(Path::new("x")).unwrap();
+        let v1 = object.put_if(bytes.clone(), None).await.unwrap();
         // The answer was lost and the create retried: it meets itself.
-        let again = location.write(bytes, None).await.unwrap();
+        let again = object.put_if(bytes, None).await.unwrap();
         assert_eq!(again, v1);
+        let err = object.put_if(b"{}".to_vec(), None).await.unwrap_err();
+        assert!(matches!(err, StateError::Conflict { .. }), "{err}");
     }
 
     #[test]

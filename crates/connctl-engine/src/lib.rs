@@ -8,6 +8,7 @@ pub mod drift;
 pub mod edit;
 pub mod fields;
 pub mod immuta;
+pub mod journal;
 pub mod lock;
 pub mod plan;
 pub mod refresh;

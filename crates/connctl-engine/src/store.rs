@@ -1,15 +1,18 @@
 //! The state shared by concurrent connection workers, written through after every step.
 //!
-//! Each step's change is applied in memory and the file rewritten atomically before the worker
-//! makes its next remote call, so a crash loses at most the step in flight. Writes are
-//! group-committed: a worker whose change was already covered by a write that finished while
-//! it waited returns at once, so many workers finishing steps together cost one write, not one
-//! each. And each write re-serialises only the connections that changed since the last one: the
-//! others' JSON is kept, so a write costs a copy of the file, not a serialisation of it.
+//! Each step's change is applied in memory and written before the worker makes its next
+//! remote call, so a crash loses at most the step in flight. Writes are group-committed: a
+//! worker whose change was already covered by a write that finished while it waited returns
+//! at once, so many workers finishing steps together cost one write, not one each. And each
+//! full write re-serialises only the connections that changed since the last one: the others'
+//! JSON is kept, so a write costs a copy of the file, not a serialisation of it.
 //!
-//! Where the bytes go is the [`StateLocation`]'s business: a local file, or an object written
-//! by compare-and-swap on the version this store last wrote. Before each write the store
-//! checks that the run still holds its [`WriterLock`].
+//! Where the bytes go is the [`StateLocation`]'s business: a local file is rewritten whole
+//! every time. A remote state is written whole only now and then (the first write of a run,
+//! then whenever the records since the last full write add up to its size, and at
+//! [`StateStore::finish`]); in between, each write is one small [`crate::journal`] record of
+//! the connections that changed. Before each write the store checks that the run still holds
+//! its [`WriterLock`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -23,6 +26,12 @@ use crate::backend::{Loaded, StateLocation};
 use crate::lock::WriterLock;
 use crate::state::{ConnectionState, State, StateError};
 
+/// Journal records at most between two full writes of a remote state (a reader after a crash
+/// folds at most this many).
+const MAX_RECORDS: u64 = 256;
+/// Journal bytes allowed between two full writes even when the state is smaller.
+const MIN_RECORD_BYTES: u64 = 64 * 1024;
+
 /// The state with the serialised JSON of each connection as last written.
 struct Cached {
     state: State,
@@ -30,16 +39,58 @@ struct Cached {
     fragments: BTreeMap<String, String>,
     /// Keys changed since their fragment was made.
     dirty: BTreeSet<String>,
+    /// Keys changed since the last write of any kind: the next journal record.
+    delta: BTreeSet<String>,
+    /// Journal records written since the last full write, and their bytes.
+    records: u64,
+    record_bytes: u64,
+    /// The size of this store's last full write; `None` before it (or after a failed write):
+    /// the next write is then full.
+    full_bytes: Option<u64>,
+    /// [`StateStore::finish`] asks for a full write.
+    want_full: bool,
+}
+
+/// One write: what to send where.
+enum Revision {
+    Full(Vec<u8>),
+    Record(Vec<u8>),
 }
 
 impl Cached {
-    /// The next revision of the file: the serial bumped, changed connections re-serialised.
-    fn next_revision(&mut self, path: &std::path::Path) -> Result<Vec<u8>, StateError> {
+    /// The next write: the serial bumped, then either a journal record of what changed (a
+    /// remote state between full writes) or the whole state.
+    fn next(&mut self, path: &std::path::Path, remote: bool) -> Result<Revision, StateError> {
+        self.state.serial = crate::state::next_serial(self.state.serial, path)?;
+        if remote
+            && !self.want_full
+            && self.records < MAX_RECORDS
+            && let Some(full) = self.full_bytes
+        {
+            let record = crate::journal::changes(&self.state, &self.delta, &path.to_string_lossy())?;
+            let bytes = self.record_bytes + record.len() as u64;
+            if bytes < full.max(MIN_RECORD_BYTES) {
+                self.delta.clear();
+                self.records += 1;
+                self.record_bytes = bytes;
+                return Ok(Revision::Record(record));
+            }
+        }
+        let full = self.render(path)?;
+        self.delta.clear();
+        self.want_full = false;
+        self.records = 0;
+        self.record_bytes = 0;
+        self.full_bytes = Some(full.len() as u64);
+        Ok(Revision::Full(full))
+    }
+
+    /// The whole state, changed connections re-serialised.
+    fn render(&mut self, path: &std::path::Path) -> Result<Vec<u8>, StateError> {
         let failed = |e: serde_json::Error| StateError::Write {
             path: path.into(),
             reason: e.to_string(),
         };
-        self.state.serial = crate::state::next_serial(self.state.serial, path)?;
         for key in std::mem::take(&mut self.dirty) {
             match self.state.connections.get(&key) {
                 Some(c) => {
@@ -109,6 +160,8 @@ struct Inner {
     changed: AtomicU64,
     /// The last change that is on disk.
     durable: AtomicU64,
+    /// A write was refused as another writer's: this store writes no more.
+    fenced: std::sync::atomic::AtomicBool,
     /// One writer at a time; the others wait and usually find their change already durable.
     writer: tokio::sync::Mutex<()>,
 }
@@ -137,6 +190,11 @@ impl StateStore {
                     dirty: state.connections.keys().cloned().collect(),
                     state,
                     fragments: BTreeMap::new(),
+                    delta: BTreeSet::new(),
+                    records: 0,
+                    record_bytes: 0,
+                    full_bytes: None,
+                    want_full: false,
                 }),
                 path: location.display_path(),
                 location,
@@ -146,12 +204,14 @@ impl StateStore {
                 bytes: AtomicU64::new(0),
                 changed: AtomicU64::new(0),
                 durable: AtomicU64::new(0),
+                fenced: std::sync::atomic::AtomicBool::new(false),
                 writer: tokio::sync::Mutex::new(()),
             }),
         }
     }
 
-    /// Writes made so far and the bytes they sent.
+    /// Requests sent to write the state so far (a remote full write is two: its journal
+    /// marker and the state object), and the bytes they sent.
     pub fn write_stats(&self) -> (u64, u64) {
         (
             self.inner.writes.load(Ordering::SeqCst),
@@ -195,36 +255,106 @@ impl StateStore {
     }
 
     async fn write<R>(&self, key: &str, change: impl FnOnce(&mut State) -> R) -> Result<R, StateError> {
-        let inner = &self.inner;
         let (result, mine) = {
             let mut cached = self.lock();
             let result = change(&mut cached.state);
             cached.dirty.insert(key.to_owned());
-            (result, inner.changed.fetch_add(1, Ordering::SeqCst) + 1)
+            cached.delta.insert(key.to_owned());
+            (result, self.inner.changed.fetch_add(1, Ordering::SeqCst) + 1)
         };
+        self.commit(mine).await?;
+        Ok(result)
+    }
+
+    /// Ends a run's writing: a remote state with journal records since its last full write
+    /// is written whole (so readers need read no records), then the records that every lock
+    /// holder's fence has outlived are deleted. Nothing for a local file.
+    pub async fn finish(&self) -> Result<(), StateError> {
+        let StateLocation::Remote(object) = &self.inner.location else {
+            return Ok(());
+        };
+        let pending = {
+            let mut cached = self.lock();
+            cached.want_full = cached.records > 0;
+            cached.want_full
+        };
+        if pending {
+            let mine = self.inner.changed.fetch_add(1, Ordering::SeqCst) + 1;
+            self.commit(mine).await?;
+        }
+        let _writer = self.inner.writer.lock().await;
+        let (lineage, serial) = {
+            let cached = self.lock();
+            (cached.state.lineage.clone(), cached.state.serial)
+        };
+        // Only a lock holder deletes records.
+        if self.inner.lock.is_some() {
+            crate::journal::clean(object, &lineage, serial, crate::journal::KEEP_COVERED).await?;
+        }
+        Ok(())
+    }
+
+    /// Makes change number `mine` durable (with every change made before it).
+    async fn commit(&self, mine: u64) -> Result<(), StateError> {
+        let inner = &self.inner;
         let _writer = inner.writer.lock().await;
         if inner.durable.load(Ordering::SeqCst) >= mine {
-            return Ok(result);
+            return Ok(());
+        }
+        if inner.fenced.load(Ordering::SeqCst) {
+            return Err(StateError::Conflict {
+                url: inner.location.to_string(),
+            });
         }
         if let Some(lock) = &inner.lock {
             lock.verify()?;
         }
         // Everything changed up to now goes into this one write.
-        let (bytes, covered) = {
+        let (revision, lineage, serial, covered) = {
             let mut state = self.lock();
             (
-                state.next_revision(&inner.path)?,
+                state.next(&inner.path, inner.location.is_remote())?,
+                state.state.lineage.clone(),
+                state.state.serial,
                 inner.changed.load(Ordering::SeqCst),
             )
         };
-        let size = bytes.len() as u64;
         let version = guard(&inner.version).clone();
-        let written = inner.location.write(bytes, version).await?;
-        *guard(&inner.version) = written;
-        inner.writes.fetch_add(1, Ordering::SeqCst);
+        let (requests, size, written) = match revision {
+            Revision::Full(bytes) => {
+                let size = bytes.len() as u64;
+                let written = inner.location.write(bytes, &lineage, serial, version).await;
+                (1 + u64::from(inner.location.is_remote()), size, written.map(Some))
+            }
+            Revision::Record(bytes) => {
+                let size = bytes.len() as u64;
+                let StateLocation::Remote(object) = &inner.location else {
+                    unreachable!("journal records are written to remote states only")
+                };
+                let written = crate::journal::record(object, &lineage, serial)
+                    .put_if(bytes, None)
+                    .await;
+                (1, size, written.map(|_| None))
+            }
+        };
+        let written = written.inspect_err(|e| {
+            // What this write held is still in memory: the next write is full, carries it, and
+            // takes the same serial (a writer must not claim serials ahead of the one that
+            // fenced it). A write refused as another's is this store's last.
+            let mut cached = self.lock();
+            cached.full_bytes = None;
+            cached.state.serial = serial - 1;
+            if matches!(e, StateError::Conflict { .. }) {
+                inner.fenced.store(true, Ordering::SeqCst);
+            }
+        })?;
+        if let Some(version) = written {
+            *guard(&inner.version) = version;
+        }
+        inner.writes.fetch_add(requests, Ordering::SeqCst);
         inner.bytes.fetch_add(size, Ordering::SeqCst);
         inner.durable.store(covered, Ordering::SeqCst);
-        Ok(result)
+        Ok(())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Cached> {
@@ -320,7 +450,12 @@ mod tests {
         }
         let on_store = location.load().await.unwrap().state;
         assert_eq!(on_store.connections.keys().collect::<Vec<_>>(), ["a", "b"]);
-        assert_eq!(first.write_stats().0, 2);
+        // A full write (journal marker + state object), then one journal record.
+        assert_eq!(first.write_stats().0, 3);
+        // The refused writer claimed nothing ahead of the one that goes on.
+        first.update("d", "Snowflake", |_| ()).await.unwrap();
+        let on_store = location.load().await.unwrap().state;
+        assert_eq!(on_store.connections.keys().collect::<Vec<_>>(), ["a", "b", "d"]);
     }
 
     /// A run whose lock was freed by `state unlock` and taken by another run is refused at its

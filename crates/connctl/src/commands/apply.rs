@@ -215,6 +215,11 @@ pub(super) async fn apply_locked(
     )
     .await;
     progress.finish();
+    // A remote state's journal records are folded into one full write; every step is already
+    // durable, so a failure here loses nothing.
+    if let Err(e) = store.finish().await {
+        tracing::warn!("{e}");
+    }
     let (writes, bytes) = store.write_stats();
     tracing::info!("state: {writes} write(s), {bytes} byte(s) to {location}");
     let mut human = human_out(json);
