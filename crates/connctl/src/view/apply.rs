@@ -50,7 +50,7 @@ pub fn outcomes(out: &mut dyn Write, outcomes: &BTreeMap<String, Outcome>, color
                     out,
                     "  {} {key}: {}",
                     paint("✗", Style::new().red(), color),
-                    redact(&error.to_string())
+                    redact(&crate::error::apply_error_text(error))
                 )?;
             }
             Outcome::Interrupted { detail } => {

@@ -134,7 +134,11 @@ impl ApplyReport {
                     Some(path.display().to_string()),
                 ),
                 Outcome::Skipped { reason } => (ConnectionResult::Skipped, reason.clone(), None),
-                Outcome::Failed { error } => (ConnectionResult::Failed, error.to_string(), None),
+                Outcome::Failed { error } => (
+                    ConnectionResult::Failed,
+                    crate::error::apply_error_text(error),
+                    None,
+                ),
                 Outcome::Interrupted { detail } => (ConnectionResult::Interrupted, detail.clone(), None),
             };
             *match result {

@@ -92,10 +92,10 @@ async fn a_refused_delete_keeps_the_cleanup_script_pending_and_says_where_it_is(
     let out = w.apply(change(Action::Delete, vec![Operation::Deregister])).await;
     let e = failed(&out);
     assert!(matches!(e, ApplyError::Deregister { .. }));
-    assert!(
-        e.to_string().contains("= help: the cleanup script is saved at"),
-        "{e}"
-    );
+    assert_eq!(e.to_string(), "FAKE DeleteObject failed with 500: fault injected");
+    let help = e.help();
+    assert_eq!(help.len(), 1, "{help:?}");
+    assert!(help[0].starts_with("the cleanup script is saved at "), "{help:?}");
     let s = w.entry().unwrap();
     assert_eq!(s.step, Step::Deleting);
     let p = s.pending.unwrap();
