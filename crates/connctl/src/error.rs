@@ -217,4 +217,45 @@ mod tests {
         let error = r.context("outer").unwrap_err();
         assert_eq!(help_of(&error), ["do this"]);
     }
+
+    fn unreachable() -> connctl_immuta::ApiError {
+        connctl_immuta::ApiError::Unreachable {
+            method: "DELETE".into(),
+            path: "/data/connection/k".into(),
+            base: "https://immuta".into(),
+            reason: "connection reset".into(),
+            sent: true,
+        }
+    }
+
+    #[test]
+    fn library_errors_bring_their_help_from_data_through_context() {
+        let error = anyhow::Error::new(unreachable()).context("cannot plan");
+        insta::assert_snapshot!(render(&error, false), @r"
+        error: cannot plan: cannot reach Immuta at https://immuta (DELETE /data/connection/k): connection reset
+          = help: check the URL (connctl.toml [immuta] url, IMMUTA_URL or --immuta-url) and your network
+        ");
+        let lock = connctl_engine::lock::LockError::OtherId {
+            url: "s3://b/s".into(),
+            id: "x".into(),
+            holder: "h".into(),
+        };
+        // Transparent inside a state error: the help still comes through, once.
+        let error = anyhow::Error::new(StateError::from(lock));
+        assert_eq!(help_of(&error), ["pass the ID shown"]);
+    }
+
+    #[test]
+    fn an_apply_error_answers_for_its_source_so_no_help_is_shown_twice() {
+        let failed = ApplyError::Deregister {
+            cleanup: std::path::PathBuf::from("k.cleanup.sql"),
+            source: unreachable(),
+        };
+        assert_eq!(
+            apply_error_text(&failed),
+            "cannot reach Immuta at https://immuta (DELETE /data/connection/k): connection reset\n  = help: check the URL (connctl.toml [immuta] url, IMMUTA_URL or --immuta-url) and your network\n  = help: the cleanup script is saved at k.cleanup.sql; the next apply checks Immuta and finishes the delete"
+        );
+        let error = anyhow::Error::new(failed);
+        assert_eq!(help_of(&error).len(), 2, "{:?}", help_of(&error));
+    }
 }
