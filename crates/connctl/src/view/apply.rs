@@ -53,12 +53,13 @@ pub fn outcomes(out: &mut dyn Write, outcomes: &BTreeMap<String, Outcome>, color
                     redact(&crate::error::apply_error_text(error))
                 )?;
             }
-            Outcome::Interrupted { detail } => {
+            Outcome::Interrupted { detail, help } => {
                 interrupted += 1;
                 writeln!(
                     out,
-                    "  {} {key}: interrupted: {detail}",
-                    paint("‖", Style::new().yellow(), color)
+                    "  {} {key}: interrupted: {}",
+                    paint("‖", Style::new().yellow(), color),
+                    crate::error::joined(detail.clone(), help)
                 )?;
             }
         }

@@ -139,7 +139,11 @@ impl ApplyReport {
                     crate::error::apply_error_text(error),
                     None,
                 ),
-                Outcome::Interrupted { detail } => (ConnectionResult::Interrupted, detail.clone(), None),
+                Outcome::Interrupted { detail, help } => (
+                    ConnectionResult::Interrupted,
+                    crate::error::joined(detail.clone(), help),
+                    None,
+                ),
             };
             *match result {
                 ConnectionResult::Applied => &mut summary.applied,
