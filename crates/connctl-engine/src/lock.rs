@@ -21,30 +21,47 @@ pub struct StateLock {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
-    #[error(
-        "the state is locked by another connctl run: {holder}\n  = help: wait for it to finish; the lock is released automatically when that process exits ({path})"
-    )]
+    #[error("the state is locked by another connctl run: {holder}")]
     Held { path: PathBuf, holder: String },
     #[error("cannot lock {path}: {reason}")]
     Io { path: PathBuf, reason: String },
     #[error(
-        "the state lock {path} was removed or replaced while this run held it; stopped before the next Immuta call\n  = help: another connctl run may be using the state now; when none is, run `connctl plan` to see where things stand"
+        "the state lock {path} was removed or replaced while this run held it; stopped before the next Immuta call"
     )]
     Lost { path: PathBuf },
-    #[error(
-        "the state {url} is locked by another connctl run: {holder}\n  = help: wait for it (`--lock-timeout 5m`); if that run was killed, `connctl state unlock {id}` releases its lock (it also expires by itself)"
-    )]
+    #[error("the state {url} is locked by another connctl run: {holder}")]
     RemoteHeld { url: String, holder: String, id: String },
     #[error("cannot use the lock of the state {url}: {reason}")]
     Remote { url: String, reason: String },
     #[error("the state {url} is not locked (no lock {id} to release)")]
     NotHeld { url: String, id: String },
-    #[error("the state {url} is locked, but not with {id}: {holder}\n  = help: pass the ID shown")]
+    #[error("the state {url} is locked, but not with {id}: {holder}")]
     OtherId { url: String, id: String, holder: String },
     #[error(
         "the local state {path} is locked by the operating system, which releases the lock when the holding process exits; there is nothing to unlock"
     )]
     LocalUnlock { path: PathBuf },
+}
+
+impl LockError {
+    /// What the user can do about it, apart from the message (the CLI renders it).
+    pub fn help(&self) -> Option<String> {
+        Some(match self {
+            LockError::Held { path, .. } => format!(
+                "wait for it to finish; the lock is released automatically when that process exits ({})",
+                path.display()
+            ),
+            LockError::Lost { .. } => "another connctl run may be using the state now; when none is, run `connctl plan` to see where things stand".into(),
+            LockError::RemoteHeld { id, .. } => format!(
+                "wait for it (`--lock-timeout 5m`); if that run was killed, `connctl state unlock {id}` releases its lock (it also expires by itself)"
+            ),
+            LockError::OtherId { .. } => "pass the ID shown".into(),
+            LockError::Io { .. }
+            | LockError::Remote { .. }
+            | LockError::NotHeld { .. }
+            | LockError::LocalUnlock { .. } => return None,
+        })
+    }
 }
 
 /// The lock a writing command holds for its whole run.
@@ -288,5 +305,40 @@ mod tests {
         let _lock = StateLock::acquire(&state, "connctl apply").unwrap();
         assert!(!stale.exists());
         assert!(unrelated.exists());
+    }
+
+    #[test]
+    fn a_held_lock_says_who_in_the_message_and_what_to_do_in_the_help() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state.json");
+        let _first = StateLock::acquire(&state, "connctl apply").unwrap();
+        let err = StateLock::acquire(&state, "connctl apply").unwrap_err();
+        assert!(!err.to_string().contains('\n'), "{err}");
+        assert_eq!(
+            err.help(),
+            Some(format!(
+                "wait for it to finish; the lock is released automatically when that process exits ({})",
+                dir.path().join("state.lock").display()
+            ))
+        );
+        let remote = LockError::RemoteHeld {
+            url: "s3://b/state.json".into(),
+            holder: "pid 1".into(),
+            id: "abc".into(),
+        };
+        assert_eq!(
+            remote.to_string(),
+            "the state s3://b/state.json is locked by another connctl run: pid 1"
+        );
+        assert!(
+            remote
+                .help()
+                .is_some_and(|h| h.contains("`connctl state unlock abc`"))
+        );
+        let other = LockError::NotHeld {
+            url: "s3://b/state.json".into(),
+            id: "abc".into(),
+        };
+        assert_eq!(other.help(), None);
     }
 }

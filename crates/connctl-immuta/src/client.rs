@@ -114,14 +114,16 @@ impl std::fmt::Debug for ImmutaClient {
 
 /// Checks that a URL is `https://`, or `http://` to a loopback address.
 pub fn check_url(url: &str) -> Result<String, ApiError> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| ApiError::BadUrl {
-        url: url.into(),
-        reason: match e {
-            url::ParseError::RelativeUrlWithoutBase => format!(
-                "it has no scheme\n  = help: did you mean https://{}?",
-                url.trim().trim_start_matches('/')
-            ),
-            other => other.to_string(),
+    let parsed = reqwest::Url::parse(url).map_err(|e| match e {
+        url::ParseError::RelativeUrlWithoutBase => ApiError::BadUrl {
+            url: url.into(),
+            reason: "it has no scheme".into(),
+            suggestion: Some(format!("https://{}", url.trim().trim_start_matches('/'))),
+        },
+        other => ApiError::BadUrl {
+            url: url.into(),
+            reason: other.to_string(),
+            suggestion: None,
         },
     })?;
     let loopback = match parsed.host() {
@@ -152,6 +154,7 @@ impl ImmutaClient {
             .map_err(|e| ApiError::BadUrl {
                 url: config.url.clone(),
                 reason: e.to_string(),
+                suggestion: None,
             })?;
         Ok(ImmutaClient {
             http,

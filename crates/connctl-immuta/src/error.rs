@@ -10,14 +10,15 @@ use crate::transport::{tls_reason, transport_reason};
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("invalid Immuta URL {url}: {reason}")]
-    BadUrl { url: String, reason: String },
-    #[error(
-        "refusing to send the API key over plain http to {url}\n  = help: use https:// (http:// is allowed only for loopback addresses such as 127.0.0.1)"
-    )]
+    BadUrl {
+        url: String,
+        reason: String,
+        /// The URL the user probably meant (e.g. with `https://` in front).
+        suggestion: Option<String>,
+    },
+    #[error("refusing to send the API key over plain http to {url}")]
     InsecureUrl { url: String },
-    #[error(
-        "cannot reach Immuta at {base} ({method} {path}): {reason}\n  = help: check the URL (connctl.toml [immuta] url, IMMUTA_URL or --immuta-url) and your network"
-    )]
+    #[error("cannot reach Immuta at {base} ({method} {path}): {reason}")]
     Unreachable {
         method: String,
         path: String,
@@ -25,9 +26,7 @@ pub enum ApiError {
         reason: String,
         sent: bool,
     },
-    #[error(
-        "Immuta rejected the API key (401 on {method} {path})\n  = help: check IMMUTA_API_KEY (or connctl.toml [immuta] api_key); generate a key on your Immuta profile page under \"API Keys\""
-    )]
+    #[error("Immuta rejected the API key (401 on {method} {path})")]
     Unauthorized { method: String, path: String },
     #[error("{method} {path} failed with {status}: {message}")]
     Status {
@@ -40,9 +39,7 @@ pub enum ApiError {
     #[error("unexpected response from {path}: {reason}")]
     Decode { path: String, reason: String },
     /// A TLS failure: the certificate was rejected, or the server does not speak TLS.
-    #[error(
-        "TLS with Immuta at {base} failed ({method} {path}): {reason}\n  = help: check that the URL's scheme and port are right and that the server's certificate is valid and trusted (a proxy that re-signs TLS needs its CA in the system trust store)"
-    )]
+    #[error("TLS with Immuta at {base} failed ({method} {path}): {reason}")]
     Tls {
         method: String,
         path: String,
@@ -50,9 +47,7 @@ pub enum ApiError {
         reason: String,
     },
     /// A 3xx that connctl does not follow (see `client` for the rule).
-    #[error(
-        "{method} {path} was redirected ({status}) to {location}: {refusal}\n  = help: set the Immuta URL to the address that answers without a redirect"
-    )]
+    #[error("{method} {path} was redirected ({status}) to {location}: {refusal}")]
     Redirected {
         method: String,
         path: String,
@@ -63,7 +58,7 @@ pub enum ApiError {
     },
     /// Immuta's documented 409: an integration already exists on the host.
     #[error(
-        "Immuta refused {method} {path} (409): a Snowflake integration already exists on {host} (id = {id}), and Immuta allows one per host\n  = help: a connection cannot be registered over an existing integration: upgrade integration {id} to a connection with Immuta's connection upgrade manager, then adopt it with `connctl import`; or remove that integration in Immuta"
+        "Immuta refused {method} {path} (409): a Snowflake integration already exists on {host} (id = {id}), and Immuta allows one per host"
     )]
     IntegrationExists {
         method: String,
@@ -121,6 +116,32 @@ impl std::fmt::Display for RedirectRefusal {
 }
 
 impl ApiError {
+    /// What the user can do about it, kept apart from the message so the CLI renders it
+    /// (`  = help: …`); `None` when the message says it all.
+    pub fn help(&self) -> Option<String> {
+        Some(match self {
+            ApiError::BadUrl { suggestion, .. } => format!("did you mean {}?", suggestion.as_deref()?),
+            ApiError::InsecureUrl { .. } => {
+                "use https:// (http:// is allowed only for loopback addresses such as 127.0.0.1)".into()
+            }
+            ApiError::Unreachable { .. } => {
+                "check the URL (connctl.toml [immuta] url, IMMUTA_URL or --immuta-url) and your network".into()
+            }
+            ApiError::Unauthorized { .. } => "check IMMUTA_API_KEY (or connctl.toml [immuta] api_key); generate a key on your Immuta profile page under \"API Keys\"".into(),
+            ApiError::Tls { .. } => "check that the URL's scheme and port are right and that the server's certificate is valid and trusted (a proxy that re-signs TLS needs its CA in the system trust store)".into(),
+            ApiError::Redirected { .. } => {
+                "set the Immuta URL to the address that answers without a redirect".into()
+            }
+            ApiError::IntegrationExists { id, .. } => format!(
+                "a connection cannot be registered over an existing integration: upgrade integration {id} to a connection with Immuta's connection upgrade manager, then adopt it with `connctl import`; or remove that integration in Immuta"
+            ),
+            ApiError::Status { .. }
+            | ApiError::Decode { .. }
+            | ApiError::DryRunFailed { .. }
+            | ApiError::UnexpectedAnswer { .. } => return None,
+        })
+    }
+
     pub(crate) fn transport(method: &Method, path: &str, base: &str, e: &reqwest::Error) -> ApiError {
         if let Some(reason) = tls_reason(e) {
             return ApiError::Tls {
@@ -291,8 +312,9 @@ mod tests {
             text.contains("test-account.snowflakecomputing.com (id = 1)"),
             "{text}"
         );
-        assert!(text.contains("upgrade integration 1"), "{text}");
-        assert!(text.contains("connection upgrade manager"), "{text}");
+        let help = e.help().unwrap_or_default();
+        assert!(help.contains("upgrade integration 1"), "{help}");
+        assert!(help.contains("connection upgrade manager"), "{help}");
         // Any other 409 stays as it was.
         let other = ApiError::from_status(
             &Method::POST,
@@ -302,5 +324,47 @@ mod tests {
             None,
         );
         assert!(matches!(other, ApiError::Status { status: 409, .. }));
+    }
+
+    #[test]
+    fn the_message_is_only_the_message_and_the_help_is_data() {
+        let unauthorized =
+            ApiError::from_status(&Method::GET, "/bim/rpc", StatusCode::UNAUTHORIZED, "", None);
+        assert_eq!(
+            unauthorized.to_string(),
+            "Immuta rejected the API key (401 on GET /bim/rpc)"
+        );
+        assert!(
+            unauthorized
+                .help()
+                .is_some_and(|h| h.starts_with("check IMMUTA_API_KEY")),
+            "{:?}",
+            unauthorized.help()
+        );
+        let insecure = crate::client::check_url("http://immuta.example.com").unwrap_err();
+        assert_eq!(
+            insecure.to_string(),
+            "refusing to send the API key over plain http to http://immuta.example.com"
+        );
+        assert!(insecure.help().is_some_and(|h| h.starts_with("use https://")));
+        let no_scheme = crate::client::check_url("acme.immuta.com").unwrap_err();
+        assert_eq!(
+            no_scheme.to_string(),
+            "invalid Immuta URL acme.immuta.com: it has no scheme"
+        );
+        assert_eq!(
+            no_scheme.help().as_deref(),
+            Some("did you mean https://acme.immuta.com?")
+        );
+        // A server's refusal says it all.
+        let status = ApiError::from_status(
+            &Method::GET,
+            "/x",
+            StatusCode::BAD_REQUEST,
+            r#"{"message":"bad"}"#,
+            None,
+        );
+        assert_eq!(status.to_string(), "GET /x failed with 400: bad");
+        assert_eq!(status.help(), None);
     }
 }

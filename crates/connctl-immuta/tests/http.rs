@@ -468,7 +468,11 @@ fn a_url_without_a_scheme_gets_a_hint() {
     let err = connctl_immuta::check_url("acme.hosted.immutacloud.com").unwrap_err();
     assert_eq!(
         err.to_string(),
-        "invalid Immuta URL acme.hosted.immutacloud.com: it has no scheme\n  = help: did you mean https://acme.hosted.immutacloud.com?"
+        "invalid Immuta URL acme.hosted.immutacloud.com: it has no scheme"
+    );
+    assert_eq!(
+        err.help().as_deref(),
+        Some("did you mean https://acme.hosted.immutacloud.com?")
     );
 }
 

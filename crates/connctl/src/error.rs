@@ -4,6 +4,11 @@
 
 use std::fmt;
 
+use connctl_engine::apply::ApplyError;
+use connctl_engine::lock::LockError;
+use connctl_engine::state::StateError;
+use connctl_immuta::ApiError;
+
 /// An error of the CLI itself, with what the user can do about it.
 #[derive(Debug)]
 pub struct Hinted {
@@ -46,23 +51,53 @@ impl std::error::Error for Hinted {}
 pub fn help_of(error: &anyhow::Error) -> Vec<String> {
     let mut out = Vec::new();
     for cause in error.chain() {
-        if let Some(e) = cause.downcast_ref::<Hinted>() {
-            out.extend(e.help.iter().cloned());
-        } else if let Some(e) = cause.downcast_ref::<connctl_engine::saved::StalePlan>() {
-            out.extend(e.help().map(str::to_owned));
+        if let Some(e) = cause.downcast_ref::<ApplyError>() {
+            // Its help already brings its sources', which follow it in the chain.
+            out.extend(e.help());
+            break;
         }
+        out.extend(own_help(cause));
     }
     out
 }
 
-/// `error`'s chain and help lines as one text, for a warning that quotes an error.
-pub fn with_help(error: &anyhow::Error) -> String {
-    let mut text = format!("{error:#}");
-    for help in help_of(error) {
+/// The help of one link of a chain (not of its sources): the library errors that carry help.
+fn own_help(cause: &(dyn std::error::Error + 'static)) -> Vec<String> {
+    if let Some(e) = cause.downcast_ref::<Hinted>() {
+        e.help.clone()
+    } else if let Some(e) = cause.downcast_ref::<connctl_engine::saved::StalePlan>() {
+        e.help().map(str::to_owned).into_iter().collect()
+    } else if let Some(e) = cause.downcast_ref::<ApiError>() {
+        e.help().into_iter().collect()
+    } else if let Some(e) = cause.downcast_ref::<StateError>() {
+        e.help().into_iter().collect()
+    } else if let Some(e) = cause.downcast_ref::<LockError>() {
+        e.help().into_iter().collect()
+    } else {
+        Vec::new()
+    }
+}
+
+/// A message and its help lines as one text (`…` then `\n  = help: …` each), for where errors
+/// travel as strings: a warning that quotes an error, a failed connection's line and the apply
+/// report's JSON.
+pub fn joined(message: impl Into<String>, help: impl IntoIterator<Item = impl AsRef<str>>) -> String {
+    let mut text = message.into();
+    for help in help {
         text.push_str("\n  = help: ");
-        text.push_str(&help);
+        text.push_str(help.as_ref());
     }
     text
+}
+
+/// `error`'s chain and help lines as one text, for a warning that quotes an error.
+pub fn with_help(error: &anyhow::Error) -> String {
+    joined(format!("{error:#}"), help_of(error))
+}
+
+/// A failed connection's error as one text: its message, then its help (and its source's).
+pub fn apply_error_text(error: &ApplyError) -> String {
+    joined(error.to_string(), error.help())
 }
 
 /// An error ready to show: the whole cause chain as one message, and its help lines.
@@ -130,12 +165,7 @@ impl Hinted {
     /// The message and its help lines as one text, for where errors travel as strings (the
     /// apply report's `errors`, documented with the help included).
     pub fn to_text(&self) -> String {
-        let mut text = self.message.clone();
-        for help in &self.help {
-            text.push_str("\n  = help: ");
-            text.push_str(help);
-        }
-        text
+        joined(self.message.clone(), &self.help)
     }
 }
 
@@ -186,5 +216,46 @@ mod tests {
         let r: Result<(), Hinted> = Err(Hinted::new("inner", "do this"));
         let error = r.context("outer").unwrap_err();
         assert_eq!(help_of(&error), ["do this"]);
+    }
+
+    fn unreachable() -> connctl_immuta::ApiError {
+        connctl_immuta::ApiError::Unreachable {
+            method: "DELETE".into(),
+            path: "/data/connection/k".into(),
+            base: "https://immuta".into(),
+            reason: "connection reset".into(),
+            sent: true,
+        }
+    }
+
+    #[test]
+    fn library_errors_bring_their_help_from_data_through_context() {
+        let error = anyhow::Error::new(unreachable()).context("cannot plan");
+        insta::assert_snapshot!(render(&error, false), @r"
+        error: cannot plan: cannot reach Immuta at https://immuta (DELETE /data/connection/k): connection reset
+          = help: check the URL (connctl.toml [immuta] url, IMMUTA_URL or --immuta-url) and your network
+        ");
+        let lock = connctl_engine::lock::LockError::OtherId {
+            url: "s3://b/s".into(),
+            id: "x".into(),
+            holder: "h".into(),
+        };
+        // Transparent inside a state error: the help still comes through, once.
+        let error = anyhow::Error::new(StateError::from(lock));
+        assert_eq!(help_of(&error), ["pass the ID shown"]);
+    }
+
+    #[test]
+    fn an_apply_error_answers_for_its_source_so_no_help_is_shown_twice() {
+        let failed = ApplyError::Deregister {
+            cleanup: std::path::PathBuf::from("k.cleanup.sql"),
+            source: unreachable(),
+        };
+        assert_eq!(
+            apply_error_text(&failed),
+            "cannot reach Immuta at https://immuta (DELETE /data/connection/k): connection reset\n  = help: check the URL (connctl.toml [immuta] url, IMMUTA_URL or --immuta-url) and your network\n  = help: the cleanup script is saved at k.cleanup.sql; the next apply checks Immuta and finishes the delete"
+        );
+        let error = anyhow::Error::new(failed);
+        assert_eq!(help_of(&error).len(), 2, "{:?}", help_of(&error));
     }
 }

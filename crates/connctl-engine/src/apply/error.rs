@@ -9,7 +9,9 @@ use super::{Purpose, RunError};
 use crate::state::StateError;
 
 /// Why one connection's apply failed. The text is what the CLI prints, unchanged from when
-/// these were strings; each variant keeps the error it wraps as its source.
+/// these were strings; each variant keeps the error it wraps as its source. The message quotes
+/// its source's; [`ApplyError::help`] brings the source's help too, so a renderer asks only
+/// this error (not its chain) for both.
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
     /// Immuta refused a call, or could not be read.
@@ -33,20 +35,14 @@ pub enum ApplyError {
         source: RunError,
     },
     /// The `DELETE` failed or its answer was lost; the cleanup script is saved.
-    #[error(
-        "{source}\n  = help: the cleanup script is saved at {}; the next apply checks Immuta and finishes the delete",
-        .cleanup.display()
-    )]
+    #[error("{source}")]
     Deregister {
         cleanup: PathBuf,
         #[source]
         source: ApiError,
     },
     /// The connection is gone from Immuta but its cleanup script failed.
-    #[error(
-        "deregistered, but the cleanup script failed: {source}\n  = help: it is saved at {}; the next apply runs it again",
-        .cleanup.display()
-    )]
+    #[error("deregistered, but the cleanup script failed: {source}")]
     Cleanup {
         cleanup: PathBuf,
         #[source]
@@ -70,4 +66,109 @@ pub enum ApplyError {
     /// A followed bulk job ended failed.
     #[error("bulk job {bulk_id} failed")]
     JobFailed { bulk_id: String },
+}
+
+impl ApplyError {
+    /// What the user can do about it, one line each: the help of the error it wraps first,
+    /// then its own. Kept apart from the message so the CLI renders it (`  = help: …`).
+    pub fn help(&self) -> Vec<String> {
+        let (source, own) = match self {
+            ApplyError::Api(e) => (e.help(), None),
+            ApplyError::State(e) => (e.help(), None),
+            ApplyError::Deregister { cleanup, source } => (
+                source.help(),
+                Some(format!(
+                    "the cleanup script is saved at {}; the next apply checks Immuta and finishes the delete",
+                    cleanup.display()
+                )),
+            ),
+            ApplyError::Cleanup { cleanup, .. } => (
+                None,
+                Some(format!(
+                    "it is saved at {}; the next apply runs it again",
+                    cleanup.display()
+                )),
+            ),
+            ApplyError::Secret { .. }
+            | ApplyError::Execute { .. }
+            | ApplyError::SaveScript { .. }
+            | ApplyError::NotInYaml { .. }
+            | ApplyError::NoIntegration { .. }
+            | ApplyError::RegistrationGaveUp { .. }
+            | ApplyError::JobFailed { .. } => (None, None),
+        };
+        source.into_iter().chain(own).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unreachable() -> ApiError {
+        ApiError::Unreachable {
+            method: "DELETE".into(),
+            path: "/data/connection/k".into(),
+            base: "https://immuta".into(),
+            reason: "connection reset".into(),
+            sent: true,
+        }
+    }
+
+    #[test]
+    fn the_help_of_the_wrapped_error_comes_first_and_the_message_has_none() {
+        let e = ApplyError::Deregister {
+            cleanup: PathBuf::from("/s/k.cleanup.sql"),
+            source: unreachable(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "cannot reach Immuta at https://immuta (DELETE /data/connection/k): connection reset"
+        );
+        assert_eq!(
+            e.help(),
+            [
+                "check the URL (connctl.toml [immuta] url, IMMUTA_URL or --immuta-url) and your network",
+                "the cleanup script is saved at /s/k.cleanup.sql; the next apply checks Immuta and finishes the delete",
+            ]
+        );
+        let cleanup = ApplyError::Cleanup {
+            cleanup: PathBuf::from("/s/k.cleanup.sql"),
+            source: RunError::Failed("no privilege".into()),
+        };
+        assert_eq!(
+            cleanup.to_string(),
+            "deregistered, but the cleanup script failed: no privilege"
+        );
+        assert_eq!(
+            cleanup.help(),
+            ["it is saved at /s/k.cleanup.sql; the next apply runs it again"]
+        );
+    }
+
+    #[test]
+    fn wrapped_api_state_and_lock_errors_bring_their_help() {
+        assert_eq!(
+            ApplyError::from(unreachable()).help(),
+            [unreachable().help().unwrap()]
+        );
+        let conflict = StateError::Conflict {
+            url: "s3://b/state.json".into(),
+        };
+        assert_eq!(
+            ApplyError::from(conflict).help(),
+            ["run `connctl plan` to see where things stand, then apply again"]
+        );
+        let lost = StateError::from(crate::lock::LockError::Lost {
+            path: PathBuf::from("state.lock"),
+        });
+        assert!(!lost.to_string().contains("help"), "{lost}");
+        assert_eq!(
+            ApplyError::from(lost).help(),
+            [
+                "another connctl run may be using the state now; when none is, run `connctl plan` to see where things stand"
+            ]
+        );
+        assert!(ApplyError::JobFailed { bulk_id: "b".into() }.help().is_empty());
+    }
 }

@@ -78,6 +78,8 @@ pub enum Outcome {
     /// A stop was requested before it finished; the next apply resumes it.
     Interrupted {
         detail: String,
+        /// What the error that cut it short says to do (apart from `detail`, for the CLI).
+        help: Vec<String>,
     },
 }
 
@@ -188,6 +190,7 @@ pub async fn apply(
             if stop.is_requested() {
                 let outcome = Outcome::Interrupted {
                     detail: format!("not started ({})", change.action.as_str()),
+                    help: Vec::new(),
                 };
                 worker.emit(&change.key, EventKind::Finished(outcome.clone()));
                 return (change.key, outcome);
@@ -195,11 +198,15 @@ pub async fn apply(
             worker.emit(&change.key, EventKind::Started(change.action));
             let outcome = match worker.run(&change).await {
                 Ok(outcome) => outcome,
-                Err(Halt::Interrupted(detail)) => Outcome::Interrupted { detail },
+                Err(Halt::Interrupted(detail)) => Outcome::Interrupted {
+                    detail,
+                    help: Vec::new(),
+                },
                 // A step cut short by the stop (an executor's children terminated) is not a failure
                 // of the connection: the next apply resumes it.
                 Err(Halt::Failed(error)) if stop.is_requested() => Outcome::Interrupted {
                     detail: error.to_string(),
+                    help: error.help(),
                 },
                 Err(Halt::Failed(error)) => Outcome::Failed {
                     error: Arc::from(error),

@@ -325,10 +325,10 @@ mod tests {
             .unwrap();
             let err = State::load(&path).unwrap_err().to_string();
             let want = format!(
-                "state file {p} is corrupt: \"version\" must be a whole number (this connctl writes 1), found {shown} at {p}:3:14\n",
+                "state file {p} is corrupt: \"version\" must be a whole number (this connctl writes 1), found {shown} at {p}:3:14",
                 p = path.display()
             );
-            assert!(err.starts_with(&want), "{version}: {err}");
+            assert_eq!(err, want, "{version}");
         }
     }
 

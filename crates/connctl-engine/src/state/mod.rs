@@ -47,35 +47,21 @@ pub struct State {
 pub enum StateError {
     #[error("cannot read state file {path}: {reason}")]
     Read { path: PathBuf, reason: String },
-    #[error(
-        "state file {path} is corrupt: {reason}\n  = help: restore it from a backup or version control; connctl will not overwrite it"
-    )]
+    #[error("state file {path} is corrupt: {reason}")]
     Corrupt { path: PathBuf, reason: String },
-    #[error(
-        "state file {path} has version {found}, newer than this connctl understands ({STATE_VERSION})\n  = help: upgrade connctl; the file was left untouched"
-    )]
+    #[error("state file {path} has version {found}, newer than this connctl understands ({STATE_VERSION})")]
     TooNew { path: PathBuf, found: u64 },
-    #[error(
-        "cannot write state file {path}: {reason}\n  = help: the file holds the last complete write; fix the cause and run the command again"
-    )]
+    #[error("cannot write state file {path}: {reason}")]
     Write { path: PathBuf, reason: String },
-    #[error(
-        "state path {path} is not a regular file\n  = help: point --state at a file (or a path where one can be created)"
-    )]
+    #[error("state path {path} is not a regular file")]
     NotAFile { path: PathBuf },
-    #[error(
-        "state path {path} ends in `.lock`, the name of its own lock file\n  = help: name the state file something else, e.g. state.json"
-    )]
+    #[error("state path {path} ends in `.lock`, the name of its own lock file")]
     LockCollision { path: PathBuf },
-    #[error(
-        "state file {path} has serial {serial}, the largest there is; it cannot be written again\n  = help: the file was edited by hand or is damaged; restore it from a backup"
-    )]
+    #[error("state file {path} has serial {serial}, the largest there is; it cannot be written again")]
     SerialExhausted { path: PathBuf, serial: u64 },
     #[error(transparent)]
     Lock(#[from] crate::lock::LockError),
-    #[error(
-        "the state {path} belongs to the Immuta tenant {recorded}, but this run uses {given}\n  = help: point --state (or CONNCTL_STATE, [state] in connctl.toml) at the state of {given}, or --immuta-url (IMMUTA_URL) at {recorded}"
-    )]
+    #[error("the state {path} belongs to the Immuta tenant {recorded}, but this run uses {given}")]
     OtherTenant {
         path: PathBuf,
         recorded: String,
@@ -86,9 +72,42 @@ pub enum StateError {
     #[error("cannot reach the state at {url}: {reason}")]
     Remote { url: String, reason: String },
     #[error(
-        "the state at {url} changed since this run read it (another writer, or this run's lock was taken over); stopped before the next Immuta call\n  = help: run `connctl plan` to see where things stand, then apply again"
+        "the state at {url} changed since this run read it (another writer, or this run's lock was taken over); stopped before the next Immuta call"
     )]
     Conflict { url: String },
+}
+
+impl StateError {
+    /// What the user can do about it, apart from the message (the CLI renders it).
+    pub fn help(&self) -> Option<String> {
+        Some(match self {
+            StateError::Corrupt { .. } => {
+                "restore it from a backup or version control; connctl will not overwrite it".into()
+            }
+            StateError::TooNew { .. } => "upgrade connctl; the file was left untouched".into(),
+            StateError::Write { .. } => {
+                "the file holds the last complete write; fix the cause and run the command again".into()
+            }
+            StateError::NotAFile { .. } => {
+                "point --state at a file (or a path where one can be created)".into()
+            }
+            StateError::LockCollision { .. } => "name the state file something else, e.g. state.json".into(),
+            StateError::SerialExhausted { .. } => {
+                "the file was edited by hand or is damaged; restore it from a backup".into()
+            }
+            // Transparent: the lock error is not a separate link of the chain.
+            StateError::Lock(e) => return e.help(),
+            StateError::OtherTenant { recorded, given, .. } => format!(
+                "point --state (or CONNCTL_STATE, [state] in connctl.toml) at the state of {given}, or --immuta-url (IMMUTA_URL) at {recorded}"
+            ),
+            StateError::Conflict { .. } => {
+                "run `connctl plan` to see where things stand, then apply again".into()
+            }
+            StateError::Read { .. } | StateError::BadLocation { .. } | StateError::Remote { .. } => {
+                return None;
+            }
+        })
+    }
 }
 
 impl State {
@@ -192,5 +211,35 @@ mod tests {
             .to_string();
         assert!(err.contains("https://acme.immuta.com"), "{err}");
         assert!(err.contains("https://dev.immuta.com"), "{err}");
+    }
+
+    #[test]
+    fn state_errors_keep_their_help_out_of_the_message() {
+        let mut s = State::new();
+        s.claim_tenant("https://acme.immuta.com", Path::new("x")).unwrap();
+        let err = s
+            .check_tenant("https://dev.immuta.com", Path::new("x"))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the state x belongs to the Immuta tenant https://acme.immuta.com, but this run uses https://dev.immuta.com"
+        );
+        assert_eq!(
+            err.help().as_deref(),
+            Some(
+                "point --state (or CONNCTL_STATE, [state] in connctl.toml) at the state of https://dev.immuta.com, or --immuta-url (IMMUTA_URL) at https://acme.immuta.com"
+            )
+        );
+        let lock = StateError::from(crate::lock::LockError::OtherId {
+            url: "s3://b/s".into(),
+            id: "x".into(),
+            holder: "h".into(),
+        });
+        assert_eq!(lock.help().as_deref(), Some("pass the ID shown"));
+        let read = StateError::Read {
+            path: "x".into(),
+            reason: "denied".into(),
+        };
+        assert_eq!(read.help(), None);
     }
 }

@@ -30,7 +30,7 @@ pub(super) async fn run(ctx: &Context, keys: &[String], common: &CommonArgs, jso
             {
                 Ok(live) => Some(live),
                 Err(e) => {
-                    unread = Some(format!("{e:#}"));
+                    unread = Some(crate::error::joined(e.to_string(), e.help()));
                     client = None;
                     None
                 }
@@ -57,7 +57,7 @@ pub(super) async fn run(ctx: &Context, keys: &[String], common: &CommonArgs, jso
                 Ok(_) => "unknown".into(),
                 Err(e) if e.is_not_found() => "unknown".into(),
                 Err(e) => {
-                    unread = Some(e.to_string());
+                    unread = Some(crate::error::joined(e.to_string(), e.help()));
                     client = None;
                     recorded(b)
                 }

@@ -50,15 +50,16 @@ pub fn outcomes(out: &mut dyn Write, outcomes: &BTreeMap<String, Outcome>, color
                     out,
                     "  {} {key}: {}",
                     paint("✗", Style::new().red(), color),
-                    redact(&error.to_string())
+                    redact(&crate::error::apply_error_text(error))
                 )?;
             }
-            Outcome::Interrupted { detail } => {
+            Outcome::Interrupted { detail, help } => {
                 interrupted += 1;
                 writeln!(
                     out,
-                    "  {} {key}: interrupted: {detail}",
-                    paint("‖", Style::new().yellow(), color)
+                    "  {} {key}: interrupted: {}",
+                    paint("‖", Style::new().yellow(), color),
+                    crate::error::joined(detail.clone(), help)
                 )?;
             }
         }

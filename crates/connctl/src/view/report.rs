@@ -134,8 +134,16 @@ impl ApplyReport {
                     Some(path.display().to_string()),
                 ),
                 Outcome::Skipped { reason } => (ConnectionResult::Skipped, reason.clone(), None),
-                Outcome::Failed { error } => (ConnectionResult::Failed, error.to_string(), None),
-                Outcome::Interrupted { detail } => (ConnectionResult::Interrupted, detail.clone(), None),
+                Outcome::Failed { error } => (
+                    ConnectionResult::Failed,
+                    crate::error::apply_error_text(error),
+                    None,
+                ),
+                Outcome::Interrupted { detail, help } => (
+                    ConnectionResult::Interrupted,
+                    crate::error::joined(detail.clone(), help),
+                    None,
+                ),
             };
             *match result {
                 ConnectionResult::Applied => &mut summary.applied,

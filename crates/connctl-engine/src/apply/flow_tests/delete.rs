@@ -92,10 +92,10 @@ async fn a_refused_delete_keeps_the_cleanup_script_pending_and_says_where_it_is(
     let out = w.apply(change(Action::Delete, vec![Operation::Deregister])).await;
     let e = failed(&out);
     assert!(matches!(e, ApplyError::Deregister { .. }));
-    assert!(
-        e.to_string().contains("= help: the cleanup script is saved at"),
-        "{e}"
-    );
+    assert_eq!(e.to_string(), "FAKE DeleteObject failed with 500: fault injected");
+    let help = e.help();
+    assert_eq!(help.len(), 1, "{help:?}");
+    assert!(help[0].starts_with("the cleanup script is saved at "), "{help:?}");
     let s = w.entry().unwrap();
     assert_eq!(s.step, Step::Deleting);
     let p = s.pending.unwrap();
@@ -193,6 +193,63 @@ async fn nothing_starts_after_a_stop() {
         Arc::new(|_| {}),
     )
     .await;
-    assert!(matches!(&out[KEY], Outcome::Interrupted { detail } if detail == "not started (create)"));
+    assert!(matches!(&out[KEY], Outcome::Interrupted { detail, .. } if detail == "not started (create)"));
     assert!(w.fake.calls().is_empty());
+}
+
+/// Requests the stop while "running" the script, as a signal would, and fails as the runner
+/// does when it terminates the script.
+struct StoppedMidScript(Stop);
+
+impl ScriptRunner for StoppedMidScript {
+    fn run<'a>(
+        &'a self,
+        _conn: &'a Connection,
+        _purpose: Purpose,
+        _sql: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<RunOutcome, RunError>> + Send + 'a>> {
+        self.0.request();
+        Box::pin(async { Err(RunError::Stopped) })
+    }
+}
+
+#[tokio::test]
+async fn a_cleanup_cut_short_by_a_stop_is_interrupted_and_keeps_its_help_as_data() {
+    let mut w = World::new(Some(registered()));
+    w.fake.seed(KEY, "integration-7");
+    let mut plan = crate::plan::plan(
+        &BTreeMap::new(),
+        &State::new(),
+        None,
+        &PlanOptions::default(),
+        vec![],
+    )
+    .unwrap();
+    plan.changes = vec![change(Action::Delete, vec![Operation::Deregister])];
+    let options = ApplyOptions {
+        scripts_dir: w.scripts(),
+        ..ApplyOptions::default()
+    };
+    let runner = Arc::new(StoppedMidScript(options.stop.clone()));
+    let target = w.target.take().unwrap();
+    let out = apply(
+        &plan,
+        BTreeMap::from([(KEY.to_owned(), target)]),
+        w.fake.clone(),
+        runner,
+        w.store.clone(),
+        options,
+        Arc::new(|_| {}),
+    )
+    .await;
+    let Outcome::Interrupted { detail, help } = &out[KEY] else {
+        panic!("{out:?}");
+    };
+    assert_eq!(
+        detail,
+        "deregistered, but the cleanup script failed: stopped by a signal; the command and its processes were terminated"
+    );
+    assert_eq!(help.len(), 1, "{help:?}");
+    assert!(help[0].starts_with("it is saved at "), "{help:?}");
+    assert!(help[0].ends_with("; the next apply runs it again"), "{help:?}");
 }
