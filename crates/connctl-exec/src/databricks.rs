@@ -7,7 +7,7 @@
 //! the run, reported by number and keyword. Only `status.state == SUCCEEDED` counts as success: a
 //! 200 without a statement id and a known state (an HTML page, a truncated or non-JSON body, an
 //! unknown state) is an error quoting (a safe excerpt of) the body. A submission is not idempotent, so it is retried only
-//! when Databricks certainly did not take it (connection refused, 429, 503).
+//! when Databricks certainly did not take it (connection refused, 429).
 //!
 //! Authentication: a personal access token, or OAuth M2M client credentials exchanged at
 //! `<url>/oidc/v1/token` (`grant_type=client_credentials`, `scope=all-apis`, HTTP basic auth);
