@@ -29,23 +29,7 @@ use crate::plan::{Action, Change, Operation, Plan};
 use crate::state::{ConnectionState, Pending, PendingOp, Phase, ScriptRecord, StateError, Step, Task};
 use crate::store::StateStore;
 
-/// Why a script runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Purpose {
-    Create,
-    Edit,
-    Delete,
-}
-
-impl Purpose {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Purpose::Create => "create",
-            Purpose::Edit => "edit",
-            Purpose::Delete => "delete",
-        }
-    }
-}
+pub use connctl_spec::Purpose;
 
 /// What running a script came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
