@@ -7,7 +7,7 @@
 //! the run, reported by number and keyword. Only `status.state == SUCCEEDED` counts as success: a
 //! 200 without a statement id and a known state (an HTML page, a truncated or non-JSON body, an
 //! unknown state) is an error quoting (a safe excerpt of) the body. A submission is not idempotent, so it is retried only
-//! when Databricks certainly did not take it (connection refused, 429).
+//! when Databricks certainly did not take it (connection refused, 429, 503).
 //!
 //! Authentication: a personal access token, or OAuth M2M client credentials exchanged at
 //! `<url>/oidc/v1/token` (`grant_type=client_credentials`, `scope=all-apis`, HTTP basic auth);
@@ -120,10 +120,16 @@ impl Context<'_> {
         let token = self.bearer(base).await?;
         let what = format!("submitting {label}");
         tracing::debug!(statement = %label, "submitting a Databricks statement");
-        let reply = http::send(self.timing, WAREHOUSE, &what, Repeat::OnlyIfRejected, |_| {
-            self.request(reqwest::Method::POST, submit_url.clone(), &token)
-                .json(&body)
-        })
+        let reply = http::send(
+            self.timing,
+            WAREHOUSE,
+            &what,
+            Repeat::OnlyIfRejectedOrUnavailable,
+            |_| {
+                self.request(reqwest::Method::POST, submit_url.clone(), &token)
+                    .json(&body)
+            },
+        )
         .await?;
         let literals = split::string_literals(statement.text, SqlDialect::Databricks);
         let mut status = self.status(&reply, &what, &literals).await?;

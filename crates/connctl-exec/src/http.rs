@@ -5,7 +5,8 @@
 //! [`Timing::retry_max`] (30 s by default, like the Immuta client).
 //!
 //! A request that is not safe to repeat (a Databricks statement submission) is retried only when
-//! the server certainly did not act on it: the connection failed, or it answered 429.
+//! the server did not take it: the connection failed, or it answered 429 or (Databricks'
+//! documented `TEMPORARILY_UNAVAILABLE`) 503.
 //!
 //! No redirect is followed: the warehouse APIs do not redirect, and following one could turn a
 //! submission into a GET that looks like success or re-send the script (with its passwords) and
@@ -247,7 +248,7 @@ where
             message,
             hint: match repeat {
                 Repeat::Safe => "the warehouse did not answer; run again later",
-                Repeat::OnlyIfRejected => {
+                Repeat::OnlyIfRejected | Repeat::OnlyIfRejectedOrUnavailable => {
                     "the warehouse did not answer, so whether it ran the statement is unknown; check it \
                      in the warehouse's query history, then run again"
                 }
@@ -394,7 +395,11 @@ mod tests {
             let target = elsewhere().await;
             let api = redirecting(status, target.url()).await;
             let url = format!("{}/api/v2/statements", api.url());
-            for repeat in [Repeat::Safe, Repeat::OnlyIfRejected] {
+            for repeat in [
+                Repeat::Safe,
+                Repeat::OnlyIfRejected,
+                Repeat::OnlyIfRejectedOrUnavailable,
+            ] {
                 let err = send(
                     &fast_timing(),
                     "Snowflake",
@@ -416,7 +421,8 @@ mod tests {
                 assert!(!msg.contains("token=abc"), "{msg}");
             }
             assert!(target.requests().is_empty(), "{status}: {:?}", target.requests());
-            assert_eq!(api.requests().len(), 2, "{status}: never retried");
+            // One request per kind of repeat: none is retried.
+            assert_eq!(api.requests().len(), 3, "{status}: never retried");
         }
     }
 
