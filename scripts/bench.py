@@ -186,7 +186,7 @@ auth = {{ type = "token", token = {{ env = "BENCH_DBX_PAT" }} }}
     return path
 
 
-# The three payloads a person builds by hand, following reference/payload-mapping.md
+# The three payloads a person builds by hand, following the field tables of docs/yaml-reference.md
 # (and the known-good shapes in crates/connctl-immuta/tests/snapshots).
 
 

@@ -120,10 +120,16 @@ impl Context<'_> {
         let token = self.bearer(base).await?;
         let what = format!("submitting {label}");
         tracing::debug!(statement = %label, "submitting a Databricks statement");
-        let reply = http::send(self.timing, WAREHOUSE, &what, Repeat::OnlyIfRejected, |_| {
-            self.request(reqwest::Method::POST, submit_url.clone(), &token)
-                .json(&body)
-        })
+        let reply = http::send(
+            self.timing,
+            WAREHOUSE,
+            &what,
+            Repeat::OnlyIfRejectedOrUnavailable,
+            |_| {
+                self.request(reqwest::Method::POST, submit_url.clone(), &token)
+                    .json(&body)
+            },
+        )
         .await?;
         let literals = split::string_literals(statement.text, SqlDialect::Databricks);
         let mut status = self.status(&reply, &what, &literals).await?;

@@ -1,10 +1,12 @@
 //! HTTP plumbing shared by the warehouse executors: the client ([`http_client`]), URL checks, a
 //! timeout on every request, and retries with exponential backoff and jitter (`backon`) for
-//! connection failures and the statuses of [`connctl_spec::retry`] (429, 500, 502, 503, 504),
-//! honouring `Retry-After` up to [`Timing::retry_max`] (30 s by default, like the Immuta client).
+//! the failures the policy of [`connctl_spec::retry`] retries (the one the Immuta client uses):
+//! connection failures and 429, 500, 502, 503, 504, honouring `Retry-After` up to
+//! [`Timing::retry_max`] (30 s by default, like the Immuta client).
 //!
 //! A request that is not safe to repeat (a Databricks statement submission) is retried only when
-//! the server certainly did not act on it: the connection failed, or it answered 429 or 503.
+//! the server did not take it: the connection failed, or it answered 429 or (Databricks'
+//! documented `TEMPORARILY_UNAVAILABLE`) 503.
 //!
 //! No redirect is followed: the warehouse APIs do not redirect, and following one could turn a
 //! submission into a GET that looks like success or re-send the script (with its passwords) and
@@ -14,7 +16,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
-use connctl_spec::retry::{RETRY_AFTER_CAP, is_retry_status, parse_retry_after};
+pub(crate) use connctl_spec::retry::Repeat;
+use connctl_spec::retry::{Failed, RETRY_AFTER_CAP, is_retry_status, parse_retry_after};
 use reqwest::{RequestBuilder, StatusCode};
 
 use crate::ExecError;
@@ -49,15 +52,6 @@ impl Default for Timing {
     }
 }
 
-/// Whether a request may be sent again after an ambiguous failure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Repeat {
-    /// Idempotent (a GET, or a Snowflake submission with its `requestId`): retry any transient failure.
-    Safe,
-    /// Retry only when the server certainly did not act: connect errors, 429, 503.
-    OnlyIfRejected,
-}
-
 /// An answer: status and body text (bodies are small JSON documents).
 #[derive(Debug)]
 pub(crate) struct Reply {
@@ -90,25 +84,16 @@ enum Failure {
 }
 
 impl Failure {
+    /// Asks the one retry policy ([`connctl_spec::retry`]); a redirect is never retried.
     fn retryable(&self, repeat: Repeat) -> bool {
-        match (self, repeat) {
-            (Failure::Redirect { .. }, _) => false,
-            (Failure::Connect(_), _) => true,
-            (Failure::NoAnswer(_), Repeat::Safe) => true,
-            (Failure::NoAnswer(_), Repeat::OnlyIfRejected) => false,
-            (Failure::Status { reply, .. }, Repeat::Safe) => is_transient(reply.status),
-            (Failure::Status { reply, .. }, Repeat::OnlyIfRejected) => {
-                matches!(
-                    reply.status,
-                    StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
-                )
-            }
-        }
+        let failed = match self {
+            Failure::Redirect { .. } => return false,
+            Failure::Connect(_) => Failed::NotSent,
+            Failure::NoAnswer(_) => Failed::NoAnswer,
+            Failure::Status { reply, .. } => Failed::Status(reply.status.as_u16()),
+        };
+        repeat.retries(failed)
     }
-}
-
-fn is_transient(status: StatusCode) -> bool {
-    is_retry_status(status.as_u16())
 }
 
 /// `Retry-After` in seconds (the HTTP-date form is rare for APIs and is ignored).
@@ -199,7 +184,7 @@ where
             Err(e) => return Err(Failure::NoAnswer(describe(&e))),
         };
         let reply = Reply { status, body };
-        if is_transient(status) {
+        if is_retry_status(status.as_u16()) {
             Err(Failure::Status {
                 reply,
                 retry_after: after,
@@ -263,7 +248,7 @@ where
             message,
             hint: match repeat {
                 Repeat::Safe => "the warehouse did not answer; run again later",
-                Repeat::OnlyIfRejected => {
+                Repeat::OnlyIfRejected | Repeat::OnlyIfRejectedOrUnavailable => {
                     "the warehouse did not answer, so whether it ran the statement is unknown; check it \
                      in the warehouse's query history, then run again"
                 }
@@ -410,7 +395,11 @@ mod tests {
             let target = elsewhere().await;
             let api = redirecting(status, target.url()).await;
             let url = format!("{}/api/v2/statements", api.url());
-            for repeat in [Repeat::Safe, Repeat::OnlyIfRejected] {
+            for repeat in [
+                Repeat::Safe,
+                Repeat::OnlyIfRejected,
+                Repeat::OnlyIfRejectedOrUnavailable,
+            ] {
                 let err = send(
                     &fast_timing(),
                     "Snowflake",
@@ -432,7 +421,8 @@ mod tests {
                 assert!(!msg.contains("token=abc"), "{msg}");
             }
             assert!(target.requests().is_empty(), "{status}: {:?}", target.requests());
-            assert_eq!(api.requests().len(), 2, "{status}: never retried");
+            // One request per kind of repeat: none is retried.
+            assert_eq!(api.requests().len(), 3, "{status}: never retried");
         }
     }
 

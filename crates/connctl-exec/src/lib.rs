@@ -86,27 +86,7 @@ impl Target {
     }
 }
 
-/// What a script is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Purpose {
-    /// Sets the warehouse up for a new connection.
-    Create,
-    /// Changes the setup of an existing connection.
-    Edit,
-    /// Removes what the setup created.
-    Delete,
-}
-
-impl Purpose {
-    /// `create`, `edit` or `delete`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Purpose::Create => "create",
-            Purpose::Edit => "edit",
-            Purpose::Delete => "delete",
-        }
-    }
-}
+pub use connctl_spec::Purpose;
 
 /// One script to execute.
 #[derive(Debug, Clone)]
@@ -170,12 +150,6 @@ impl Executor {
     /// Replaces the HTTP timings (request timeout, retries, polling).
     pub fn with_timing(mut self, timing: Timing) -> Executor {
         self.timing = timing;
-        self
-    }
-
-    /// Replaces the limit for a configured command (default 600 s).
-    pub fn with_command_timeout(mut self, timeout: Duration) -> Executor {
-        self.command_timeout = timeout;
         self
     }
 

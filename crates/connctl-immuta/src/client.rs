@@ -6,7 +6,7 @@
 //! - **Retries** ([`Call`]): reads retry connect errors, lost answers, the statuses of
 //!   [`connctl_spec::retry`] (429, 500, 502, 503, 504) and a 2xx whose body cannot be read;
 //!   idempotent writes retry the same failures except an unreadable body; a non-idempotent write
-//!   (`POST /data/connection`, crawl) is retried only when the request provably never reached
+//!   (`POST /data/connection`) is retried only when the request provably never reached
 //!   Immuta (connect error, 429), otherwise its error says the outcome is unknown
 //!   ([`ApiError::outcome_unknown`]) and the caller reads before acting again. Backoff is
 //!   exponential with jitter; `Retry-After` is honoured up to a cap (30 s).
@@ -309,15 +309,6 @@ impl ImmutaClient {
         let path = format!("/data/settings/{}", seg(key));
         self.call(Method::PUT, &path, Some(body), Call::Idempotent, |r| r.bulk_id())
             .await
-    }
-
-    /// `POST /data/crawl/{key}`; returns the `bulkId`.
-    pub async fn crawl(&self, key: &str, body: &Value) -> Result<Option<String>, ApiError> {
-        let path = format!("/data/crawl/{}", seg(key));
-        self.call(Method::POST, &path, Some(body), Call::OnlyIfNotSent, |r| {
-            r.bulk_id()
-        })
-        .await
     }
 
     /// `POST /data/object/search/{key}`: how many objects are below a connection — the

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use connctl_spec::retry::{RETRY_AFTER_CAP, is_retry_status};
+use connctl_spec::retry::{Failed, RETRY_AFTER_CAP, Repeat};
 use reqwest::{Method, StatusCode};
 
 use crate::transport::{tls_reason, transport_reason};
@@ -224,11 +224,7 @@ impl ApiError {
 
     /// Worth retrying for an idempotent call.
     pub fn is_transient(&self) -> bool {
-        match self {
-            ApiError::Unreachable { .. } => true,
-            ApiError::Status { status, .. } => is_retry_status(*status),
-            _ => false,
-        }
+        self.failed().is_some_and(|f| Repeat::Safe.retries(f))
     }
 
     /// A 2xx whose body could not be read as the endpoint's answer.
@@ -238,10 +234,17 @@ impl ApiError {
 
     /// Certainly never processed by Immuta: safe to retry even a non-idempotent call.
     pub fn never_reached_server(&self) -> bool {
+        self.failed().is_some_and(|f| Repeat::OnlyIfRejected.retries(f))
+    }
+
+    /// This failure as the one retry policy ([`connctl_spec::retry`]) sees it; `None`: an
+    /// answer no retry can change.
+    fn failed(&self) -> Option<Failed> {
         match self {
-            ApiError::Unreachable { sent, .. } => !sent,
-            ApiError::Status { status, .. } => *status == 429,
-            _ => false,
+            ApiError::Unreachable { sent: false, .. } => Some(Failed::NotSent),
+            ApiError::Unreachable { sent: true, .. } => Some(Failed::NoAnswer),
+            ApiError::Status { status, .. } => Some(Failed::Status(*status)),
+            _ => None,
         }
     }
 

@@ -1,6 +1,6 @@
 //! What Immuta answers: the response shapes connctl reads, parsed leniently (unknown fields
 //! ignored, ids accepted as numbers or strings) because several are unconfirmed
-//! (`shared/reference/immuta-api.md` §7).
+//! (`docs/emulator.md`, "Unconfirmed answer shapes and what connctl accepts").
 
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};

@@ -4,8 +4,8 @@
 //!
 //! The registration guide warns that these "should match the values used when generating the
 //! script". Here they match by construction: every payload is derived from the same
-//! [`Connection`], and the names each payload uses are mapped in this one place
-//! (`shared/reference/payload-mapping.md`). Optional integration toggles that the
+//! [`Connection`], and the names each payload uses are mapped in this one place (tabled per
+//! field in `docs/yaml-reference.md`; the snapshots in `tests/snapshots` show each payload). Optional integration toggles that the
 //! registration requires (`audit`, `workspaces`, …) are sent explicitly, defaulting to
 //! `false`, so the script and the registration can never disagree on them.
 //!

@@ -89,7 +89,8 @@ pub enum DatabricksAuth {
 
 impl DatabricksAuth {
     /// The `authenticationType` Immuta expects. The PAT value is unconfirmed on a live
-    /// tenant (reference/payload-mapping.md), so it lives in this one constant.
+    /// tenant (Immuta's payload reference names the field, not this value), so it lives in
+    /// this one constant.
     pub fn authentication_type(&self) -> &'static str {
         match self {
             DatabricksAuth::Token { .. } => DATABRICKS_TOKEN_AUTH_TYPE,

@@ -72,11 +72,6 @@ impl ScriptRunner for Runner {
     ) -> Pin<Box<dyn Future<Output = Result<RunOutcome, RunError>> + Send + 'a>> {
         Box::pin(async move {
             let executor = self.executor_for(conn).map_err(RunError::NoExecutor)?;
-            let purpose = match purpose {
-                Purpose::Create => connctl_exec::Purpose::Create,
-                Purpose::Edit => connctl_exec::Purpose::Edit,
-                Purpose::Delete => connctl_exec::Purpose::Delete,
-            };
             let run = ScriptRun {
                 connection_key: &conn.key,
                 purpose,

@@ -2,7 +2,7 @@
 //! request bodies (never the client's structs), reports every problem with the field's path,
 //! and maps the three payloads (scripts/create `config`, `connection`, `nativeIntegration`) onto
 //! one canonical, flat form so "the same values under the names each payload uses" can be
-//! compared (see `reference/payload-mapping.md`).
+//! compared (the mapping is tabled per field in `docs/yaml-reference.md`).
 
 use std::collections::BTreeMap;
 

@@ -7,29 +7,7 @@ use std::pin::Pin;
 
 use connctl_spec::Connection;
 
-/// Why a script runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Purpose {
-    Create,
-    Edit,
-    Delete,
-}
-
-impl Purpose {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Purpose::Create => "create",
-            Purpose::Edit => "edit",
-            Purpose::Delete => "delete",
-        }
-    }
-}
-
-impl std::fmt::Display for Purpose {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use connctl_spec::Purpose;
 
 /// What running a script came to.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,5 +1,5 @@
 //! The decision table: one [`Change`] (or none) per key from what the YAML wants, what the
-//! state recorded and what Immuta shows. Each function is one row family of DESIGN.md §5.
+//! state recorded and what Immuta shows. Each function decides one family of cases.
 
 use std::collections::BTreeSet;
 

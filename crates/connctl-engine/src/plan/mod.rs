@@ -1,6 +1,6 @@
 //! The planner: Desired × State × Live → a typed, versioned [`Plan`].
 //!
-//! Every key in the union of the three gets one row of DESIGN.md §5: create, import
+//! Every key in the union of the three gets one decision: create, import
 //! suggested, update / rescript / settings (in place), replace, recreate, orphan or delete,
 //! unmanaged, resume of an interrupted operation, or noop. Each change names its fields with
 //! their cause: `config` (the YAML moved away from what was applied), `drift` (Immuta moved

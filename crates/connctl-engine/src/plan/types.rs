@@ -275,10 +275,6 @@ impl Plan {
             .any(|c| c.risk == Risk::Destructive && c.action != Action::Orphan)
     }
 
-    pub fn has_drift(&self) -> bool {
-        self.summary.drifted > 0
-    }
-
     /// The changes that set a connection's status (and so its children's).
     pub fn cascades(&self) -> impl Iterator<Item = &Change> {
         self.changes.iter().filter(|c| c.cascade.is_some())
