@@ -9,6 +9,7 @@ pub mod edit;
 pub mod fields;
 pub mod lock;
 pub mod plan;
+pub mod preflight;
 pub mod refresh;
 pub mod remote_lock;
 pub mod saved;
