@@ -364,5 +364,6 @@ impl Context<'_> {
     }
 }
 
+mod query;
 #[cfg(test)]
 mod tests;

@@ -39,7 +39,7 @@ impl Runner {
         }
     }
 
-    fn executor_for(&self, conn: &Connection) -> Result<&Executor, String> {
+    pub(crate) fn executor_for(&self, conn: &Connection) -> Result<&Executor, String> {
         let tech = conn.technology().as_str().to_lowercase();
         let configured = self.configured.get(&tech);
         match conn.executor {
@@ -69,7 +69,7 @@ impl Runner {
     }
 }
 
-fn target(conn: &Connection) -> Target {
+pub(crate) fn target(conn: &Connection) -> Target {
     match &conn.platform {
         Platform::Snowflake(sf) => Target::Snowflake {
             host: sf.host.clone(),

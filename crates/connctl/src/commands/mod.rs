@@ -19,6 +19,7 @@ mod import;
 mod init;
 mod man;
 mod plan;
+mod preflight;
 mod schema;
 mod show;
 mod state;
@@ -93,6 +94,15 @@ pub async fn run(cli: Cli, color: bool) -> Result<u8> {
         Command::Export { keys, out, common } => {
             let ctx = Context::new(&config, color)?;
             export::run(&ctx, &keys, out.as_deref(), &common).await
+        }
+        Command::Preflight {
+            paths,
+            common,
+            targets,
+            format,
+        } => {
+            let ctx = Context::new(&config, color)?;
+            preflight::run(&ctx, &paths, &common, &targets, format).await
         }
         Command::State(cmd) => {
             let ctx = Context::new(&config, color)?;
