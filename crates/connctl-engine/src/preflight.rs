@@ -267,7 +267,7 @@ pub async fn run(
     let mut connections = Vec::new();
     for s in subjects {
         let mut checks = immuta_checks(immuta, &integrations, s).await;
-        checks.extend(warehouse_checks(warehouse, s.conn).await);
+        checks.extend(warehouse_checks(warehouse, s.conn, s.managed).await);
         connections.push(ConnectionReport {
             key: s.conn.key.clone(),
             technology: s.conn.technology(),
@@ -454,11 +454,22 @@ fn unanswered(e: ProbeError, statement: String) -> Verdict {
     }
 }
 
-async fn warehouse_checks(wh: &dyn WarehouseProbe, conn: &Connection) -> Vec<Check> {
-    match &conn.platform {
+async fn warehouse_checks(wh: &dyn WarehouseProbe, conn: &Connection, managed: bool) -> Vec<Check> {
+    let mut checks = match &conn.platform {
         Platform::Snowflake(sf) => snowflake_checks(wh, conn, sf).await,
         Platform::Databricks(db) => databricks_checks(wh, conn, db).await,
+    };
+    // A registered connection's database or catalog is its own: existing is expected.
+    if managed {
+        for c in &mut checks {
+            if matches!(c.id, CheckId::SnowflakeDatabaseFree | CheckId::DatabricksCatalogFree)
+                && matches!(c.verdict, Verdict::Fail { .. })
+            {
+                c.verdict = not_checked("the connection is registered already; the name is its own");
+            }
+        }
     }
+    checks
 }
 
 /// The role that runs the setup script: the executor's `role`, else the user's current role. (The
