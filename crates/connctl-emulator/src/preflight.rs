@@ -68,7 +68,11 @@ const PRIVILEGES: [&str; 6] = [
 fn role_grants(role: &str) -> Option<(Vec<&'static str>, Vec<&'static str>)> {
     match role {
         "ACCOUNTADMIN" => Some((
-            vec!["CREATE DATABASE", "APPLY MASKING POLICY", "APPLY ROW ACCESS POLICY"],
+            vec![
+                "CREATE DATABASE",
+                "APPLY MASKING POLICY",
+                "APPLY ROW ACCESS POLICY",
+            ],
             vec!["SECURITYADMIN", "SYSADMIN"],
         )),
         "SECURITYADMIN" => Some((vec!["MANAGE GRANTS"], vec!["USERADMIN"])),
@@ -95,15 +99,25 @@ fn unquote(s: &str) -> String {
 }
 
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
-    (s.len() >= prefix.len() && s.is_char_boundary(prefix.len()) && s[..prefix.len()].eq_ignore_ascii_case(prefix))
-        .then(|| &s[prefix.len()..])
+    (s.len() >= prefix.len()
+        && s.is_char_boundary(prefix.len())
+        && s[..prefix.len()].eq_ignore_ascii_case(prefix))
+    .then(|| &s[prefix.len()..])
 }
 
 /// The answer to a Snowflake preflight statement, `None` for any other statement.
-pub fn snowflake(cfg: &EmulatorConfig, store: &Store, normalized: &str, role: Option<&str>) -> Option<Answer> {
+pub fn snowflake(
+    cfg: &EmulatorConfig,
+    store: &Store,
+    normalized: &str,
+    role: Option<&str>,
+) -> Option<Answer> {
     let missing = |p: &Prerequisite| cfg.missing.contains(p);
     if normalized.eq_ignore_ascii_case("SELECT CURRENT_ROLE()") {
-        return Some(Ok((vec!["CURRENT_ROLE()"], vec![vec![json!(role.unwrap_or("ACCOUNTADMIN"))]])));
+        return Some(Ok((
+            vec!["CURRENT_ROLE()"],
+            vec![vec![json!(role.unwrap_or("ACCOUNTADMIN"))]],
+        )));
     }
     if let Some(rest) = strip_prefix_ci(normalized, "SHOW GRANTS TO ROLE ") {
         let name = unquote(rest);
@@ -159,7 +173,12 @@ pub fn snowflake(cfg: &EmulatorConfig, store: &Store, normalized: &str, role: Op
         let rows = if missing(&Prerequisite::SnowflakeWarehouse) {
             vec![]
         } else {
-            vec![vec![json!(name), json!("SUSPENDED"), json!("STANDARD"), json!("X-Small")]]
+            vec![vec![
+                json!(name),
+                json!("SUSPENDED"),
+                json!("STANDARD"),
+                json!("X-Small"),
+            ]]
         };
         return Some(Ok((vec!["name", "state", "type", "size"], rows)));
     }
@@ -167,10 +186,16 @@ pub fn snowflake(cfg: &EmulatorConfig, store: &Store, normalized: &str, role: Op
         let name = unquote(rest);
         let exists = missing(&Prerequisite::SnowflakeFreeDatabase)
             || store.connections.values().any(|c| {
-                c.tech == Tech::Snowflake && c.connection.get("database").and_then(Value::as_str) == Some(name.as_str())
+                c.tech == Tech::Snowflake
+                    && c.connection.get("database").and_then(Value::as_str) == Some(name.as_str())
             });
         let rows = if exists {
-            vec![vec![json!("2024-01-01 00:00:00.000 -0800"), json!(name), json!("N"), json!("")]]
+            vec![vec![
+                json!("2024-01-01 00:00:00.000 -0800"),
+                json!(name),
+                json!("N"),
+                json!(""),
+            ]]
         } else {
             vec![]
         };
@@ -187,7 +212,8 @@ pub fn databricks(cfg: &EmulatorConfig, store: &Store, normalized: &str) -> Opti
             return Some(Err((
                 "BAD_REQUEST",
                 "42000",
-                "[NO_METASTORE_ASSIGNED] No metastore assigned for the current workspace. SQLSTATE: 42000".into(),
+                "[NO_METASTORE_ASSIGNED] No metastore assigned for the current workspace. SQLSTATE: 42000"
+                    .into(),
             )));
         }
         return Some(Ok((
@@ -203,9 +229,17 @@ pub fn databricks(cfg: &EmulatorConfig, store: &Store, normalized: &str) -> Opti
             json!("metastore"),
         ]];
         if !missing(&Prerequisite::DatabricksCreateCatalog) {
-            rows.push(vec![json!("connctl-runner"), json!("CREATE CATALOG"), json!("METASTORE"), json!("metastore")]);
+            rows.push(vec![
+                json!("connctl-runner"),
+                json!("CREATE CATALOG"),
+                json!("METASTORE"),
+                json!("metastore"),
+            ]);
         }
-        return Some(Ok((vec!["Principal", "ActionType", "ObjectType", "ObjectKey"], rows)));
+        return Some(Ok((
+            vec!["Principal", "ActionType", "ObjectType", "ObjectKey"],
+            rows,
+        )));
     }
     if let Some(rest) = strip_prefix_ci(normalized, "SHOW CATALOGS LIKE ") {
         let name = unquote(rest);

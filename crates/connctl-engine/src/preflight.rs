@@ -212,6 +212,13 @@ pub struct IntegrationSummary {
     pub host: Option<String>,
 }
 
+/// A connection Immuta already has.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExistingConnection {
+    /// Its integration (`nativeIntegrationId`), which sits on its host.
+    pub integration_id: Option<String>,
+}
+
 /// A result set: column names and rows of (nullable) text cells.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Rows {
@@ -236,8 +243,11 @@ impl Rows {
 pub trait ImmutaProbe: Send + Sync {
     /// `GET /integrations`.
     fn integrations(&self) -> BoxFuture<'_, Result<Vec<IntegrationSummary>, ProbeError>>;
-    /// `GET /data/connection/{key}`: whether Immuta has a connection with that key.
-    fn connection_exists<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, ProbeError>>;
+    /// `GET /data/connection/{key}`: the connection with that key, if Immuta has one.
+    fn connection<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ExistingConnection>, ProbeError>>;
 }
 
 /// Runs one read-only statement in the connection's warehouse with the executor's credentials.
@@ -333,7 +343,7 @@ async fn immuta_checks(
     }
 
     let key = &s.conn.key;
-    let lookup = immuta.connection_exists(key).await;
+    let lookup = immuta.connection(key).await;
     let api = match &lookup {
         Ok(_) => Verdict::Pass,
         Err(ProbeError::NotFound(m)) => fail(
@@ -354,7 +364,7 @@ async fn immuta_checks(
             None,
             "docs/preflight.md#immuta (choose another `key` in the YAML)",
         ),
-        (None, Ok(true)) if !s.managed => fail(
+        (None, Ok(Some(_))) if !s.managed => fail(
             format!("Immuta already has a connection `{key}` that connctl does not manage"),
             Some(format!("connctl import <PATHS> --key {key}")),
             "docs/preflight.md#immuta (adopt it with `connctl import`, or choose another key)",
@@ -368,10 +378,17 @@ async fn immuta_checks(
         let verdict = match integrations {
             Ok(list) => {
                 let host = bare(&sf.host);
+                // The integration of the connection with this key is that connection's own (a
+                // taken key is the key check's finding).
+                let own = match &lookup {
+                    Ok(Some(existing)) => existing.integration_id.as_deref(),
+                    _ => None,
+                };
                 match list.iter().find(|i| {
                     i.technology != Some(Technology::Databricks)
                         && i.host.as_deref().map(bare) == Some(host.clone())
                         && Some(i.id.as_str()) != s.integration_id
+                        && Some(i.id.as_str()) != own
                 }) {
                     Some(i) => fail(
                         format!(
@@ -462,8 +479,10 @@ async fn warehouse_checks(wh: &dyn WarehouseProbe, conn: &Connection, managed: b
     // A registered connection's database or catalog is its own: existing is expected.
     if managed {
         for c in &mut checks {
-            if matches!(c.id, CheckId::SnowflakeDatabaseFree | CheckId::DatabricksCatalogFree)
-                && matches!(c.verdict, Verdict::Fail { .. })
+            if matches!(
+                c.id,
+                CheckId::SnowflakeDatabaseFree | CheckId::DatabricksCatalogFree
+            ) && matches!(c.verdict, Verdict::Fail { .. })
             {
                 c.verdict = not_checked("the connection is registered already; the name is its own");
             }

@@ -3,7 +3,7 @@
 //! credentials, so their checks are "not checked").
 
 use connctl_engine::preflight::{
-    BoxFuture, ImmutaProbe, IntegrationSummary, ProbeError, Rows, WarehouseProbe,
+    BoxFuture, ExistingConnection, ImmutaProbe, IntegrationSummary, ProbeError, Rows, WarehouseProbe,
 };
 use connctl_exec::ExecError;
 use connctl_immuta::{ApiError, ImmutaClient};
@@ -49,13 +49,15 @@ impl ImmutaProbe for Immuta<'_> {
         })
     }
 
-    fn connection_exists<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, ProbeError>> {
+    fn connection<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ExistingConnection>, ProbeError>> {
         Box::pin(async move {
-            self.0
-                .get_connection(key)
-                .await
-                .map(|c| c.is_some())
-                .map_err(api_error)
+            let live = self.0.get_connection(key).await.map_err(api_error)?;
+            Ok(live.map(|c| ExistingConnection {
+                integration_id: c.native_integration_id,
+            }))
         })
     }
 }
@@ -65,7 +67,11 @@ pub struct Warehouse<'a>(pub &'a Runner);
 fn exec_error(e: ExecError) -> ProbeError {
     let text = connctl_spec::redact(&e.to_string()).into_owned();
     match e {
-        ExecError::Statement { .. } => ProbeError::Statement(text),
+        // The warehouse's own words: the generic advice about a partly applied script does not
+        // fit a read-only check.
+        ExecError::Statement { code, message, .. } => {
+            ProbeError::Statement(connctl_spec::redact(&format!("{code}: {message}")).into_owned())
+        }
         ExecError::Auth { .. } => ProbeError::Unauthorized(text),
         ExecError::Api {
             status: Some(404), ..

@@ -17,8 +17,17 @@ impl ImmutaProbe for Fake {
     fn integrations(&self) -> BoxFuture<'_, Result<Vec<IntegrationSummary>, ProbeError>> {
         Box::pin(async move { Ok(self.integrations.clone()) })
     }
-    fn connection_exists<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, ProbeError>> {
-        Box::pin(async move { Ok(self.connections.iter().any(|k| k == key)) })
+    fn connection<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ExistingConnection>, ProbeError>> {
+        Box::pin(async move {
+            Ok(self
+                .connections
+                .iter()
+                .any(|k| k == key)
+                .then(ExistingConnection::default))
+        })
     }
 }
 
