@@ -551,14 +551,7 @@ async fn snowflake_checks(
 
     let sql = statements::snowflake_warehouse(&sf.warehouse);
     let verdict = match wh.query(conn, &sql).await {
-        Ok(rows)
-            if rows
-                .column("name")
-                .iter()
-                .any(|n| *n == Some(sf.warehouse.as_str())) =>
-        {
-            Verdict::Pass
-        }
+        Ok(rows) if rows.column("name").contains(&Some(sf.warehouse.as_str())) => Verdict::Pass,
         Ok(_) => fail(
             format!("no warehouse named {} is visible to the role", sf.warehouse),
             Some(format!(
@@ -573,24 +566,17 @@ async fn snowflake_checks(
 
     let sql = statements::snowflake_database(&sf.database);
     let verdict = match wh.query(conn, &sql).await {
-        Ok(rows)
-            if rows
-                .column("name")
-                .iter()
-                .any(|n| *n == Some(sf.database.as_str())) =>
-        {
-            fail(
-                format!(
-                    "database {} already exists; the setup script creates it",
-                    sf.database
-                ),
-                Some(format!(
-                    "DROP DATABASE {};  -- only if it is an unused leftover",
-                    sf_ident(&sf.database)
-                )),
-                "docs/preflight.md#snowflake (or name another `database` in the YAML)",
-            )
-        }
+        Ok(rows) if rows.column("name").contains(&Some(sf.database.as_str())) => fail(
+            format!(
+                "database {} already exists; the setup script creates it",
+                sf.database
+            ),
+            Some(format!(
+                "DROP DATABASE {};  -- only if it is an unused leftover",
+                sf_ident(&sf.database)
+            )),
+            "docs/preflight.md#snowflake (or name another `database` in the YAML)",
+        ),
         Ok(_) => Verdict::Pass,
         Err(e) => unanswered(e, sql),
     };
