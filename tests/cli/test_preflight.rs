@@ -362,3 +362,31 @@ fn preflight_json_lists_every_check_with_its_verdict() {
     }
     "#);
 }
+
+#[test]
+fn apply_stops_before_any_write_when_a_check_fails_and_proceeds_with_skip_preflight() {
+    let env = missing("snowflake:CREATE USER");
+    let out = env.run(&["apply", "c", "--auto-approve", "--target", "sf-prod"]);
+    assert_eq!(out.code, 1, "{}", out.snapshot());
+    assert!(out.stderr.contains("preflight failed for sf-prod; nothing was sent"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("GRANT CREATE USER ON ACCOUNT TO ROLE \"ACCOUNTADMIN\" WITH GRANT OPTION;"),
+        "{}",
+        out.stderr
+    );
+    let log = env.admin("GET", "/_emulator/requests", serde_json::Value::Null);
+    let log = log.as_array().unwrap();
+    // The checks were made (the log is not empty), and nothing but reads reached Immuta.
+    assert!(log.iter().any(|r| r["path"] == "/integrations"), "{log:?}");
+    let writes: Vec<&serde_json::Value> = log
+        .iter()
+        .filter(|r| r["method"] != "GET" && !r["path"].as_str().unwrap_or("").starts_with("/api/"))
+        .filter(|r| r["path"] != "/data/object/search")
+        .collect();
+    assert!(writes.is_empty(), "writes before preflight passed: {writes:?}");
+
+    let out = env.run(&["apply", "c", "--auto-approve", "--target", "sf-prod", "--skip-preflight"]);
+    assert_eq!(out.code, 0, "{}", out.snapshot());
+    assert_eq!(env.count_requests("POST", "/data/connection"), 1);
+}

@@ -128,6 +128,10 @@ pub enum Command {
         /// Allow changing a connection's `isActive`, which Immuta applies to every child object.
         #[arg(long)]
         allow_cascade: bool,
+        /// Do not run the preflight checks of the connections to create or replace before the
+        /// first write (docs/preflight.md).
+        #[arg(long)]
+        skip_preflight: bool,
         #[command(flatten)]
         lock: LockArgs,
     },

@@ -58,10 +58,20 @@ pub async fn run(cli: Cli, color: bool) -> Result<u8> {
             auto_approve,
             wait,
             allow_cascade,
+            skip_preflight,
             lock,
         } => {
             let ctx = Context::new(&config, color)?;
-            apply::run(&ctx, &plan, auto_approve, wait, allow_cascade, lock.lock_timeout).await
+            apply::run(
+                &ctx,
+                &plan,
+                auto_approve,
+                wait,
+                allow_cascade,
+                skip_preflight,
+                lock.lock_timeout,
+            )
+            .await
         }
         Command::Drift {
             paths,

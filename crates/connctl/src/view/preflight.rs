@@ -18,6 +18,12 @@ pub fn print(report: &Report, format: Format, color: bool) {
     print!("{}", connctl_spec::redact(&text));
 }
 
+/// The checklist as text on standard error (apply's gate: standard output carries the plan or
+/// the apply report).
+pub fn eprint(report: &Report, color: bool) {
+    eprint!("{}", connctl_spec::redact(&text(report, color)));
+}
+
 /// Counts of (failed, passed, not checked).
 fn counts(report: &Report) -> (usize, usize, usize) {
     let checks = report.connections.iter().flat_map(|c| &c.checks);
