@@ -368,7 +368,12 @@ fn apply_stops_before_any_write_when_a_check_fails_and_proceeds_with_skip_prefli
     let env = missing("snowflake:CREATE USER");
     let out = env.run(&["apply", "c", "--auto-approve", "--target", "sf-prod"]);
     assert_eq!(out.code, 1, "{}", out.snapshot());
-    assert!(out.stderr.contains("preflight failed for sf-prod; nothing was sent"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("preflight failed for sf-prod; nothing was sent"),
+        "{}",
+        out.stderr
+    );
     assert!(
         out.stderr
             .contains("GRANT CREATE USER ON ACCOUNT TO ROLE \"ACCOUNTADMIN\" WITH GRANT OPTION;"),
@@ -386,7 +391,14 @@ fn apply_stops_before_any_write_when_a_check_fails_and_proceeds_with_skip_prefli
         .collect();
     assert!(writes.is_empty(), "writes before preflight passed: {writes:?}");
 
-    let out = env.run(&["apply", "c", "--auto-approve", "--target", "sf-prod", "--skip-preflight"]);
+    let out = env.run(&[
+        "apply",
+        "c",
+        "--auto-approve",
+        "--target",
+        "sf-prod",
+        "--skip-preflight",
+    ]);
     assert_eq!(out.code, 0, "{}", out.snapshot());
     assert_eq!(env.count_requests("POST", "/data/connection"), 1);
 }

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, Result, bail};
 use connctl_engine::apply::Stop;
-use connctl_engine::plan;
 use connctl_engine::backend::StateLocation;
+use connctl_engine::plan;
 use connctl_engine::plan::{Action, Plan};
 use connctl_engine::preflight::{self, Report, Subject};
 use connctl_engine::state::State;
