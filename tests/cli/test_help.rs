@@ -49,6 +49,7 @@ pub const COMMANDS: &[&str] = &[
     "state unprotect",
     "schema",
     "completions",
+    "preflight",
 ];
 
 #[test]

@@ -525,7 +525,7 @@ fn a_second_integration_on_a_snowflake_host_is_one_clear_error() {
         json!({"type": "Snowflake", "host": "a.snowflakecomputing.com"}),
     );
     env.write("c.yaml", SPEC);
-    insta::assert_snapshot!(env.snap(&["apply", "--auto-approve", "c.yaml"]), @r#"
+    insta::assert_snapshot!(env.snap(&["apply", "--auto-approve", "--skip-preflight", "c.yaml"]), @r#"
     exit: 1
     --- stdout
     connctl will take these actions (- Immuta now, + desired):

@@ -583,7 +583,7 @@ fn a_request_in_flight_outlives_the_first_sigterm_and_a_second_exits_at_once() {
         json!({"method": "POST", "path": "/api/v2/statements", "delay_ms": 20000}),
     );
     let mut child = env
-        .command(&["apply", "--auto-approve", "c.yaml"])
+        .command(&["apply", "--auto-approve", "--skip-preflight", "c.yaml"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

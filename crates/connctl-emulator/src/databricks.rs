@@ -237,6 +237,9 @@ pub async fn submit(State(st): State<Shared>, headers: HeaderMap, body: Bytes) -
         Some(_) => return bad("warehouse_id: expected a non-empty string"),
         None => return bad("warehouse_id: required"),
     }
+    if let Some(answer) = preflight_answer(&st, &text) {
+        return answer;
+    }
     let wait = match parse_wait(v.get("wait_timeout")) {
         Ok(w) => w,
         Err(r) => return r,
@@ -428,4 +431,37 @@ pub async fn token(State(st): State<Shared>, headers: HeaderMap, body: Bytes) ->
         Json(json!({"access_token": token, "token_type": "Bearer", "expires_in": 3600, "scope": get("scope").unwrap_or_else(|| "all-apis".into())})),
     )
         .into_response()
+}
+
+/// A preflight statement (one read-only `SHOW`/`SELECT`) answered at once with its result set.
+fn preflight_answer(st: &Shared, text: &str) -> Option<Response> {
+    let normalized = sql::normalize(text);
+    let answer = st.read(|s| crate::preflight::databricks(&st.cfg, s, &normalized))?;
+    let id = format!("01ef{}", uuid::Uuid::new_v4().simple());
+    let body = match answer {
+        Ok((columns, rows)) => {
+            let columns: Vec<Value> = columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| json!({"name": c, "position": i, "type_name": "STRING", "type_text": "STRING"}))
+                .collect();
+            json!({
+                "statement_id": id,
+                "status": {"state": "SUCCEEDED"},
+                "manifest": {
+                    "format": "JSON_ARRAY",
+                    "schema": {"column_count": columns.len(), "columns": columns},
+                    "total_chunk_count": 1,
+                    "total_row_count": rows.len(),
+                    "truncated": false,
+                },
+                "result": {"chunk_index": 0, "row_offset": 0, "row_count": rows.len(), "data_array": rows},
+            })
+        }
+        Err((code, sql_state, message)) => json!({
+            "statement_id": id,
+            "status": {"state": "FAILED", "error": {"error_code": code, "message": message}, "sql_state": sql_state},
+        }),
+    };
+    Some((StatusCode::OK, Json(body)).into_response())
 }

@@ -11,6 +11,7 @@ mod error;
 mod faults;
 mod immuta;
 mod lost;
+mod preflight;
 mod scripts;
 mod server;
 mod snowflake;
@@ -25,6 +26,7 @@ use std::time::Duration;
 
 pub use faults::{FaultKind, InjectedFault, fault_decision};
 pub use immuta::shapes::{JobsShape, SearchShape};
+pub use preflight::Prerequisite;
 
 /// Knobs of one emulator instance. `Default` gives a fault-free, fast emulator.
 #[derive(Debug, Clone)]
@@ -53,6 +55,11 @@ pub struct EmulatorConfig {
     pub search_shape: SearchShape,
     /// Faults programmed from the start, as `POST /_emulator/faults` adds them (a reset clears them).
     pub faults: Vec<InjectedFault>,
+    /// Preflight prerequisites left out (`--missing`), so that exactly those checks fail.
+    pub missing: Vec<Prerequisite>,
+    /// Hosts with a Snowflake integration that no connection owns, from the start
+    /// (`--existing-integration`; a reset clears them).
+    pub existing_integrations: Vec<String>,
 }
 
 impl Default for EmulatorConfig {
@@ -70,6 +77,8 @@ impl Default for EmulatorConfig {
             jobs_shape: JobsShape::default(),
             search_shape: SearchShape::default(),
             faults: Vec::new(),
+            missing: Vec::new(),
+            existing_integrations: Vec::new(),
         }
     }
 }

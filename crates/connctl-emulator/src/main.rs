@@ -50,6 +50,14 @@ struct Args {
     /// data ({data}) or array.
     #[arg(long, value_enum, default_value_t = SearchShape::Hits, value_name = "SHAPE", hide_possible_values = true)]
     search_shape: SearchShape,
+    /// Leave out a preflight prerequisite (repeatable): snowflake:"CREATE USER" (any of the six
+    /// account privileges), snowflake:warehouse, snowflake:free-database, databricks:metastore,
+    /// databricks:create-catalog, databricks:free-catalog, databricks:system-access.
+    #[arg(long, value_name = "TECH:WHAT")]
+    missing: Vec<connctl_emulator::Prerequisite>,
+    /// Start with a Snowflake integration on HOST that no connection owns (repeatable).
+    #[arg(long, value_name = "HOST")]
+    existing_integration: Vec<String>,
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
@@ -87,6 +95,8 @@ fn main() -> std::process::ExitCode {
         jobs_shape: args.jobs_shape,
         search_shape: args.search_shape,
         faults: Vec::new(),
+        missing: args.missing,
+        existing_integrations: args.existing_integration,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,

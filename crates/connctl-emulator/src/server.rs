@@ -128,6 +128,10 @@ fn router(cfg: EmulatorConfig, other_host: OtherHost) -> std::io::Result<Router>
         Some(p) => Store::load(p)?,
         None => Store::default(),
     };
+    let mut store = store;
+    for host in &cfg.existing_integrations {
+        crate::preflight::seed_integration(&mut store, host);
+    }
     let injected = cfg.faults.clone();
     let state: Shared = Arc::new(AppState {
         cfg,

@@ -228,6 +228,9 @@ pub async fn submit(
         Ok(x) => x,
         Err(r) => return r,
     };
+    if let Some(answer) = preflight_answer(&st, &v, &text) {
+        return answer;
+    }
     let raw = sql::split(&text);
     let n = raw.len();
     if n == 0 {
@@ -376,5 +379,43 @@ pub async fn cancel(State(st): State<Shared>, Path(handle): Path<String>, header
             })),
         )
             .into_response()
+    })
+}
+
+/// A preflight statement (one read-only `SHOW`/`SELECT`) answered at once with its result set.
+fn preflight_answer(st: &Shared, body: &Value, text: &str) -> Option<Response> {
+    let normalized = sql::normalize(text);
+    let role = body.get("role").and_then(Value::as_str);
+    let answer = st.read(|s| crate::preflight::snowflake(&st.cfg, s, &normalized, role))?;
+    let handle = uuid::Uuid::new_v4().to_string();
+    Some(match answer {
+        Ok((columns, rows)) => {
+            let row_type: Vec<Value> = columns
+                .iter()
+                .map(|c| json!({"name": c, "database": "", "schema": "", "table": "", "type": "text", "nullable": true}))
+                .collect();
+            (
+                StatusCode::OK,
+                Json(json!({
+                    "resultSetMetaData": {"numRows": rows.len(), "format": "jsonv2", "rowType": row_type},
+                    "data": rows,
+                    "code": "090001",
+                    "sqlState": "00000",
+                    "statementHandle": handle,
+                    "statementStatusUrl": status_url(&handle),
+                    "message": "Statement executed successfully.",
+                    "createdOn": now_ms(),
+                })),
+            )
+                .into_response()
+        }
+        Err((code, sql_state, message)) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({
+                "code": code, "sqlState": sql_state, "message": message,
+                "statementHandle": handle, "statementStatusUrl": status_url(&handle),
+            })),
+        )
+            .into_response(),
     })
 }

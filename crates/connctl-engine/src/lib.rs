@@ -11,6 +11,7 @@ pub mod immuta;
 pub mod journal;
 pub mod lock;
 pub mod plan;
+pub mod preflight;
 pub mod refresh;
 pub mod remote_lock;
 pub mod saved;

@@ -370,5 +370,6 @@ impl Context<'_> {
     }
 }
 
+mod query;
 #[cfg(test)]
 mod tests;

@@ -23,6 +23,7 @@ mod databricks;
 mod error;
 mod http;
 mod manual;
+mod query;
 mod snowflake;
 pub mod split;
 #[cfg(test)]
@@ -39,6 +40,7 @@ pub use config::{
 };
 pub use error::ExecError;
 pub use http::{Timing, http_client};
+pub use query::QueryResult;
 
 /// Where the connection whose script runs lives.
 #[derive(Debug, Clone, PartialEq, Eq)]

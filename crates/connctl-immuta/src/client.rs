@@ -349,6 +349,12 @@ impl ImmutaClient {
         absent_as_none(got)
     }
 
+    /// `GET /integrations`: every integration of the tenant (preflight looks for one on a host).
+    pub async fn list_integrations(&self) -> Result<Vec<LiveIntegration>, ApiError> {
+        self.call(Method::GET, "/integrations", None, Call::Read, |r| r.json_as())
+            .await
+    }
+
     /// `PUT /integrations/{id}` with `{type, autoBootstrap, config}`.
     pub async fn update_integration(&self, id: &str, body: &Value) -> Result<(), ApiError> {
         let path = format!("/integrations/{}", seg(id));

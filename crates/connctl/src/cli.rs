@@ -163,6 +163,10 @@ pub enum Command {
         /// Allow changing a connection's `isActive`, which Immuta applies to every child object.
         #[arg(long)]
         allow_cascade: bool,
+        /// Do not run the preflight checks of the connections to create or replace before the
+        /// first write (docs/preflight.md).
+        #[arg(long)]
+        skip_preflight: bool,
         #[command(flatten)]
         lock: LockArgs,
     },
@@ -248,6 +252,23 @@ pub enum Command {
     Man {
         #[arg(long, default_value = "target/man")]
         out: PathBuf,
+    },
+    /// Check, read-only, that connections can be registered (Immuta, privileges, names)
+    #[command(
+        after_help = "Runs read-only GETs and SHOW/SELECT statements with the executors' credentials; creates nothing. docs/preflight.md lists every check.\n\nExit status: 0 nothing failed (\"not checked\" is not a failure), 1 a check failed or an error.\n\nExamples:\n  connctl preflight connections/\n  connctl preflight connections/ --target 'snowflake-*' --format markdown"
+    )]
+    Preflight {
+        /// YAML files or folders.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        #[command(flatten)]
+        common: CommonArgs,
+        /// Only these keys (repeatable; globs such as `snowflake-*`); one matching no connection is an error.
+        #[arg(long = "target", value_name = "KEY")]
+        targets: Vec<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
     },
 }
 

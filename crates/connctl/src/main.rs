@@ -6,6 +6,7 @@ mod commands;
 mod context;
 mod error;
 mod export;
+mod probe;
 mod runner;
 mod settings;
 mod signals;

@@ -39,7 +39,7 @@ impl Runner {
         }
     }
 
-    fn executor_for(&self, conn: &Connection) -> Result<&Executor, String> {
+    pub(crate) fn executor_for(&self, conn: &Connection) -> Result<&Executor, String> {
         let tech = conn.technology().config_name();
         let configured = self.configured.get(tech);
         match conn.executor {

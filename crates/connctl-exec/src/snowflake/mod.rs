@@ -13,6 +13,7 @@
 //! `X-Snowflake-Authorization-Token-Type`.
 
 pub(crate) mod jwt;
+pub(crate) mod query;
 
 use std::time::{Duration, Instant};
 

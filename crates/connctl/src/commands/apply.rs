@@ -36,6 +36,7 @@ pub(super) async fn run(
     auto_approve: bool,
     wait: bool,
     allow_cascade: bool,
+    skip_preflight: bool,
     lock_timeout: Duration,
 ) -> Result<u8> {
     let location = ctx.state_location(args.common.state.as_deref())?;
@@ -63,6 +64,7 @@ pub(super) async fn run(
         auto_approve,
         wait,
         allow_cascade,
+        skip_preflight,
         &location,
         lock.clone(),
         saved,
@@ -81,6 +83,7 @@ pub(super) async fn apply_locked(
     auto_approve: bool,
     wait: bool,
     allow_cascade: bool,
+    skip_preflight: bool,
     location: &StateLocation,
     lock: Arc<WriterLock>,
     saved: Option<Plan>,
@@ -177,6 +180,23 @@ pub(super) async fn apply_locked(
             view::apply::cancelled(&mut human)?;
             refuse(vec!["apply cancelled at the prompt; nothing was changed".into()]);
             return Ok(1);
+        }
+    }
+    if !skip_preflight {
+        let report =
+            super::preflight::before_apply(ctx, &client, plan, &planned.targets, &loaded.state, location)
+                .await;
+        if report.failed() {
+            view::preflight::eprint(&report, ctx.color);
+            let error = Hinted::new(
+                format!(
+                    "preflight failed for {}; nothing was sent",
+                    report.failed_keys().join(", ")
+                ),
+                "fix what the checklist above names, or pass --skip-preflight to apply anyway",
+            );
+            refuse(vec![error.to_text()]);
+            return Err(error.into());
         }
     }
     let scripts_dir = location.scripts_dir();

@@ -19,6 +19,7 @@ mod import;
 mod init;
 mod man;
 mod plan;
+mod preflight;
 mod schema;
 mod show;
 mod state;
@@ -57,10 +58,20 @@ pub async fn run(cli: Cli, color: bool) -> Result<u8> {
             auto_approve,
             wait,
             allow_cascade,
+            skip_preflight,
             lock,
         } => {
             let ctx = Context::new(&config, color)?;
-            apply::run(&ctx, &plan, auto_approve, wait, allow_cascade, lock.lock_timeout).await
+            apply::run(
+                &ctx,
+                &plan,
+                auto_approve,
+                wait,
+                allow_cascade,
+                skip_preflight,
+                lock.lock_timeout,
+            )
+            .await
         }
         Command::Drift {
             paths,
@@ -93,6 +104,15 @@ pub async fn run(cli: Cli, color: bool) -> Result<u8> {
         Command::Export { keys, out, common } => {
             let ctx = Context::new(&config, color)?;
             export::run(&ctx, &keys, out.as_deref(), &common).await
+        }
+        Command::Preflight {
+            paths,
+            common,
+            targets,
+            format,
+        } => {
+            let ctx = Context::new(&config, color)?;
+            preflight::run(&ctx, &paths, &common, &targets, format).await
         }
         Command::State(cmd) => {
             let ctx = Context::new(&config, color)?;

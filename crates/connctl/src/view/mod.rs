@@ -6,6 +6,7 @@ pub mod apply;
 pub mod import;
 pub mod notice;
 pub mod plan;
+pub mod preflight;
 pub mod progress;
 pub mod report;
 pub mod state;

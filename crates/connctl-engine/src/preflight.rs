@@ -1,0 +1,755 @@
+//! Preflight: read-only checks that a connection can be registered, run before anything is
+//! created. This module owns the list of checks, the statement each one runs, how an answer is
+//! judged and the fix a failure names; the results are data ([`Report`]) for the CLI to render.
+//!
+//! Immuta is read through [`ImmutaProbe`] (GETs only) and the warehouse through
+//! [`WarehouseProbe`] (read-only `SHOW`/`SELECT` statements with the executor's credentials), so
+//! the engine knows no HTTP API and unit tests use a fake. A probe that cannot run a statement
+//! (the manual executor has no credentials) makes its checks "not checked", with the statement
+//! for a person to run by hand.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use connctl_spec::{Connection, Platform, Technology};
+use serde::Serialize;
+
+/// A boxed future, as the probe traits return.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Where the requirements are documented (the registration guide, per technology).
+const DOCS_SNOWFLAKE: &str = "docs/preflight.md#snowflake (registration guide: \"Snowflake permissions for the user registering the connection\")";
+const DOCS_DATABRICKS: &str = "docs/preflight.md#databricks (registration guide: \"Databricks privileges for the user registering the connection\")";
+const DOCS_AUDIT: &str = "docs/preflight.md#databricks (registration guide, step 2: \"Set up Unity Catalog system tables for native query audit\")";
+
+/// An account privilege the role running the Snowflake setup script must hold WITH GRANT OPTION.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SnowflakePrivilege {
+    CreateDatabase,
+    CreateRole,
+    CreateUser,
+    ManageGrants,
+    ApplyMaskingPolicy,
+    ApplyRowAccessPolicy,
+}
+
+impl SnowflakePrivilege {
+    pub const ALL: [SnowflakePrivilege; 6] = [
+        SnowflakePrivilege::CreateDatabase,
+        SnowflakePrivilege::CreateRole,
+        SnowflakePrivilege::CreateUser,
+        SnowflakePrivilege::ManageGrants,
+        SnowflakePrivilege::ApplyMaskingPolicy,
+        SnowflakePrivilege::ApplyRowAccessPolicy,
+    ];
+
+    /// The privilege as `SHOW GRANTS` names it.
+    pub fn as_sql(self) -> &'static str {
+        match self {
+            SnowflakePrivilege::CreateDatabase => "CREATE DATABASE",
+            SnowflakePrivilege::CreateRole => "CREATE ROLE",
+            SnowflakePrivilege::CreateUser => "CREATE USER",
+            SnowflakePrivilege::ManageGrants => "MANAGE GRANTS",
+            SnowflakePrivilege::ApplyMaskingPolicy => "APPLY MASKING POLICY",
+            SnowflakePrivilege::ApplyRowAccessPolicy => "APPLY ROW ACCESS POLICY",
+        }
+    }
+}
+
+/// Which check a result is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(tag = "check", content = "privilege", rename_all = "kebab-case")]
+pub enum CheckId {
+    /// The Immuta URL answers and the API key is accepted.
+    ImmutaReachable,
+    /// The connection API (`/data/connection`) is available on the tenant.
+    ConnectionApi,
+    /// The key is not reserved and not taken by a connection connctl does not manage.
+    ConnectionKeyFree,
+    /// No integration already exists on the Snowflake host (Immuta answers 409).
+    NoExistingIntegration,
+    /// The setup role holds this account privilege WITH GRANT OPTION (directly or inherited).
+    SnowflakePrivilege(SnowflakePrivilege),
+    /// The warehouse named in the YAML exists.
+    SnowflakeWarehouse,
+    /// The Immuta database named in the YAML does not exist yet.
+    SnowflakeDatabaseFree,
+    /// A Unity Catalog metastore is attached to the workspace.
+    DatabricksMetastore,
+    /// The runner may CREATE CATALOG on the metastore.
+    DatabricksCreateCatalog,
+    /// The catalog named in the YAML does not exist yet.
+    DatabricksCatalogFree,
+    /// The SQL warehouse of `httpPath` exists and runs statements.
+    DatabricksWarehouse,
+    /// With audit enabled, `system.access` audit and lineage tables are readable.
+    DatabricksSystemAccess,
+}
+
+impl CheckId {
+    /// A one-line title for the checklist.
+    pub fn title(self) -> String {
+        match self {
+            CheckId::ImmutaReachable => "Immuta answers and accepts the API key".into(),
+            CheckId::ConnectionApi => "the connection API is available".into(),
+            CheckId::ConnectionKeyFree => "the connection key is free".into(),
+            CheckId::NoExistingIntegration => "no integration exists on the host".into(),
+            CheckId::SnowflakePrivilege(p) => {
+                format!("role holds {} ON ACCOUNT WITH GRANT OPTION", p.as_sql())
+            }
+            CheckId::SnowflakeWarehouse => "the warehouse exists".into(),
+            CheckId::SnowflakeDatabaseFree => "the Immuta database does not exist yet".into(),
+            CheckId::DatabricksMetastore => "a Unity Catalog metastore is attached".into(),
+            CheckId::DatabricksCreateCatalog => "CREATE CATALOG is granted on the metastore".into(),
+            CheckId::DatabricksCatalogFree => "the catalog does not exist yet".into(),
+            CheckId::DatabricksWarehouse => "the SQL warehouse exists and runs statements".into(),
+            CheckId::DatabricksSystemAccess => "system.access audit and lineage tables are readable".into(),
+        }
+    }
+}
+
+/// How to fix a failed check: the statement to run (if one does it) and where it is documented.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Fix {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub statement: Option<String>,
+    pub docs: &'static str,
+}
+
+/// The outcome of one check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "verdict", rename_all = "kebab-case")]
+pub enum Verdict {
+    Pass,
+    Fail {
+        why: String,
+        fix: Fix,
+    },
+    /// The check could not run; `statement` is what a person can run to check by hand.
+    NotChecked {
+        why: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        statement: Option<String>,
+    },
+}
+
+/// One check's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    #[serde(flatten)]
+    pub id: CheckId,
+    pub title: String,
+    #[serde(flatten)]
+    pub verdict: Verdict,
+}
+
+/// The checks of one connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConnectionReport {
+    pub key: String,
+    pub technology: Technology,
+    pub checks: Vec<Check>,
+}
+
+/// The checks of every selected connection, in key order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub connections: Vec<ConnectionReport>,
+}
+
+impl Report {
+    /// Whether any check failed (a "not checked" is not a failure).
+    pub fn failed(&self) -> bool {
+        self.connections
+            .iter()
+            .flat_map(|c| &c.checks)
+            .any(|c| matches!(c.verdict, Verdict::Fail { .. }))
+    }
+
+    /// The keys of the connections with a failed check.
+    pub fn failed_keys(&self) -> Vec<&str> {
+        self.connections
+            .iter()
+            .filter(|c| c.checks.iter().any(|c| matches!(c.verdict, Verdict::Fail { .. })))
+            .map(|c| c.key.as_str())
+            .collect()
+    }
+}
+
+/// Why a probe gave no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProbeError {
+    /// The credentials were refused (401/403).
+    Unauthorized(String),
+    /// The endpoint or object does not exist (404).
+    NotFound(String),
+    /// The statement ran and failed (e.g. insufficient privileges, unknown object).
+    Statement(String),
+    /// The executor has no credentials to run statements (manual, command).
+    NoCredentials,
+    /// Anything else (network, 5xx, an unreadable answer).
+    Other(String),
+}
+
+impl std::fmt::Display for ProbeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProbeError::Unauthorized(m)
+            | ProbeError::NotFound(m)
+            | ProbeError::Statement(m)
+            | ProbeError::Other(m) => f.write_str(m),
+            ProbeError::NoCredentials => f.write_str("not checked: no credentials (manual executor)"),
+        }
+    }
+}
+
+/// An integration as `GET /integrations` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntegrationSummary {
+    pub id: String,
+    pub technology: Option<Technology>,
+    pub host: Option<String>,
+}
+
+/// A connection Immuta already has.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExistingConnection {
+    /// Its integration (`nativeIntegrationId`), which sits on its host.
+    pub integration_id: Option<String>,
+}
+
+/// A result set: column names and rows of (nullable) text cells.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rows {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Option<String>>>,
+}
+
+impl Rows {
+    /// The cells of the column named `name` (case-insensitive), one per row.
+    pub fn column(&self, name: &str) -> Vec<Option<&str>> {
+        let Some(i) = self.columns.iter().position(|c| c.eq_ignore_ascii_case(name)) else {
+            return Vec::new();
+        };
+        self.rows
+            .iter()
+            .map(|r| r.get(i).and_then(|c| c.as_deref()))
+            .collect()
+    }
+}
+
+/// Read-only Immuta calls the checks make.
+pub trait ImmutaProbe: Send + Sync {
+    /// `GET /integrations`.
+    fn integrations(&self) -> BoxFuture<'_, Result<Vec<IntegrationSummary>, ProbeError>>;
+    /// `GET /data/connection/{key}`: the connection with that key, if Immuta has one.
+    fn connection<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ExistingConnection>, ProbeError>>;
+}
+
+/// Runs one read-only statement in the connection's warehouse with the executor's credentials.
+pub trait WarehouseProbe: Send + Sync {
+    /// The role the executor runs the setup script as, when its settings name one.
+    fn setup_role(&self, conn: &Connection) -> Option<String>;
+    fn query<'a>(&'a self, conn: &'a Connection, sql: &'a str) -> BoxFuture<'a, Result<Rows, ProbeError>>;
+}
+
+/// What the checks know about a connection besides its YAML.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    pub conn: &'a Connection,
+    /// The state records it (so an Immuta connection with its key is ours).
+    pub managed: bool,
+    /// The integration the state records for it (excluded from the existing-integration check).
+    pub integration_id: Option<&'a str>,
+}
+
+/// Runs every check for each subject. Immuta's integrations are read once and shared.
+pub async fn run(
+    immuta: &dyn ImmutaProbe,
+    warehouse: &dyn WarehouseProbe,
+    subjects: &[Subject<'_>],
+) -> Report {
+    let integrations = immuta.integrations().await;
+    let mut connections = Vec::new();
+    for s in subjects {
+        let mut checks = immuta_checks(immuta, &integrations, s).await;
+        checks.extend(warehouse_checks(warehouse, s.conn, s.managed).await);
+        connections.push(ConnectionReport {
+            key: s.conn.key.clone(),
+            technology: s.conn.technology(),
+            checks,
+        });
+    }
+    connections.sort_by(|a, b| a.key.cmp(&b.key));
+    Report { connections }
+}
+
+fn check(id: CheckId, verdict: Verdict) -> Check {
+    Check {
+        id,
+        title: id.title(),
+        verdict,
+    }
+}
+
+fn fail(why: impl Into<String>, statement: Option<String>, docs: &'static str) -> Verdict {
+    Verdict::Fail {
+        why: why.into(),
+        fix: Fix { statement, docs },
+    }
+}
+
+fn not_checked(why: impl Into<String>) -> Verdict {
+    Verdict::NotChecked {
+        why: why.into(),
+        statement: None,
+    }
+}
+
+async fn immuta_checks(
+    immuta: &dyn ImmutaProbe,
+    integrations: &Result<Vec<IntegrationSummary>, ProbeError>,
+    s: &Subject<'_>,
+) -> Vec<Check> {
+    let mut out = Vec::new();
+    let reachable = match integrations {
+        Ok(_) => Verdict::Pass,
+        Err(ProbeError::Unauthorized(m)) => fail(
+            format!("the API key was refused: {m}"),
+            None,
+            "docs/preflight.md#immuta (set IMMUTA_API_KEY to a current key of a user with CREATE_DATA_SOURCE)",
+        ),
+        Err(e) => fail(
+            format!("Immuta did not answer: {e}"),
+            None,
+            "docs/preflight.md#immuta (check --immuta-url / [immuta] url in connctl.toml)",
+        ),
+    };
+    let immuta_down = !matches!(reachable, Verdict::Pass);
+    out.push(check(CheckId::ImmutaReachable, reachable));
+    if immuta_down {
+        for id in [
+            CheckId::ConnectionApi,
+            CheckId::ConnectionKeyFree,
+            CheckId::NoExistingIntegration,
+        ] {
+            out.push(check(id, not_checked("Immuta could not be read")));
+        }
+        return out;
+    }
+
+    let key = &s.conn.key;
+    let lookup = immuta.connection(key).await;
+    let api = match &lookup {
+        Ok(_) => Verdict::Pass,
+        Err(ProbeError::NotFound(m)) => fail(
+            format!("GET /data/connection/{key} is not served: {m}"),
+            None,
+            "docs/preflight.md#immuta (the connection API is in public preview on SaaS and needs 2025.1+ self-managed; ask Immuta support to enable it)",
+        ),
+        Err(e) => not_checked(format!("GET /data/connection/{key} failed: {e}")),
+    };
+    out.push(check(CheckId::ConnectionApi, api));
+
+    let reserved = connctl_spec::RESERVED_KEYS
+        .iter()
+        .find(|w| w.eq_ignore_ascii_case(key));
+    let key_free = match (reserved, &lookup) {
+        (Some(word), _) => fail(
+            format!("`{key}` is the reserved word `{word}`"),
+            None,
+            "docs/preflight.md#immuta (choose another `key` in the YAML)",
+        ),
+        (None, Ok(Some(_))) if !s.managed => fail(
+            format!("Immuta already has a connection `{key}` that connctl does not manage"),
+            Some(format!("connctl import <PATHS> --key {key}")),
+            "docs/preflight.md#immuta (adopt it with `connctl import`, or choose another key)",
+        ),
+        (None, Ok(_)) => Verdict::Pass,
+        (None, Err(e)) => not_checked(format!("GET /data/connection/{key} failed: {e}")),
+    };
+    out.push(check(CheckId::ConnectionKeyFree, key_free));
+
+    if let Platform::Snowflake(sf) = &s.conn.platform {
+        let verdict = match integrations {
+            Ok(list) => {
+                let host = bare(&sf.host);
+                // The integration of the connection with this key is that connection's own (a
+                // taken key is the key check's finding).
+                let own = match &lookup {
+                    Ok(Some(existing)) => existing.integration_id.as_deref(),
+                    _ => None,
+                };
+                match list.iter().find(|i| {
+                    i.technology != Some(Technology::Databricks)
+                        && i.host.as_deref().map(bare) == Some(host.clone())
+                        && Some(i.id.as_str()) != s.integration_id
+                        && Some(i.id.as_str()) != own
+                }) {
+                    Some(i) => fail(
+                        format!(
+                            "integration {} already exists on {host}; Immuta refuses a connection there (409)",
+                            i.id
+                        ),
+                        None,
+                        "docs/preflight.md#immuta (upgrade it to a connection with Immuta's connection upgrade manager, or delete integration first)",
+                    ),
+                    None => Verdict::Pass,
+                }
+            }
+            Err(e) => not_checked(e.to_string()),
+        };
+        out.push(check(CheckId::NoExistingIntegration, verdict));
+    }
+    out
+}
+
+/// A host compared without scheme, port, trailing dot or case.
+fn bare(host: &str) -> String {
+    let h = host.trim();
+    let h = h.split_once("://").map_or(h, |(_, rest)| rest);
+    let h = h.split(['/', ':']).next().unwrap_or(h);
+    h.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// A SQL identifier quoted for Snowflake/Databricks `LIKE` patterns: `'` doubled.
+fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// A Snowflake identifier in double quotes (case-sensitive, as the YAML spells it).
+fn sf_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// A Databricks identifier in backticks.
+fn db_ident(s: &str) -> String {
+    format!("`{}`", s.replace('`', "``"))
+}
+
+/// The statements each warehouse check runs (also the ones to run by hand); see docs/preflight.md.
+pub mod statements {
+    use super::*;
+
+    pub const SNOWFLAKE_CURRENT_ROLE: &str = "SELECT CURRENT_ROLE()";
+    pub fn snowflake_grants(role: &str) -> String {
+        format!("SHOW GRANTS TO ROLE {}", sf_ident(role))
+    }
+    pub fn snowflake_warehouse(warehouse: &str) -> String {
+        format!("SHOW WAREHOUSES LIKE {}", literal(warehouse))
+    }
+    pub fn snowflake_database(database: &str) -> String {
+        format!("SHOW DATABASES LIKE {}", literal(database))
+    }
+    pub const DATABRICKS_METASTORE: &str = "SELECT CURRENT_METASTORE()";
+    pub const DATABRICKS_METASTORE_GRANTS: &str = "SHOW GRANTS ON METASTORE";
+    pub fn databricks_catalog(catalog: &str) -> String {
+        format!("SHOW CATALOGS LIKE {}", literal(catalog))
+    }
+    pub const DATABRICKS_SYSTEM_TABLES: [&str; 3] = [
+        "SELECT 1 FROM system.access.audit LIMIT 0",
+        "SELECT 1 FROM system.access.table_lineage LIMIT 0",
+        "SELECT 1 FROM system.access.column_lineage LIMIT 0",
+    ];
+}
+
+/// The verdict for a probe error; `statement` is offered for checking by hand.
+fn unanswered(e: ProbeError, statement: String) -> Verdict {
+    match e {
+        ProbeError::NoCredentials => Verdict::NotChecked {
+            why: "not checked: no credentials (the manual executor runs nothing); run this by hand".into(),
+            statement: Some(statement),
+        },
+        other => Verdict::NotChecked {
+            why: other.to_string(),
+            statement: Some(statement),
+        },
+    }
+}
+
+async fn warehouse_checks(wh: &dyn WarehouseProbe, conn: &Connection, managed: bool) -> Vec<Check> {
+    let mut checks = match &conn.platform {
+        Platform::Snowflake(sf) => snowflake_checks(wh, conn, sf).await,
+        Platform::Databricks(db) => databricks_checks(wh, conn, db).await,
+    };
+    // A registered connection's database or catalog is its own: existing is expected.
+    if managed {
+        for c in &mut checks {
+            if matches!(
+                c.id,
+                CheckId::SnowflakeDatabaseFree | CheckId::DatabricksCatalogFree
+            ) && matches!(c.verdict, Verdict::Fail { .. })
+            {
+                c.verdict = not_checked("the connection is registered already; the name is its own");
+            }
+        }
+    }
+    checks
+}
+
+/// The role that runs the setup script: the executor's `role`, else the user's current role. (The
+/// YAML's `role` is the Immuta system role the script creates.)
+async fn setup_role(wh: &dyn WarehouseProbe, conn: &Connection) -> Result<String, ProbeError> {
+    if let Some(role) = wh.setup_role(conn) {
+        return Ok(role);
+    }
+    let rows = wh.query(conn, statements::SNOWFLAKE_CURRENT_ROLE).await?;
+    rows.rows
+        .first()
+        .and_then(|r| r.first().cloned().flatten())
+        .filter(|r| !r.trim().is_empty())
+        .ok_or_else(|| {
+            ProbeError::Other("the session has no current role; set `role` in [executor.snowflake]".into())
+        })
+}
+
+async fn snowflake_checks(
+    wh: &dyn WarehouseProbe,
+    conn: &Connection,
+    sf: &connctl_spec::Snowflake,
+) -> Vec<Check> {
+    let mut out = Vec::new();
+    let role = setup_role(wh, conn).await;
+    let grants_sql = statements::snowflake_grants(role.as_deref().unwrap_or("<setup role>"));
+    match async { held_with_grant_option(wh, conn, role.as_deref().map_err(Clone::clone)?).await }.await {
+        Ok(held) => {
+            let role = role.as_deref().unwrap_or_default();
+            for p in SnowflakePrivilege::ALL {
+                let verdict = if held.contains(&p) {
+                    Verdict::Pass
+                } else {
+                    fail(
+                        format!(
+                            "role {} holds no {} ON ACCOUNT WITH GRANT OPTION, directly or through its roles",
+                            role,
+                            p.as_sql()
+                        ),
+                        Some(format!(
+                            "GRANT {} ON ACCOUNT TO ROLE {} WITH GRANT OPTION;",
+                            p.as_sql(),
+                            sf_ident(role)
+                        )),
+                        DOCS_SNOWFLAKE,
+                    )
+                };
+                out.push(check(CheckId::SnowflakePrivilege(p), verdict));
+            }
+        }
+        Err(e) => {
+            for p in SnowflakePrivilege::ALL {
+                out.push(check(
+                    CheckId::SnowflakePrivilege(p),
+                    unanswered(e.clone(), grants_sql.clone()),
+                ));
+            }
+        }
+    }
+
+    let sql = statements::snowflake_warehouse(&sf.warehouse);
+    let verdict = match wh.query(conn, &sql).await {
+        Ok(rows) if rows.column("name").contains(&Some(sf.warehouse.as_str())) => Verdict::Pass,
+        Ok(_) => fail(
+            format!("no warehouse named {} is visible to the role", sf.warehouse),
+            Some(format!(
+                "CREATE WAREHOUSE {} WITH WAREHOUSE_SIZE = XSMALL AUTO_SUSPEND = 60;",
+                sf_ident(&sf.warehouse)
+            )),
+            DOCS_SNOWFLAKE,
+        ),
+        Err(e) => unanswered(e, sql),
+    };
+    out.push(check(CheckId::SnowflakeWarehouse, verdict));
+
+    let sql = statements::snowflake_database(&sf.database);
+    let verdict = match wh.query(conn, &sql).await {
+        Ok(rows) if rows.column("name").contains(&Some(sf.database.as_str())) => fail(
+            format!(
+                "database {} already exists; the setup script creates it",
+                sf.database
+            ),
+            Some(format!(
+                "DROP DATABASE {};  -- only if it is an unused leftover",
+                sf_ident(&sf.database)
+            )),
+            "docs/preflight.md#snowflake (or name another `database` in the YAML)",
+        ),
+        Ok(_) => Verdict::Pass,
+        Err(e) => unanswered(e, sql),
+    };
+    out.push(check(CheckId::SnowflakeDatabaseFree, verdict));
+    out
+}
+
+/// The account privileges `role` holds WITH GRANT OPTION, through itself and every role granted
+/// to it (`SHOW GRANTS TO ROLE`, followed through `USAGE` on `ROLE` grants; cycles are cut).
+async fn held_with_grant_option(
+    wh: &dyn WarehouseProbe,
+    conn: &Connection,
+    role: &str,
+) -> Result<Vec<SnowflakePrivilege>, ProbeError> {
+    let mut held = Vec::new();
+    let mut seen: Vec<String> = Vec::new();
+    let mut queue = vec![role.to_owned()];
+    while let Some(r) = queue.pop() {
+        if seen.iter().any(|s| s.eq_ignore_ascii_case(&r)) || seen.len() > 64 {
+            continue;
+        }
+        seen.push(r.clone());
+        let rows = wh.query(conn, &statements::snowflake_grants(&r)).await?;
+        let privilege = rows.column("privilege");
+        let granted_on = rows.column("granted_on");
+        let name = rows.column("name");
+        let option = rows.column("grant_option");
+        for i in 0..rows.rows.len() {
+            let on = granted_on.get(i).copied().flatten().unwrap_or("");
+            let p = privilege.get(i).copied().flatten().unwrap_or("");
+            if on.eq_ignore_ascii_case("ROLE") && p.eq_ignore_ascii_case("USAGE") {
+                if let Some(Some(n)) = name.get(i) {
+                    queue.push((*n).to_owned());
+                }
+            } else if on.eq_ignore_ascii_case("ACCOUNT")
+                && option
+                    .get(i)
+                    .copied()
+                    .flatten()
+                    .is_some_and(|o| o.eq_ignore_ascii_case("true"))
+                && let Some(found) = SnowflakePrivilege::ALL
+                    .into_iter()
+                    .find(|x| x.as_sql().eq_ignore_ascii_case(p))
+                && !held.contains(&found)
+            {
+                held.push(found);
+            }
+        }
+    }
+    Ok(held)
+}
+
+async fn databricks_checks(
+    wh: &dyn WarehouseProbe,
+    conn: &Connection,
+    db: &connctl_spec::Databricks,
+) -> Vec<Check> {
+    let mut out = Vec::new();
+    // The warehouse answering the metastore query proves it exists and runs statements.
+    let metastore = wh.query(conn, statements::DATABRICKS_METASTORE).await;
+    let (warehouse, attached) = match &metastore {
+        Ok(rows) => {
+            let id = rows.rows.first().and_then(|r| r.first().cloned().flatten());
+            let attached = match id {
+                Some(id) if !id.trim().is_empty() => Verdict::Pass,
+                _ => fail(
+                    "the workspace has no Unity Catalog metastore attached",
+                    None,
+                    "docs/preflight.md#databricks (create a metastore and assign it to the workspace in the account console)",
+                ),
+            };
+            (Verdict::Pass, attached)
+        }
+        Err(ProbeError::NotFound(m)) => (
+            fail(
+                format!(
+                    "the SQL warehouse of httpPath {} was not found: {m}",
+                    db.http_path
+                ),
+                None,
+                "docs/preflight.md#databricks (check `httpPath` in the YAML against the warehouse's connection details)",
+            ),
+            not_checked("the SQL warehouse did not answer"),
+        ),
+        Err(ProbeError::Statement(m)) if m.to_ascii_lowercase().contains("metastore") => (
+            Verdict::Pass,
+            fail(
+                format!("no Unity Catalog metastore: {m}"),
+                None,
+                "docs/preflight.md#databricks (create a metastore and assign it to the workspace in the account console)",
+            ),
+        ),
+        Err(e) => (
+            unanswered(e.clone(), statements::DATABRICKS_METASTORE.into()),
+            unanswered(e.clone(), statements::DATABRICKS_METASTORE.into()),
+        ),
+    };
+    out.push(check(CheckId::DatabricksWarehouse, warehouse));
+    out.push(check(CheckId::DatabricksMetastore, attached));
+
+    let sql = statements::DATABRICKS_METASTORE_GRANTS;
+    let verdict = match wh.query(conn, sql).await {
+        Ok(rows) => {
+            let any = rows.column("ActionType").iter().any(|a| {
+                a.is_some_and(|a| {
+                    a.eq_ignore_ascii_case("CREATE CATALOG") || a.eq_ignore_ascii_case("ALL PRIVILEGES")
+                })
+            });
+            if any {
+                Verdict::Pass
+            } else {
+                fail(
+                    "the runner holds no CREATE CATALOG on the metastore",
+                    Some("GRANT CREATE CATALOG ON METASTORE TO `<the user or service principal running the script>`;".into()),
+                    DOCS_DATABRICKS,
+                )
+            }
+        }
+        Err(e) => unanswered(e, sql.into()),
+    };
+    out.push(check(CheckId::DatabricksCreateCatalog, verdict));
+
+    let sql = statements::databricks_catalog(&db.catalog);
+    let verdict = match wh.query(conn, &sql).await {
+        Ok(rows)
+            if rows
+                .column("catalog")
+                .iter()
+                .any(|c| c.is_some_and(|c| c.eq_ignore_ascii_case(&db.catalog))) =>
+        {
+            fail(
+                format!(
+                    "catalog {} already exists; the setup script creates it",
+                    db.catalog
+                ),
+                Some(format!(
+                    "DROP CATALOG {} CASCADE;  -- only if it is an unused leftover",
+                    db_ident(&db.catalog)
+                )),
+                "docs/preflight.md#databricks (or name another `catalog` in the YAML)",
+            )
+        }
+        Ok(_) => Verdict::Pass,
+        Err(e) => unanswered(e, sql),
+    };
+    out.push(check(CheckId::DatabricksCatalogFree, verdict));
+
+    if db.audit.as_ref().is_some_and(|a| a.enabled) {
+        let mut verdict = Verdict::Pass;
+        for sql in statements::DATABRICKS_SYSTEM_TABLES {
+            match wh.query(conn, sql).await {
+                Ok(_) => {}
+                Err(ProbeError::Statement(m)) => {
+                    verdict = fail(
+                        format!("`{sql}` failed: {m}"),
+                        Some(
+                            "GRANT USE CATALOG ON CATALOG system TO `<principal>`; GRANT USE SCHEMA ON SCHEMA system.access TO `<principal>`; GRANT SELECT ON TABLE system.access.audit TO `<principal>`; GRANT SELECT ON TABLE system.access.table_lineage TO `<principal>`; GRANT SELECT ON TABLE system.access.column_lineage TO `<principal>`; (and enable the schema: databricks system-schemas enable <metastore-id> access)"
+                                .into(),
+                        ),
+                        DOCS_AUDIT,
+                    );
+                    break;
+                }
+                Err(e) => {
+                    verdict = unanswered(e, sql.into());
+                    break;
+                }
+            }
+        }
+        out.push(check(CheckId::DatabricksSystemAccess, verdict));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

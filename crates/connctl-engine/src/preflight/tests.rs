@@ -1,0 +1,297 @@
+//! Preflight checks against an in-memory fake of Immuta and the warehouse.
+
+use std::collections::BTreeMap;
+
+use super::*;
+
+/// A fake warehouse answering the statements the checks run from a table of results.
+#[derive(Default)]
+struct Fake {
+    integrations: Vec<IntegrationSummary>,
+    connections: Vec<String>,
+    answers: BTreeMap<String, Result<Rows, ProbeError>>,
+    no_credentials: bool,
+}
+
+impl ImmutaProbe for Fake {
+    fn integrations(&self) -> BoxFuture<'_, Result<Vec<IntegrationSummary>, ProbeError>> {
+        Box::pin(async move { Ok(self.integrations.clone()) })
+    }
+    fn connection<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ExistingConnection>, ProbeError>> {
+        Box::pin(async move {
+            Ok(self
+                .connections
+                .iter()
+                .any(|k| k == key)
+                .then(ExistingConnection::default))
+        })
+    }
+}
+
+impl WarehouseProbe for Fake {
+    fn setup_role(&self, _conn: &Connection) -> Option<String> {
+        Some("SETUP".into())
+    }
+    fn query<'a>(&'a self, _conn: &'a Connection, sql: &'a str) -> BoxFuture<'a, Result<Rows, ProbeError>> {
+        Box::pin(async move {
+            if self.no_credentials {
+                return Err(ProbeError::NoCredentials);
+            }
+            self.answers
+                .get(sql)
+                .cloned()
+                .unwrap_or_else(|| Ok(Rows::default()))
+        })
+    }
+}
+
+fn rows(columns: &[&str], data: &[&[&str]]) -> Rows {
+    Rows {
+        columns: columns.iter().map(|c| c.to_string()).collect(),
+        rows: data
+            .iter()
+            .map(|r| r.iter().map(|c| Some(c.to_string())).collect())
+            .collect(),
+    }
+}
+
+fn grants(data: &[&[&str]]) -> Rows {
+    rows(&["privilege", "granted_on", "name", "grant_option"], data)
+}
+
+/// The setup role holds half the privileges itself and half through an inherited role.
+fn snowflake_fake() -> Fake {
+    let mut f = Fake::default();
+    f.answers.insert(
+        "SHOW GRANTS TO ROLE \"SETUP\"".into(),
+        Ok(grants(&[
+            &["CREATE DATABASE", "ACCOUNT", "ACME", "true"],
+            &["CREATE ROLE", "ACCOUNT", "ACME", "true"],
+            &["CREATE USER", "ACCOUNT", "ACME", "true"],
+            &["USAGE", "ROLE", "POLICY_ADMIN", "false"],
+        ])),
+    );
+    f.answers.insert(
+        "SHOW GRANTS TO ROLE \"POLICY_ADMIN\"".into(),
+        Ok(grants(&[
+            &["MANAGE GRANTS", "ACCOUNT", "ACME", "true"],
+            &["APPLY MASKING POLICY", "ACCOUNT", "ACME", "true"],
+            &["APPLY ROW ACCESS POLICY", "ACCOUNT", "ACME", "true"],
+            &["USAGE", "ROLE", "SETUP", "false"],
+        ])),
+    );
+    f.answers.insert(
+        "SHOW WAREHOUSES LIKE 'IMMUTA_WH'".into(),
+        Ok(rows(&["name", "state"], &[&["IMMUTA_WH", "SUSPENDED"]])),
+    );
+    f
+}
+
+fn load(yaml: &str) -> connctl_spec::Desired {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    connctl_spec::load(&[path]).unwrap()
+}
+
+const SNOWFLAKE: &str = "version: 1
+connections:
+  - key: sf
+    technology: Snowflake
+    host: acme.snowflakecomputing.com
+    warehouse: IMMUTA_WH
+    database: IMMUTA_DB
+    role: IMMUTA_SYSTEM
+    auth: { type: userPassword, username: IMMUTA_SYSTEM_ACCOUNT, password: { env: X } }
+";
+
+async fn report(fake: &Fake, yaml: &str, managed: bool) -> Report {
+    let desired = load(yaml);
+    let subjects: Vec<Subject<'_>> = desired
+        .connections
+        .iter()
+        .map(|conn| Subject {
+            conn,
+            managed,
+            integration_id: None,
+        })
+        .collect();
+    run(fake, fake, &subjects).await
+}
+
+fn failed(r: &Report) -> Vec<CheckId> {
+    r.connections
+        .iter()
+        .flat_map(|c| &c.checks)
+        .filter(|c| matches!(c.verdict, Verdict::Fail { .. }))
+        .map(|c| c.id)
+        .collect()
+}
+
+#[tokio::test]
+async fn everything_in_place_passes_with_inherited_privileges() {
+    let r = report(&snowflake_fake(), SNOWFLAKE, false).await;
+    assert!(!r.failed(), "{r:#?}");
+    assert_eq!(r.connections[0].checks.len(), 4 + 6 + 2);
+}
+
+#[tokio::test]
+async fn a_missing_privilege_fails_with_its_grant() {
+    let mut f = snowflake_fake();
+    f.answers.insert(
+        "SHOW GRANTS TO ROLE \"POLICY_ADMIN\"".into(),
+        Ok(grants(&[
+            &["MANAGE GRANTS", "ACCOUNT", "ACME", "true"],
+            &["APPLY MASKING POLICY", "ACCOUNT", "ACME", "true"],
+            // held, but without grant option: not enough
+            &["APPLY ROW ACCESS POLICY", "ACCOUNT", "ACME", "false"],
+        ])),
+    );
+    let r = report(&f, SNOWFLAKE, false).await;
+    let p = CheckId::SnowflakePrivilege(SnowflakePrivilege::ApplyRowAccessPolicy);
+    assert_eq!(failed(&r), vec![p]);
+    let check = r.connections[0].checks.iter().find(|c| c.id == p).unwrap();
+    match &check.verdict {
+        Verdict::Fail { fix, .. } => assert_eq!(
+            fix.statement.as_deref(),
+            Some("GRANT APPLY ROW ACCESS POLICY ON ACCOUNT TO ROLE \"SETUP\" WITH GRANT OPTION;")
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_existing_database_or_missing_warehouse_fails() {
+    let mut f = snowflake_fake();
+    f.answers.insert(
+        "SHOW DATABASES LIKE 'IMMUTA_DB'".into(),
+        Ok(rows(&["name"], &[&["IMMUTA_DB"]])),
+    );
+    f.answers.insert(
+        "SHOW WAREHOUSES LIKE 'IMMUTA_WH'".into(),
+        Ok(rows(&["name"], &[])),
+    );
+    let r = report(&f, SNOWFLAKE, false).await;
+    assert_eq!(
+        failed(&r),
+        vec![CheckId::SnowflakeWarehouse, CheckId::SnowflakeDatabaseFree]
+    );
+}
+
+#[tokio::test]
+async fn an_integration_on_the_host_fails_naming_its_id_unless_it_is_ours() {
+    let mut f = snowflake_fake();
+    f.integrations.push(IntegrationSummary {
+        id: "7".into(),
+        technology: Some(Technology::Snowflake),
+        host: Some("ACME.snowflakecomputing.com".into()),
+    });
+    let r = report(&f, SNOWFLAKE, false).await;
+    assert_eq!(failed(&r), vec![CheckId::NoExistingIntegration]);
+    let text = format!("{:?}", r.connections[0].checks);
+    assert!(text.contains("integration 7 already exists"), "{text}");
+
+    let desired = load(SNOWFLAKE);
+    let ours = [Subject {
+        conn: &desired.connections[0],
+        managed: true,
+        integration_id: Some("7"),
+    }];
+    assert!(!run(&f, &f, &ours).await.failed());
+}
+
+#[tokio::test]
+async fn a_key_taken_by_an_unmanaged_connection_fails() {
+    let mut f = snowflake_fake();
+    f.connections.push("sf".into());
+    assert_eq!(
+        failed(&report(&f, SNOWFLAKE, false).await),
+        vec![CheckId::ConnectionKeyFree]
+    );
+    assert!(failed(&report(&f, SNOWFLAKE, true).await).is_empty());
+}
+
+#[tokio::test]
+async fn without_credentials_warehouse_checks_are_not_checked_with_the_sql() {
+    let mut f = snowflake_fake();
+    f.no_credentials = true;
+    let r = report(&f, SNOWFLAKE, false).await;
+    assert!(!r.failed());
+    let wh = r.connections[0]
+        .checks
+        .iter()
+        .find(|c| c.id == CheckId::SnowflakeWarehouse)
+        .unwrap();
+    assert_eq!(
+        wh.verdict,
+        Verdict::NotChecked {
+            why: "not checked: no credentials (the manual executor runs nothing); run this by hand".into(),
+            statement: Some("SHOW WAREHOUSES LIKE 'IMMUTA_WH'".into()),
+        }
+    );
+}
+
+const DATABRICKS: &str = "version: 1
+connections:
+  - key: dbx
+    technology: Databricks
+    workspaceUrl: dbc-1.cloud.databricks.com
+    httpPath: /sql/1.0/warehouses/abc
+    catalog: immuta
+    auth: { type: token, token: { env: X } }
+    audit: { enabled: true }
+";
+
+fn databricks_fake() -> Fake {
+    let mut f = Fake::default();
+    f.answers.insert(
+        statements::DATABRICKS_METASTORE.into(),
+        Ok(rows(&["current_metastore()"], &[&["aws:us-east-1:1234"]])),
+    );
+    f.answers.insert(
+        statements::DATABRICKS_METASTORE_GRANTS.into(),
+        Ok(rows(
+            &["Principal", "ActionType", "ObjectType"],
+            &[&["runner", "CREATE CATALOG", "METASTORE"]],
+        )),
+    );
+    f
+}
+
+#[tokio::test]
+async fn databricks_checks_pass_then_fail_one_by_one() {
+    assert!(!report(&databricks_fake(), DATABRICKS, false).await.failed());
+
+    let mut f = databricks_fake();
+    f.answers.insert(
+        statements::DATABRICKS_METASTORE_GRANTS.into(),
+        Ok(rows(&["Principal", "ActionType", "ObjectType"], &[])),
+    );
+    assert_eq!(
+        failed(&report(&f, DATABRICKS, false).await),
+        vec![CheckId::DatabricksCreateCatalog]
+    );
+
+    let mut f = databricks_fake();
+    f.answers.insert(
+        statements::DATABRICKS_SYSTEM_TABLES[1].into(),
+        Err(ProbeError::Statement("[INSUFFICIENT_PERMISSIONS]".into())),
+    );
+    assert_eq!(
+        failed(&report(&f, DATABRICKS, false).await),
+        vec![CheckId::DatabricksSystemAccess]
+    );
+
+    let mut f = databricks_fake();
+    f.answers.insert(
+        statements::databricks_catalog("immuta"),
+        Ok(rows(&["catalog"], &[&["immuta"]])),
+    );
+    assert_eq!(
+        failed(&report(&f, DATABRICKS, false).await),
+        vec![CheckId::DatabricksCatalogFree]
+    );
+}

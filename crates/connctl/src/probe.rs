@@ -1,0 +1,108 @@
+//! The preflight probes: the engine's read-only [`ImmutaProbe`] over the Immuta client and its
+//! [`WarehouseProbe`] over the configured executors (the manual and command executors hold no
+//! credentials, so their checks are "not checked").
+
+use connctl_engine::preflight::{
+    BoxFuture, ExistingConnection, ImmutaProbe, IntegrationSummary, ProbeError, Rows, WarehouseProbe,
+};
+use connctl_exec::{ExecError, Target};
+use connctl_immuta::{ApiError, ImmutaClient};
+use connctl_spec::{Connection, Technology};
+
+use crate::runner::Runner;
+
+pub struct Immuta<'a>(pub &'a ImmutaClient);
+
+fn api_error(e: ApiError) -> ProbeError {
+    // An answer can echo a request; keep secrets out of the checklist.
+    let text = connctl_spec::redact(&e.to_string()).into_owned();
+    if e.is_unauthorized() {
+        ProbeError::Unauthorized(text)
+    } else if e.is_not_found() {
+        ProbeError::NotFound(text)
+    } else {
+        ProbeError::Other(text)
+    }
+}
+
+impl ImmutaProbe for Immuta<'_> {
+    fn integrations(&self) -> BoxFuture<'_, Result<Vec<IntegrationSummary>, ProbeError>> {
+        Box::pin(async move {
+            let list = self.0.list_integrations().await.map_err(api_error)?;
+            Ok(list
+                .into_iter()
+                .filter_map(|i| {
+                    let text = |k: &str| i.config.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+                    // A Databricks integration names its workspace `workspaceUrl`.
+                    let technology = if i.config.contains_key("workspaceUrl") {
+                        Some(Technology::Databricks)
+                    } else {
+                        None
+                    };
+                    Some(IntegrationSummary {
+                        id: i.id?,
+                        technology,
+                        host: text("host"),
+                    })
+                })
+                .collect())
+        })
+    }
+
+    fn connection<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ExistingConnection>, ProbeError>> {
+        Box::pin(async move {
+            let live = self.0.get_connection(key).await.map_err(api_error)?;
+            Ok(live.map(|c| ExistingConnection {
+                integration_id: c.native_integration_id,
+            }))
+        })
+    }
+}
+
+pub struct Warehouse<'a>(pub &'a Runner);
+
+fn exec_error(e: ExecError) -> ProbeError {
+    let text = connctl_spec::redact(&e.to_string()).into_owned();
+    match e {
+        // The warehouse's own words: the generic advice about a partly applied script does not
+        // fit a read-only check.
+        ExecError::Statement { code, message, .. } => {
+            ProbeError::Statement(connctl_spec::redact(&format!("{code}: {message}")).into_owned())
+        }
+        ExecError::Auth { .. } => ProbeError::Unauthorized(text),
+        ExecError::Api {
+            status: Some(404), ..
+        } => ProbeError::NotFound(text),
+        _ => ProbeError::Other(text),
+    }
+}
+
+impl WarehouseProbe for Warehouse<'_> {
+    fn setup_role(&self, conn: &Connection) -> Option<String> {
+        self.0
+            .executor_for(conn)
+            .ok()
+            .and_then(|e| e.snowflake_role())
+            .map(str::to_owned)
+    }
+
+    fn query<'a>(&'a self, conn: &'a Connection, sql: &'a str) -> BoxFuture<'a, Result<Rows, ProbeError>> {
+        Box::pin(async move {
+            let executor = self.0.executor_for(conn).map_err(ProbeError::Other)?;
+            if !executor.can_query() {
+                return Err(ProbeError::NoCredentials);
+            }
+            let result = executor
+                .query(&Target::of(&conn.platform), sql)
+                .await
+                .map_err(exec_error)?;
+            Ok(Rows {
+                columns: result.columns,
+                rows: result.rows,
+            })
+        })
+    }
+}
