@@ -305,10 +305,12 @@ mod tests {
         let mid_run = location.load().await.unwrap();
         assert_eq!(mid_run.state, store.snapshot());
         let full = serde_json::to_vec_pretty(&mid_run.state).unwrap().len() as u64;
-        // Rewriting the whole state at each write would have sent about
-        // writes × (half the final size) bytes; the records send a fraction of that.
+        // Rewriting the whole state once per created connection would have sent about
+        // 100 × (half the final size) bytes; the records send a fraction of that. (Counted per
+        // connection, not per request: on a loaded machine the store coalesces writes, so the
+        // request count varies while the bytes a rewrite-per-step layout needs do not.)
         assert!(
-            bytes * 4 < requests * full / 2,
+            bytes * 4 < 100 * full / 2,
             "{requests} requests, {bytes} bytes for a {full}-byte state"
         );
         let records = names(&memory)
