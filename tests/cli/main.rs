@@ -11,6 +11,7 @@ mod test_apply;
 mod test_crash;
 mod test_docs;
 mod test_drift;
+mod test_env;
 mod test_errors;
 mod test_help;
 mod test_http;

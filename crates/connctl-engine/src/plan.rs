@@ -47,6 +47,10 @@ pub struct Plan {
     pub desired_fingerprints: BTreeMap<String, String>,
 }
 
+/// The fingerprint of a secret that was not resolved (`plan --no-secrets`); shown as
+/// `(sensitive, unknown)`.
+pub const UNKNOWN_SECRET: &str = "(unknown)";
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct StateRef {
     pub serial: u64,
@@ -56,6 +60,13 @@ pub struct StateRef {
     /// The Immuta tenant (normalised URL) the plan is for; a saved plan is refused elsewhere.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
+    /// The connctl.toml environment the plan is for; a saved plan is refused in another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// Made with `--no-secrets` (or secrets that did not resolve): secret-dependent fields are
+    /// unknown, so the plan can be read but never applied.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub secrets_unknown: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -333,6 +344,8 @@ pub fn plan(
             lineage: state.lineage.clone(),
             salt: state.salt.clone(),
             tenant: state.tenant.clone(),
+            environment: state.environment.clone(),
+            secrets_unknown: false,
         },
         refreshed: live.is_some(),
         spec_files,
@@ -618,7 +631,10 @@ fn update(
                 current.cloned().unwrap_or(Value::Null)
             },
             after: if sensitive {
-                Value::Null
+                // A secret left unresolved (`plan --no-secrets`) stays marked as unknown.
+                want.filter(|w| w.as_str() == Some(UNKNOWN_SECRET))
+                    .cloned()
+                    .unwrap_or(Value::Null)
             } else {
                 want.cloned().unwrap_or(Value::Null)
             },

@@ -7,6 +7,7 @@
 
 mod check;
 pub mod diagnostic;
+mod emit;
 mod load;
 mod merge;
 pub mod model;
@@ -17,14 +18,16 @@ pub mod secret;
 mod secrets;
 pub mod suggest;
 mod validate;
+pub mod vars;
 mod yaml;
 
 pub use check::RESERVED_KEYS;
 pub use diagnostic::{Diagnostic, Report, Severity};
-pub use load::{MAX_SPEC_FILE_BYTES, load, load_with_warnings};
+pub use load::{LoadOptions, MAX_SPEC_FILE_BYTES, load, load_with, load_with_warnings, render};
 pub use merge::{DEFAULT_FORCE_RECURSIVE_CRAWL, DEFAULT_IS_ACTIVE, DEFAULT_PORT};
 pub use model::*;
 pub use redact::redact;
 pub use schema::{json_schema, json_schema_text};
 pub use secret::{MAX_SECRET_FILE_BYTES, Secret, SecretError, SecretRef};
 pub use secrets::check_secrets;
+pub use vars::Vars;

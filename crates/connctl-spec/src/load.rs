@@ -10,6 +10,7 @@ use crate::diagnostic::{Diagnostic, Report, Sink};
 use crate::merge::build;
 use crate::model::{ConnectionSpec, Defaults, Desired, Origin};
 use crate::validate::check_file;
+use crate::vars::Vars;
 use crate::yaml::{Node, Pos};
 
 /// Deepest nesting accepted. A connctl file needs 6 levels; the cap keeps hostile input from
@@ -21,6 +22,18 @@ const MAX_DEPTH: usize = 20;
 /// limit of 250,000 values (some 10,000 connections) is reached first.
 pub const MAX_SPEC_FILE_BYTES: u64 = 4 * 1024 * 1024;
 
+/// How files are read beyond their own text: the variables of the environment and its shared
+/// `defaults:` file.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Expand `${var.NAME}` / `${env.name}` in string values with these (`None`: strings are
+    /// taken as written).
+    pub vars: Option<Vars>,
+    /// A connctl file whose `defaults:` every file gets beneath its own (maps merge by key,
+    /// the file's own value wins; lists and scalars replace).
+    pub shared_defaults: Option<PathBuf>,
+}
+
 /// Loads and validates every spec file below `paths` (files, or directories searched
 /// recursively for `*.yaml` / `*.yml`, sorted). Warnings are dropped; see [`load_with_warnings`].
 pub fn load(paths: &[impl AsRef<Path>]) -> Result<Desired, Report> {
@@ -30,47 +43,215 @@ pub fn load(paths: &[impl AsRef<Path>]) -> Result<Desired, Report> {
 /// Like [`load`], and also returns the warnings of a successful run. On failure the report
 /// holds errors and warnings together.
 pub fn load_with_warnings(paths: &[impl AsRef<Path>]) -> Result<(Desired, Report), Report> {
-    let mut report = Report::default();
-    let files = collect_files(paths, &mut report);
+    load_with(paths, &LoadOptions::default())
+}
+
+/// Like [`load_with_warnings`], with variables and shared defaults.
+pub fn load_with(paths: &[impl AsRef<Path>], options: &LoadOptions) -> Result<(Desired, Report), Report> {
     let mut desired = Desired::default();
     let mut seen: HashMap<String, Origin> = HashMap::new();
-    for file in files {
-        let source = match read_capped(&file) {
-            Ok(None) => {
-                report.diagnostics.push(too_large(&file));
-                continue;
-            }
-            Ok(Some(bytes)) => match String::from_utf8(bytes) {
-                Ok(text) => text,
-                Err(e) => {
-                    report
-                        .diagnostics
-                        .push(not_utf8(&file, e.as_bytes(), e.utf8_error().valid_up_to()));
-                    continue;
-                }
-            },
-            Err(e) => {
-                report.diagnostics.push(Diagnostic::error(
-                    &file,
-                    1,
-                    1,
-                    format!("cannot read file: {}", e.kind()),
-                ));
-                continue;
-            }
-        };
-        desired.files.push(file.clone());
-        let mut sink = Sink::new(&file, &source);
-        load_file(&mut sink, &source, &mut seen, &mut desired);
-        let mut file_report = sink.into_report();
-        file_report.diagnostics.sort_by_key(|d| (d.line, d.column));
-        report.extend(file_report);
-    }
+    let report = each_file(paths, options, &mut |sink, tree, shared| {
+        desired.files.push(sink.file().to_path_buf());
+        load_file(sink, tree, shared, &mut seen, &mut desired);
+    });
+    let mut report = report;
     one_integration_per_host(&desired, &mut report);
     if report.has_errors() {
         Err(report)
     } else {
         Ok((desired, report))
+    }
+}
+
+/// The YAML as the environment gets it: one document listing every connection of `paths`
+/// with variables expanded and `defaults:` (shared and the file's own) merged into each;
+/// secrets stay references. For `connctl render`.
+pub fn render(paths: &[impl AsRef<Path>], options: &LoadOptions) -> Result<String, Report> {
+    let mut out = String::from("version: 1\nconnections:\n");
+    let mut count = 0;
+    let report = each_file(paths, options, &mut |sink, tree, shared| {
+        let checked = check_file(sink, &tree.root, tree.source);
+        let defaults = merged_defaults(shared, checked.defaults);
+        for conn in checked.connections {
+            let node = match &defaults {
+                Some(d) => merge_nodes(d, conn.node),
+                None => conn.node.clone(),
+            };
+            out.push_str(&format!(
+                "  # {}:{}\n",
+                sink.file().display(),
+                conn.key_field.line
+            ));
+            crate::emit::item(&node, 1, &mut out);
+            count += 1;
+        }
+    });
+    if report.has_errors() {
+        return Err(report);
+    }
+    if count == 0 {
+        out = "version: 1\nconnections: []\n".into();
+    }
+    Ok(out)
+}
+
+/// One file's text and its tree (variables expanded).
+struct Tree<'s> {
+    source: &'s str,
+    root: Node,
+}
+
+/// Reads the shared defaults, then each file below `paths`, and calls `each` with a sink for
+/// the file, its tree and the shared `defaults:`; returns every diagnostic, sorted per file.
+fn each_file(
+    paths: &[impl AsRef<Path>],
+    options: &LoadOptions,
+    each: &mut dyn FnMut(&mut Sink<'_>, &Tree<'_>, Option<&Node>),
+) -> Report {
+    let mut report = Report::default();
+    let shared = options
+        .shared_defaults
+        .as_deref()
+        .and_then(|file| shared_defaults(file, options, &mut report));
+    let files = collect_files(paths, &mut report);
+    for file in files {
+        // The shared file may sit among the YAML; it is read once, as defaults.
+        if let Some(shared) = &options.shared_defaults
+            && same_file(shared, &file)
+        {
+            continue;
+        }
+        let Some(source) = read_source(&file, &mut report) else {
+            continue;
+        };
+        let mut sink = Sink::new(&file, &source);
+        if let Some(root) = parse_expanded(&mut sink, &source, options) {
+            each(
+                &mut sink,
+                &Tree {
+                    source: &source,
+                    root,
+                },
+                shared.as_ref(),
+            );
+        }
+        let mut file_report = sink.into_report();
+        file_report.diagnostics.sort_by_key(|d| (d.line, d.column));
+        report.extend(file_report);
+    }
+    report
+}
+
+/// The `defaults:` of the shared file, checked; `None` (and errors in `report`) if it has
+/// problems or holds connections.
+fn shared_defaults(file: &Path, options: &LoadOptions, report: &mut Report) -> Option<Node> {
+    let source = read_source(file, report)?;
+    let mut sink = Sink::new(file, &source);
+    let mut found = None;
+    if let Some(root) = parse_expanded(&mut sink, &source, options) {
+        let checked = check_file(&mut sink, &root, &source);
+        if let Some(list) = root
+            .get("connections")
+            .filter(|l| l.value != crate::yaml::Value::Null)
+        {
+            sink.error(
+                list.pos,
+                "the shared defaults file holds connections",
+                Some(
+                    "keep only `version: 1` and `defaults:` in it; connections belong in the YAML paths"
+                        .into(),
+                ),
+            );
+        } else if checked.defaults_ok {
+            found = checked.defaults.cloned();
+        }
+    }
+    let errors = sink.error_count() > 0;
+    report.extend(sink.into_report());
+    if errors { None } else { found }
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// The file as text, or a diagnostic in `report`.
+fn read_source(file: &Path, report: &mut Report) -> Option<String> {
+    match read_capped(file) {
+        Ok(None) => {
+            report.diagnostics.push(too_large(file));
+            None
+        }
+        Ok(Some(bytes)) => match String::from_utf8(bytes) {
+            Ok(text) => Some(text),
+            Err(e) => {
+                report
+                    .diagnostics
+                    .push(not_utf8(file, e.as_bytes(), e.utf8_error().valid_up_to()));
+                None
+            }
+        },
+        Err(e) => {
+            report.diagnostics.push(Diagnostic::error(
+                file,
+                1,
+                1,
+                format!("cannot read file: {}", e.kind()),
+            ));
+            None
+        }
+    }
+}
+
+/// Parses and expands variables; `None` when the file does not parse or a variable fails.
+fn parse_expanded(sink: &mut Sink<'_>, source: &str, options: &LoadOptions) -> Option<Node> {
+    let mut root = parse(sink, source)?;
+    if let Some(vars) = &options.vars {
+        let before = sink.error_count();
+        let lines: Vec<&str> = source.lines().collect();
+        vars.expand_tree(&mut root, sink, &lines);
+        if sink.error_count() > before {
+            return None;
+        }
+    }
+    Some(root)
+}
+
+/// The shared `defaults:` with the file's own over them.
+fn merged_defaults(shared: Option<&Node>, own: Option<&Node>) -> Option<Node> {
+    match (shared, own) {
+        (Some(s), Some(o)) => Some(merge_nodes(s, o)),
+        (Some(s), None) => Some(s.clone()),
+        (None, Some(o)) => Some(o.clone()),
+        (None, None) => None,
+    }
+}
+
+/// `top` over `base`: mappings merge by key (recursively, `top` winning, `base`'s keys first),
+/// anything else in `top` replaces `base` (so lists replace, never concatenate).
+pub(crate) fn merge_nodes(base: &Node, top: &Node) -> Node {
+    let (Some(b), Some(t)) = (base.as_map(), top.as_map()) else {
+        return top.clone();
+    };
+    let mut entries: Vec<(Node, Node)> = Vec::new();
+    for (k, v) in b {
+        let merged = match top.get(&k.key_text()) {
+            Some(over) => merge_nodes(v, over),
+            None => v.clone(),
+        };
+        entries.push((k.clone(), merged));
+    }
+    for (k, v) in t {
+        if base.get(&k.key_text()).is_none() {
+            entries.push((k.clone(), v.clone()));
+        }
+    }
+    Node {
+        value: crate::yaml::Value::Map(entries),
+        pos: top.pos,
     }
 }
 
@@ -98,16 +279,23 @@ fn too_large(file: &Path) -> Diagnostic {
     .with_help("split the connections over several files (a directory is read as one spec)")
 }
 
-/// Parses, checks and builds the connections of one file into `desired`.
-fn load_file(sink: &mut Sink<'_>, source: &str, seen: &mut HashMap<String, Origin>, desired: &mut Desired) {
-    let Some(root) = parse(sink, source) else { return };
-    let checked = check_file(sink, &root, source);
+/// Checks and builds the connections of one file into `desired`.
+fn load_file(
+    sink: &mut Sink<'_>,
+    tree: &Tree<'_>,
+    shared: Option<&Node>,
+    seen: &mut HashMap<String, Origin>,
+    desired: &mut Desired,
+) {
+    let root = &tree.root;
+    let checked = check_file(sink, root, tree.source);
     let file = sink.file().to_path_buf();
     if !checked.defaults_ok {
         return;
     }
-    let defaults = match checked
-        .defaults
+    let defaults_node = merged_defaults(shared, checked.defaults);
+    let defaults = match defaults_node
+        .as_ref()
         .map(|d| serde_json::from_value::<Defaults>(d.to_json()))
     {
         None => Defaults::default(),

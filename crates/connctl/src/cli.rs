@@ -42,6 +42,25 @@ pub struct Global {
     /// Settings file.
     #[arg(long, global = true, value_name = "PATH", default_value = "connctl.toml")]
     pub config: PathBuf,
+    /// The environment of connctl.toml (`[environments.NAME]`) to use; else `CONNCTL_ENV`.
+    /// Required by commands that reach Immuta or the state once environments are defined.
+    #[arg(long = "env", global = true, value_name = "NAME")]
+    pub environment: Option<String>,
+    /// Set a YAML variable `${var.NAME}` (repeatable; wins over `CONNCTL_VAR_NAME`, the
+    /// environment's `vars` and the `[vars]` default).
+    #[arg(long = "var", global = true, value_name = "NAME=VALUE", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
+}
+
+/// `name=value` of `--var`.
+fn parse_var(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not NAME=VALUE"))?;
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(format!("`{name}` is not a variable name (letters, digits and _)"));
+    }
+    Ok((name.to_owned(), value.to_owned()))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -78,8 +97,8 @@ pub enum Command {
         after_help = "Examples:\n  connctl validate connections/\n  connctl validate --resolve-secrets prod.yaml"
     )]
     Validate {
-        /// YAML files or folders (all *.yaml / *.yml below them).
-        #[arg(required = true)]
+        /// YAML files or folders (all *.yaml / *.yml below them; default: the environment's
+        /// `paths` in connctl.toml).
         paths: Vec<PathBuf>,
         /// Also check that every secret reference resolves (never prints a value).
         #[arg(long)]
@@ -197,6 +216,15 @@ pub enum Command {
     /// Inspect, edit, move or unlock the state (never touches Immuta)
     #[command(subcommand, after_help = "Example:\n  connctl state list")]
     State(StateCommand),
+    /// Print the YAML as an environment gets it: variables and shared defaults resolved,
+    /// secrets still as references (never contacts anything)
+    #[command(
+        after_help = "Examples:\n  connctl render --env prod\n  connctl render --env dev connections/ > dev.yaml"
+    )]
+    Render {
+        /// YAML files or folders (default: the environment's `paths` in connctl.toml).
+        paths: Vec<PathBuf>,
+    },
     /// Print the JSON Schema of the connection YAML
     #[command(
         after_help = "Example:\n  connctl schema > connctl.schema.json\n  # then, first line of a YAML file: # yaml-language-server: $schema=./connctl.schema.json"
@@ -335,8 +363,8 @@ pub struct CommonArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct PlanArgs {
-    /// YAML files or folders, or (for apply) one saved plan JSON.
-    #[arg(required = true)]
+    /// YAML files or folders, or (for apply) one saved plan JSON (default: the environment's
+    /// `paths` in connctl.toml).
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
     pub common: CommonArgs,
@@ -360,4 +388,8 @@ pub struct PlanArgs {
     /// the YAML (otherwise exit 1: the state is probably lost or points at the wrong place).
     #[arg(long)]
     pub allow_empty_state: bool,
+    /// Plan without resolving connection secrets (e.g. a pull request from a fork): fields that
+    /// depend on one show as `(sensitive, unknown)`, and apply refuses such a saved plan.
+    #[arg(long)]
+    pub no_secrets: bool,
 }

@@ -31,9 +31,13 @@ use crate::runner::Runner;
 const DEFAULT_MAX_DELETES: usize = 1;
 
 pub async fn run(cli: Cli, color: bool) -> Result<u8> {
-    let config = cli.global.config.clone();
+    let config = crate::context::ConfigArgs::from_global(&cli.global);
     match cli.command {
         Command::Init { dir } => crate::init::run(&dir),
+        Command::Render { paths } => {
+            let ctx = Context::new(&config, color)?;
+            render_cmd(&ctx, &paths)
+        }
         Command::Schema => {
             print!("{}", connctl_spec::json_schema_text());
             Ok(0)
@@ -150,10 +154,37 @@ fn validate(ctx: &Context, paths: &[PathBuf], resolve_secrets: bool) -> Result<u
     Ok(0)
 }
 
-/// Prints the plan, naming the Immuta tenant it is for (markdown: under the title; text:
-/// the last line; JSON: `state.tenant`).
+/// `connctl render`: the YAML as the selected environment gets it.
+fn render_cmd(ctx: &Context, paths: &[PathBuf]) -> Result<u8> {
+    let paths = ctx.spec_paths(paths)?;
+    match connctl_spec::render(&paths, &ctx.load_options()) {
+        Ok(text) => {
+            if let Some(env) = ctx.environment() {
+                println!("# environment: {env}");
+            }
+            print!("{text}");
+            Ok(0)
+        }
+        Err(report) => {
+            eprint!("{}", report.render(ctx.color));
+            eprintln!("error: {} problem(s) found", report.errors().count());
+            Err(Reported(1).into())
+        }
+    }
+}
+
+/// Prints the plan, naming the Immuta tenant and the environment it is for (markdown: under
+/// the title; text: the last line; JSON: `state.tenant`, `state.environment`).
 fn print_plan(plan: &Plan, format: Format, kind: Kind, color: bool) {
-    let tenant = plan.state.tenant.as_deref();
+    let with_env = plan
+        .state
+        .tenant
+        .as_deref()
+        .map(|t| match &plan.state.environment {
+            Some(env) => format!("{t} (environment {env})"),
+            None => t.to_owned(),
+        });
+    let tenant = with_env.as_deref();
     let text = match format {
         Format::Text => {
             let body = render::text(plan, kind, color);
@@ -319,9 +350,7 @@ async fn apply_locked(
         found,
         version,
     } = location.load_for_writer(&lock).await?;
-    if let Some(url) = ctx.immuta_url(&args.common) {
-        state.claim_tenant(&url, &location.display_path())?;
-    }
+    ctx.claim_state(&mut state, &args.common, location)?;
     if let Some(saved) = &saved
         && state.serial == 0
         && saved.state.serial == 0
@@ -332,6 +361,22 @@ async fn apply_locked(
     }
     let planned = match &saved {
         Some(saved) => {
+            if saved.state.secrets_unknown {
+                bail!(
+                    "this plan was made without connection secrets (--no-secrets, or a secret that did not resolve), so it cannot be applied\n  = help: plan again where the secrets resolve: `connctl plan --out plan.json`"
+                );
+            }
+            if saved.state.environment.as_deref() != ctx.environment() {
+                bail!(
+                    "the saved plan was made for environment {}, but this run is for {}",
+                    saved
+                        .state
+                        .environment
+                        .as_deref()
+                        .map_or("(none)".into(), |e| format!("`{e}`")),
+                    ctx.environment().map_or("(none)".into(), |e| format!("`{e}`"))
+                );
+            }
             if let (Some(made_for), Some(url)) = (&saved.state.tenant, ctx.immuta_url(&args.common))
                 && *made_for != connctl_engine::state::normalise_tenant(&url)
             {
@@ -414,6 +459,11 @@ async fn apply_locked(
         refuse(plan.errors.clone());
         return Ok(1);
     }
+    if plan.state.secrets_unknown {
+        let error = "refusing to apply a plan whose connection secrets are unknown (--no-secrets, or a secret that did not resolve); nothing was sent";
+        refuse(vec![error.into()]);
+        bail!(error);
+    }
     if plan.is_empty() {
         if json {
             print!("{}", ApplyReport::no_changes().to_json());
@@ -434,8 +484,9 @@ async fn apply_locked(
         refuse(vec![error.clone()]);
         bail!(error);
     }
+    let typed = ctx.confirm_protected(auto_approve)?;
     // A saved plan was reviewed when it was made (and is refused above if stale), as Terraform does.
-    if !auto_approve && saved.is_none() {
+    if !auto_approve && saved.is_none() && !typed {
         if !std::io::stdin().is_terminal() {
             let error = "refusing to apply without confirmation in a non-interactive run\n  = help: review the plan above, then pass --auto-approve (or apply a saved plan: `connctl plan --out plan.json`, then `connctl apply plan.json`)";
             refuse(vec![error.into()]);
@@ -660,6 +711,7 @@ async fn drift(
     let options = connctl_engine::plan::PlanOptions::default();
     let mut plan = connctl_engine::plan::plan(&applied, state, Some(&live), &options, vec![])?;
     plan.state.tenant = Some(connctl_engine::state::normalise_tenant(client.base_url()));
+    plan.state.environment = ctx.environment().map(str::to_owned);
     // Keep only what Immuta changed: drifted fields and objects deleted outside connctl.
     let mut undrifted = Vec::new();
     plan.changes.retain_mut(|c| {
@@ -922,9 +974,7 @@ async fn import_locked(
     let Loaded {
         mut state, version, ..
     } = location.load_for_writer(lock).await?;
-    if let Some(url) = ctx.immuta_url(common) {
-        state.claim_tenant(&url, &location.display_path())?;
-    }
+    ctx.claim_state(&mut state, common, location)?;
     // Keys named exactly must each be adoptable; keys selected by `--all` or a glob are
     // adopted where Immuta has them, and the others left for `apply`.
     let managed = |key: &str| state.connections.get(key).is_some_and(|s| s.applied.is_some());
@@ -958,7 +1008,7 @@ async fn import_locked(
     desired
         .connections
         .retain(|c| exact.contains(&c.key) || selected.contains(&c.key));
-    let targets = context::targets(desired, &state.salt)?;
+    let targets = context::targets(desired, &state.salt, false)?;
     let mut to_read = Vec::new();
     for key in &exact {
         if !targets.contains_key(key) {

@@ -73,7 +73,9 @@ fn before_line(f: &FieldChange) -> String {
 }
 
 fn after_line(f: &FieldChange) -> String {
-    if f.sensitive {
+    if f.sensitive && f.after.as_str() == Some(connctl_engine::plan::UNKNOWN_SECRET) {
+        format!("{}: (sensitive, unknown)", f.path)
+    } else if f.sensitive {
         format!("{}: (sensitive, changed)", f.path)
     } else {
         format!("{}: {}", f.path, show(&f.after))
