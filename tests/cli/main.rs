@@ -21,6 +21,7 @@ mod test_lost_answers;
 mod test_plan;
 mod test_reliability;
 mod test_remote_state;
+mod test_render;
 mod test_scrub;
 mod test_shapes;
 mod test_state;

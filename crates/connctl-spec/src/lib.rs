@@ -11,6 +11,7 @@ mod emit;
 mod load;
 mod merge;
 pub mod model;
+pub mod provider;
 pub mod redact;
 pub mod retry;
 mod schema;

@@ -150,10 +150,11 @@ fn shared_defaults(file: &Path, options: &LoadOptions, report: &mut Report) -> O
     let mut found = None;
     if let Some(root) = parse_expanded(&mut sink, &source, options) {
         let checked = check_file(&mut sink, &root, &source);
-        if let Some(list) = root
-            .get("connections")
-            .filter(|l| l.value != crate::yaml::Value::Null)
-        {
+        if let Some(list) = root.get("connections").filter(|l| match &l.value {
+            crate::yaml::Value::Null => false,
+            crate::yaml::Value::Seq(items) => !items.is_empty(),
+            _ => true,
+        }) {
             sink.error(
                 list.pos,
                 "the shared defaults file holds connections",
@@ -230,22 +231,23 @@ fn merged_defaults(shared: Option<&Node>, own: Option<&Node>) -> Option<Node> {
     }
 }
 
-/// `top` over `base`: mappings merge by key (recursively, `top` winning, `base`'s keys first),
-/// anything else in `top` replaces `base` (so lists replace, never concatenate).
+/// `top` over `base`: mappings merge by key (recursively, `top` winning; `top`'s keys first,
+/// then those only `base` has); anything else in `top` replaces `base` (so lists replace,
+/// never concatenate).
 pub(crate) fn merge_nodes(base: &Node, top: &Node) -> Node {
     let (Some(b), Some(t)) = (base.as_map(), top.as_map()) else {
         return top.clone();
     };
     let mut entries: Vec<(Node, Node)> = Vec::new();
-    for (k, v) in b {
-        let merged = match top.get(&k.key_text()) {
-            Some(over) => merge_nodes(v, over),
+    for (k, v) in t {
+        let merged = match base.get(&k.key_text()) {
+            Some(under) => merge_nodes(under, v),
             None => v.clone(),
         };
         entries.push((k.clone(), merged));
     }
-    for (k, v) in t {
-        if base.get(&k.key_text()).is_none() {
+    for (k, v) in b {
+        if top.get(&k.key_text()).is_none() {
             entries.push((k.clone(), v.clone()));
         }
     }

@@ -1,6 +1,6 @@
 //! Variables in YAML string values: `${var.NAME}`, `${env.name}` (the selected environment's
-//! name) and `$${` for a literal `${`. Only values are expanded, never mapping keys: a
-//! connection key is a state address and must not depend on the environment.
+//! name) and `$${` for a literal `${`. Only values are expanded, never mapping keys nor a
+//! connection's `key:` (a state address must not depend on the environment).
 
 use std::collections::BTreeMap;
 
@@ -108,7 +108,9 @@ impl Vars {
                 }
             }
             Value::Map(entries) => {
-                for (_, value) in entries {
+                // A connection's `key` is its address in the state: the same in every
+                // environment, so never expanded (a `$` in it is then refused as a key).
+                for (_, value) in entries.iter_mut().filter(|(k, _)| k.as_str() != Some("key")) {
                     self.expand_tree(value, sink, source);
                 }
             }

@@ -308,7 +308,8 @@ async fn apply_cmd(
     // executor's environment filter must know them all. A reference that does not resolve is
     // reported where it is needed, not here.
     for conn in &desired.connections {
-        for (_, reference) in conn.secret_refs() {
+        // Provider secrets are resolved only for the connections the run touches.
+        for (_, reference) in conn.secret_refs().into_iter().filter(|(_, r)| !r.is_provider()) {
             let _ = reference.resolve();
         }
     }

@@ -56,6 +56,8 @@ impl Context {
         let from_env = std::env::var("CONNCTL_ENV").ok().filter(|e| !e.is_empty());
         let name = config.environment.clone().or(from_env);
         settings.select(name.as_deref(), &config.path)?;
+        let base = config.path.parent().unwrap_or(Path::new("."));
+        connctl_spec::provider::install(settings.secrets.clone(), base);
         Ok(Context {
             settings,
             color,
@@ -382,7 +384,20 @@ pub async fn make_plan(
     if let Some(matcher) = plan::target_matcher(&args.targets).context("invalid --target pattern")? {
         desired.connections.retain(|c| matcher.is_match(&c.key));
     }
-    let targets = targets(desired, &state.salt, args.no_secrets)?;
+    // A secret that does not resolve (a pull request from a fork has none) still gives a
+    // plan, marked so that it cannot be applied.
+    let mut no_secrets = args.no_secrets;
+    let targets = match targets(desired.clone(), &state.salt, no_secrets) {
+        Err(e) if !no_secrets => {
+            eprintln!(
+                "warning: {:#}\n  = help: planning without connection secrets: fields that depend on one show as (sensitive, unknown), and this plan cannot be applied",
+                e
+            );
+            no_secrets = true;
+            targets(desired, &state.salt, true)?
+        }
+        other => other?,
+    };
     let client = if args.refresh {
         Some(ctx.client(&args.common)?)
     } else {
@@ -415,7 +430,7 @@ pub async fn make_plan(
         plan.state.tenant = Some(connctl_engine::state::normalise_tenant(&url));
     }
     plan.state.environment = ctx.environment().map(str::to_owned);
-    plan.state.secrets_unknown = args.no_secrets;
+    plan.state.secrets_unknown = no_secrets;
     Ok(Planned { plan, targets })
 }
 

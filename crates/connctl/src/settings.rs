@@ -38,6 +38,9 @@ pub struct Settings {
     /// Environments by name; one is selected with `--env` / `CONNCTL_ENV`.
     #[serde(default)]
     pub environments: BTreeMap<String, EnvironmentSettings>,
+    /// Secret providers by name, for `{ secret: "<name>:<path>#<field>" }`.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, connctl_spec::provider::ProviderConfig>,
     /// The selected environment, once [`Settings::select`] ran.
     #[serde(skip)]
     pub selected: Option<Selected>,
@@ -57,6 +60,9 @@ pub struct EnvironmentSettings {
     pub defaults: Option<PathBuf>,
     #[serde(default)]
     pub vars: BTreeMap<String, String>,
+    /// Providers replacing the top-level ones of the same name.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, connctl_spec::provider::ProviderConfig>,
     /// Apply asks for the environment's name to be typed, or `--auto-approve` with `--env`.
     #[serde(default)]
     pub protected: bool,
@@ -127,6 +133,18 @@ impl Settings {
             "",
         )?;
         anchor_paths(&mut settings.paths, &mut settings.defaults, base);
+        let providers = settings.secrets.iter().map(|(n, p)| (String::new(), n, p)).chain(
+            settings.environments.iter().flat_map(|(e, env)| {
+                env.secrets
+                    .iter()
+                    .map(move |(n, p)| (format!("environments.{e}."), n, p))
+            }),
+        );
+        for (prefix, name, provider) in providers {
+            provider
+                .validate()
+                .map_err(|e| anyhow!("{file}: [{prefix}secrets.{name}]: {e}"))?;
+        }
         for (name, env) in &mut settings.environments {
             let prefix = format!("environments.{name}.");
             let mut immuta = env.immuta.take().unwrap_or_default();
@@ -184,6 +202,7 @@ impl Settings {
             self.apply.parallelism = apply.parallelism.or(self.apply.parallelism);
         }
         self.executor.append(&mut env.executor);
+        self.secrets.append(&mut env.secrets);
         if !env.paths.is_empty() {
             self.paths = std::mem::take(&mut env.paths);
         }
@@ -328,8 +347,8 @@ fn anchor_executor(executor: &mut ExecutorConfig, base: &Path) {
 /// The TOML error's message, except where it would repeat a literal written where a secret
 /// reference belongs (serde says "unknown variant `<the value>`").
 fn settings_message(message: &str) -> String {
-    if message.contains("expected `env` or `file`") {
-        return "a secret must be a reference, never the value itself: { env = \"NAME\" } or { file = \"PATH\" }"
+    if message.contains("expected one of `env`, `file`") {
+        return "a secret must be a reference, never the value itself: { env = \"NAME\" }, { file = \"PATH\" } or { secret = \"PROVIDER:PATH#FIELD\" }"
             .into();
     }
     message.to_owned()
