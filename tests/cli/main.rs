@@ -23,6 +23,7 @@ mod test_reliability;
 mod test_remote_state;
 mod test_render;
 mod test_scrub;
+mod test_secret;
 mod test_shapes;
 mod test_state;
 mod test_validate;
