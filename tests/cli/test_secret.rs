@@ -302,3 +302,111 @@ fn a_plan_without_secrets_shows_them_unknown_and_cannot_be_applied() {
     );
     assert_eq!(env.count_requests("PUT", "/data/connection/sf-gcp"), 0);
 }
+
+/// The real tools of `make test-deps`: sops (decrypting a file encrypted to an age key) and the
+/// aws CLI against moto's Secrets Manager on 127.0.0.1.
+#[test]
+fn the_sops_and_aws_presets_work_with_the_real_tools() {
+    let tools = crate::support::repo().join("target/test-tools/venv/bin");
+    assert!(
+        tools.join("sops").exists() && tools.join("aws").exists(),
+        "run `make test-deps`"
+    );
+    let moto = crate::servers::moto();
+    let mut env = TestEnv::new();
+    env.write_settings(&format!(
+        "\n[secrets.aws]\npreset = \"aws\"\nregion = \"us-east-1\"\nendpoint_url = \"{}\"\n\n[secrets.sops]\npreset = \"sops\"\n",
+        moto.endpoint()
+    ));
+    let path = format!(
+        "{}:{}",
+        tools.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let aws_env = [
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+        ("SOPS_DISABLE_VERSION_CHECK", "1"),
+    ];
+    let run = |program: &str, args: &[&str]| {
+        let out = std::process::Command::new(program)
+            .args(args)
+            .current_dir(env.dir.path())
+            .env("PATH", &path)
+            .envs(aws_env)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{program} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    run(
+        "aws",
+        &[
+            "secretsmanager",
+            "create-secret",
+            "--name",
+            "immuta/dev/snowflake",
+            "--secret-string",
+            r#"{"password":"canary-aws-value-9f7"}"#,
+            "--endpoint-url",
+            &moto.endpoint(),
+        ],
+    );
+    run("age-keygen", &["-o", "age.key"]);
+    let key = std::fs::read_to_string(env.path("age.key")).unwrap();
+    let public = key
+        .lines()
+        .find_map(|l| l.strip_prefix("# public key: "))
+        .unwrap()
+        .to_owned();
+    env.write(
+        "plain.yaml",
+        "connections:\n  sf:\n    password: canary-sops-value-9f8\n",
+    );
+    let encrypted = run("sops", &["encrypt", "--age", &public, "plain.yaml"]);
+    std::fs::remove_file(env.path("plain.yaml")).unwrap();
+    env.write("secrets/dev.enc.yaml", &encrypted);
+
+    for (k, v) in aws_env {
+        env.set_env(k, v);
+    }
+    env.set_env("PATH", &path);
+    env.set_env("SOPS_AGE_KEY_FILE", &env.path("age.key").display().to_string());
+    let mut yaml = String::from("version: 1\nconnections:\n");
+    yaml += &connection("sf-aws", "acme-aws", "aws:immuta/dev/snowflake#password");
+    yaml += &connection(
+        "sf-sops",
+        "acme-sops",
+        "sops:secrets/dev.enc.yaml#connections.sf.password",
+    );
+    env.write("connections/all.yaml", &yaml);
+
+    let check = env.run(&["validate", "connections", "--resolve-secrets"]);
+    assert_eq!(check.code, 0, "{}", check.stderr);
+    let apply = env.run(&["apply", "connections", "-vvv", "--auto-approve", "--wait"]);
+    assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
+    assert_eq!(env.count_requests("POST", "/data/connection"), 2);
+    let again = env.run(&["plan", "connections", "--detailed-exitcode"]);
+    assert_eq!(again.code, 0, "{}", again.stdout);
+    let mut files = Vec::new();
+    every_file(env.dir.path(), &mut files);
+    for value in ["canary-aws-value-9f7", "canary-sops-value-9f8"] {
+        for text in [
+            &check.stdout,
+            &check.stderr,
+            &apply.stdout,
+            &apply.stderr,
+            &again.stdout,
+        ] {
+            assert!(!text.contains(value), "{value} leaked:\n{text}");
+        }
+        for (path, text) in &files {
+            assert!(!text.contains(value), "{value} leaked into {path}");
+        }
+    }
+}
