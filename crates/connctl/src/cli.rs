@@ -216,8 +216,7 @@ pub enum Command {
     /// Inspect, edit, move or unlock the state (never touches Immuta)
     #[command(subcommand, after_help = "Example:\n  connctl state list")]
     State(StateCommand),
-    /// Print the YAML as an environment gets it: variables and shared defaults resolved,
-    /// secrets still as references (never contacts anything)
+    /// Print the YAML as an environment gets it (secrets stay references)
     #[command(
         after_help = "Examples:\n  connctl render --env prod\n  connctl render --env dev connections/ > dev.yaml"
     )]
