@@ -410,3 +410,37 @@ fn the_sops_and_aws_presets_work_with_the_real_tools() {
         }
     }
 }
+
+#[test]
+fn export_writes_secret_references_from_a_template() {
+    let env = env();
+    let apply = env.run(&["apply", "connections", "--auto-approve", "--target", "sf-op"]);
+    assert_eq!(apply.code, 0, "{}", apply.stderr);
+    let out = env.run(&["export", "sf-op", "--secret-ref", "op:Infra/{key}#{field}"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let auth = out.stdout.split("auth:").nth(1).unwrap_or_default();
+    insta::assert_snapshot!(auth, @"
+
+      type: userPassword
+      username: SVC
+      password:
+        secret: op:Infra/sf-op#password
+    audit:
+      enabled: false
+    workspaces:
+      enabled: false
+    impersonation:
+      enabled: false
+    lineage:
+      enabled: false
+    settings:
+      isActive: false
+    ");
+    // The export plans as written once the provider has the secret.
+    std::fs::write(env.path("exported.yaml"), &out.stdout).unwrap();
+    let check = env.run(&["validate", "exported.yaml"]);
+    assert_eq!(check.code, 0, "{}", check.stderr);
+    let bad = env.run(&["export", "--secret-ref", "vault:kv/immuta#password"]);
+    assert_eq!(bad.code, 1);
+    assert!(bad.stderr.contains("has no `{key}`"), "{}", bad.stderr);
+}

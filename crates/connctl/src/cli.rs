@@ -212,6 +212,11 @@ pub enum Command {
         out: Option<PathBuf>,
         #[command(flatten)]
         common: CommonArgs,
+        /// Write secrets as `{ secret: … }` references from this template instead of one
+        /// environment variable each: `{key}` is the connection's key, `{field}` the auth field
+        /// (e.g. 'vault:kv/immuta/{key}#{field}').
+        #[arg(long, value_name = "TEMPLATE")]
+        secret_ref: Option<String>,
     },
     /// Inspect, edit, move or unlock the state (never touches Immuta)
     #[command(subcommand, after_help = "Example:\n  connctl state list")]

@@ -104,9 +104,14 @@ pub async fn run(cli: Cli, color: bool) -> Result<u8> {
             };
             import(&ctx, &paths, &which, &common, lock.lock_timeout).await
         }
-        Command::Export { keys, out, common } => {
+        Command::Export {
+            keys,
+            out,
+            common,
+            secret_ref,
+        } => {
             let ctx = Context::new(&config, color)?;
-            let yaml = crate::export::export(&ctx.client(&common)?, &keys).await?;
+            let yaml = crate::export::export(&ctx.client(&common)?, &keys, secret_ref.as_deref()).await?;
             match out {
                 Some(path) => {
                     // 0600 like the state: it lists every connection and its settings.
