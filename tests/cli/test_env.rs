@@ -332,3 +332,23 @@ fn variables_follow_their_precedence_and_an_undefined_one_is_an_error_at_its_pla
     error: 1 problem(s) found; nothing was planned, sent or written
     "#);
 }
+
+#[test]
+fn init_offers_environments_that_validate_and_must_be_selected() {
+    let env = TestEnv::new();
+    let out = env.run(&["init", "starter", "--environments", "dev,prod"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let settings = std::fs::read_to_string(env.path("starter/connctl.toml")).unwrap();
+    assert!(settings.contains("[environments.prod]\nprotected = true"), "{settings}");
+    let check = env.run(&["--config", "starter/connctl.toml", "validate", "--env", "dev", "starter/connections.yaml"]);
+    assert_eq!(check.code, 0, "{}", check.stderr);
+    let plan = env.run(&["--config", "starter/connctl.toml", "plan", "starter/connections.yaml"]);
+    assert_eq!(plan.code, 1);
+    assert_eq!(
+        plan.stderr,
+        "error: starter/connctl.toml defines environments (dev, prod); choose one with --env NAME (or CONNCTL_ENV)\n"
+    );
+    let plain = env.run(&["init", "plain"]);
+    assert!(plain.stdout.contains("connctl init --environments dev,prod"), "{}", plain.stdout);
+    assert!(!std::fs::read_to_string(env.path("plain/connctl.toml")).unwrap().contains("[environments"));
+}

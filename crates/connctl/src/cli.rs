@@ -86,11 +86,15 @@ pub enum Format {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Write a starter connections.yaml and connctl.toml
-    #[command(after_help = "Example:\n  connctl init infra/immuta")]
+    #[command(after_help = "Examples:\n  connctl init infra/immuta\n  connctl init --environments dev,prod")]
     Init {
         /// Folder to write into (created if missing).
         #[arg(default_value = ".")]
         dir: PathBuf,
+        /// Also write `[environments.NAME]` sections, each with its own tenant and state
+        /// (e.g. dev,prod; `prod` is protected).
+        #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+        environments: Vec<String>,
     },
     /// Check connection files without contacting anything
     #[command(

@@ -33,7 +33,7 @@ const DEFAULT_MAX_DELETES: usize = 1;
 pub async fn run(cli: Cli, color: bool) -> Result<u8> {
     let config = crate::context::ConfigArgs::from_global(&cli.global);
     match cli.command {
-        Command::Init { dir } => crate::init::run(&dir),
+        Command::Init { dir, environments } => crate::init::run(&dir, &environments),
         Command::Render { paths } => {
             let ctx = Context::new(&config, color)?;
             render_cmd(&ctx, &paths)
