@@ -339,16 +339,39 @@ fn init_offers_environments_that_validate_and_must_be_selected() {
     let out = env.run(&["init", "starter", "--environments", "dev,prod"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let settings = std::fs::read_to_string(env.path("starter/connctl.toml")).unwrap();
-    assert!(settings.contains("[environments.prod]\nprotected = true"), "{settings}");
-    let check = env.run(&["--config", "starter/connctl.toml", "validate", "--env", "dev", "starter/connections.yaml"]);
+    assert!(
+        settings.contains("[environments.prod]\nprotected = true"),
+        "{settings}"
+    );
+    let check = env.run(&[
+        "--config",
+        "starter/connctl.toml",
+        "validate",
+        "--env",
+        "dev",
+        "starter/connections.yaml",
+    ]);
     assert_eq!(check.code, 0, "{}", check.stderr);
-    let plan = env.run(&["--config", "starter/connctl.toml", "plan", "starter/connections.yaml"]);
+    let plan = env.run(&[
+        "--config",
+        "starter/connctl.toml",
+        "plan",
+        "starter/connections.yaml",
+    ]);
     assert_eq!(plan.code, 1);
     assert_eq!(
         plan.stderr,
         "error: starter/connctl.toml defines environments (dev, prod); choose one with --env NAME (or CONNCTL_ENV)\n"
     );
     let plain = env.run(&["init", "plain"]);
-    assert!(plain.stdout.contains("connctl init --environments dev,prod"), "{}", plain.stdout);
-    assert!(!std::fs::read_to_string(env.path("plain/connctl.toml")).unwrap().contains("[environments"));
+    assert!(
+        plain.stdout.contains("connctl init --environments dev,prod"),
+        "{}",
+        plain.stdout
+    );
+    assert!(
+        !std::fs::read_to_string(env.path("plain/connctl.toml"))
+            .unwrap()
+            .contains("[environments")
+    );
 }

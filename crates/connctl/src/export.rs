@@ -69,8 +69,11 @@ fn check_template(template: &str) -> Result<()> {
         );
     }
     let example = template.replace("{key}", "k").replace("{field}", "f");
-    connctl_spec::provider::ProviderRef::parse(&example)
-        .map_err(|e| anyhow::anyhow!("--secret-ref `{template}` {e}\n  = help: e.g. --secret-ref 'vault:kv/immuta/{{key}}#{{field}}'"))?;
+    connctl_spec::provider::ProviderRef::parse(&example).map_err(|e| {
+        anyhow::anyhow!(
+            "--secret-ref `{template}` {e}\n  = help: e.g. --secret-ref 'vault:kv/immuta/{{key}}#{{field}}'"
+        )
+    })?;
     Ok(())
 }
 

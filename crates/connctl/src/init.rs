@@ -10,13 +10,20 @@ const SETTINGS: &str = include_str!("../templates/connctl.toml");
 
 pub fn run(dir: &Path, environments: &[String]) -> Result<u8> {
     for name in environments {
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
             bail!("`{name}` is not an environment name (letters, digits, - and _)");
         }
     }
     let settings = format!("{SETTINGS}{}", environment_sections(environments));
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let files = [("connections.yaml", CONNECTIONS), ("connctl.toml", settings.as_str())];
+    let files = [
+        ("connections.yaml", CONNECTIONS),
+        ("connctl.toml", settings.as_str()),
+    ];
     for (name, _) in files {
         let path = dir.join(name);
         if path.exists() {
@@ -39,7 +46,9 @@ pub fn run(dir: &Path, environments: &[String]) -> Result<u8> {
         "\nNext:\n  1. edit connections.yaml and connctl.toml\n  2. connctl validate {env}connections.yaml\n  3. connctl plan {env}connections.yaml"
     );
     if environments.is_empty() {
-        println!("\nOne YAML for several tenants (dev, prod): `connctl init --environments dev,prod`, see docs/environments.md");
+        println!(
+            "\nOne YAML for several tenants (dev, prod): `connctl init --environments dev,prod`, see docs/environments.md"
+        );
     }
     Ok(0)
 }
