@@ -12,10 +12,7 @@ pub(super) fn run(ctx: &Context, paths: &[PathBuf]) -> Result<u8> {
     let paths = ctx.spec_paths(paths)?;
     match connctl_spec::render(&paths, &ctx.load_options()) {
         Ok(text) => {
-            if let Some(env) = ctx.environment() {
-                println!("# environment: {env}");
-            }
-            print!("{text}");
+            crate::view::notice::rendered(ctx.environment(), &text);
             Ok(0)
         }
         Err(report) => {

@@ -151,10 +151,11 @@ impl Context {
                 connctl_engine::state::normalise_tenant(given),
             );
             if own != given {
-                eprintln!(
-                    "warning: {url_source} ({given}) overrides the Immuta URL of environment `{}` ({own}); this run uses {given}",
+                let message = format!(
+                    "{url_source} ({given}) overrides the Immuta URL of environment `{}` ({own}); this run uses {given}",
                     s.name
                 );
+                crate::view::notice::warning(&message, None);
             }
         }
     }

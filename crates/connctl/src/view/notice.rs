@@ -1,5 +1,5 @@
-//! The short lines the simple commands end with (`validate`, `export`, `init`, `man`), and
-//! warnings (`warning: …` then `  = help: …`, the layout of errors).
+//! The short lines the simple commands end with (`validate`, `export`, `init`, `man`), the
+//! output of `render`, and warnings (`warning: …` then `  = help: …`, the layout of errors).
 
 use std::path::Path;
 
@@ -39,6 +39,14 @@ pub fn initialised(written: &[std::path::PathBuf], first_environment: Option<&st
             "\nOne YAML for several tenants (dev, prod): `connctl init --environments dev,prod`, see docs/environments.md"
         );
     }
+}
+
+/// `render`: the YAML, under a comment naming the environment (if any).
+pub fn rendered(environment: Option<&str>, yaml: &str) {
+    if let Some(env) = environment {
+        println!("# environment: {env}");
+    }
+    print!("{yaml}");
 }
 
 /// A problem that does not stop the command.
