@@ -669,7 +669,10 @@ fn pull_request_plan_recipes_refresh_only_what_changed() {
             }
         }
     }
-    assert_eq!(plans, 2, "the GitHub and GitLab plan recipes");
+    assert_eq!(
+        plans, 3,
+        "the GitHub and GitLab plan recipes, and the per-environment one"
+    );
 }
 
 /// Issue 16: the GitLab recipe runs in connctl's container image (the version of Cargo.toml,

@@ -9,6 +9,15 @@ use crate::state::{State, normalise_tenant};
 /// Why a saved plan may not be applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StalePlan {
+    #[error(
+        "this plan was made without connection secrets (--no-secrets, or a secret that did not resolve), so it cannot be applied"
+    )]
+    SecretsUnknown,
+    #[error("the saved plan was made for environment {}, but this run is for {}", env_name(.made_for), env_name(.now))]
+    OtherEnvironment {
+        made_for: Option<String>,
+        now: Option<String>,
+    },
     #[error("the saved plan was made for the Immuta tenant {made_for}, but this run uses {now}")]
     OtherTenant { made_for: String, now: String },
     #[error("stale plan: it was made for another state (lineage {lineage})")]
@@ -25,12 +34,39 @@ impl StalePlan {
     /// What the user can do about it.
     pub fn help(&self) -> Option<&'static str> {
         match self {
-            StalePlan::OtherTenant { .. } | StalePlan::OtherState { .. } => None,
+            StalePlan::SecretsUnknown => {
+                Some("plan again where the secrets resolve: `connctl plan --out plan.json`")
+            }
+            StalePlan::OtherTenant { .. }
+            | StalePlan::OtherState { .. }
+            | StalePlan::OtherEnvironment { .. } => None,
             StalePlan::StateChanged { .. }
             | StalePlan::ImmutaChanged { .. }
             | StalePlan::DesiredChanged { .. } => Some("run `connctl plan --out` again"),
         }
     }
+}
+
+/// `` `prod` `` for a named environment, `(none)` for none.
+fn env_name(environment: &Option<String>) -> String {
+    environment
+        .as_deref()
+        .map_or("(none)".into(), |e| format!("`{e}`"))
+}
+
+/// Checks that `saved` can be applied at all in this run: it was made with its secrets
+/// resolved, and for this connctl.toml environment (`environment`, `None` without one).
+pub fn check_made_for(saved: &Plan, environment: Option<&str>) -> Result<(), StalePlan> {
+    if saved.state.secrets_unknown {
+        return Err(StalePlan::SecretsUnknown);
+    }
+    if saved.state.environment.as_deref() != environment {
+        return Err(StalePlan::OtherEnvironment {
+            made_for: saved.state.environment.clone(),
+            now: environment.map(str::to_owned),
+        });
+    }
+    Ok(())
 }
 
 /// A plan made before any state existed gives a new state its identity (lineage and salt),
@@ -189,5 +225,27 @@ mod tests {
             err.to_string(),
             "stale plan: the YAML or a secret changed since the plan was made (b)"
         );
+    }
+
+    #[test]
+    fn a_plan_without_secrets_or_of_another_environment_is_refused() {
+        let state = state_at(0);
+        let mut saved = plan_of(&state);
+        assert_eq!(check_made_for(&saved, None), Ok(()));
+        saved.state.environment = Some("dev".into());
+        let err = check_made_for(&saved, Some("prod")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the saved plan was made for environment `dev`, but this run is for `prod`"
+        );
+        assert_eq!(
+            check_made_for(&saved, None).unwrap_err().to_string(),
+            "the saved plan was made for environment `dev`, but this run is for (none)"
+        );
+        assert_eq!(check_made_for(&saved, Some("dev")), Ok(()));
+        saved.state.secrets_unknown = true;
+        let err = check_made_for(&saved, Some("dev")).unwrap_err();
+        assert_eq!(err, StalePlan::SecretsUnknown);
+        assert!(err.help().is_some_and(|h| h.contains("plan --out")));
     }
 }

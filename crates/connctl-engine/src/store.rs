@@ -116,6 +116,9 @@ impl Cached {
         if let Some(tenant) = &s.tenant {
             let _ = writeln!(out, "  \"tenant\": {},", quoted(tenant)?);
         }
+        if let Some(environment) = &s.environment {
+            let _ = writeln!(out, "  \"environment\": {},", quoted(environment)?);
+        }
         let _ = write!(out, "  \"salt\": {},\n  \"connections\": ", quoted(&s.salt)?);
         if self.fragments.is_empty() {
             out.push_str("{}");

@@ -22,6 +22,7 @@ impl SecretSource for Placeholders {
                 "<secret file:{}>",
                 path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
             ),
+            SecretRef::Secret(reference) => format!("<secret {reference}>"),
         }
     }
 }

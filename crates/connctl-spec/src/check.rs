@@ -346,9 +346,31 @@ fn secret(sink: &mut Sink<'_>, key: &Node, node: &Node, path: &str, required: bo
             Some(SECRET_HELP.into()),
         ),
         Value::Map(entries) => {
-            let fields = [opt("env", Ty::Skip), opt("file", Ty::Skip)];
+            let fields = [
+                opt("env", Ty::Skip),
+                opt("file", Ty::Skip),
+                opt("secret", Ty::Skip),
+            ];
             let what = format!("secret reference `{path}`");
             check_fields(sink, node, key.pos, path, &what, &fields, &|_| None);
+            if let Some(reference) = node.get("secret") {
+                if node.get("env").is_some() || node.get("file").is_some() {
+                    sink.error(
+                        reference.pos,
+                        format!("secret reference `{path}` has `secret` and `env` or `file`"),
+                        Some("give exactly one of them".into()),
+                    );
+                } else if let Some(text) = non_empty_str(sink, reference, &join(path, "secret"))
+                    && let Err(reason) = crate::provider::ProviderRef::parse(text)
+                {
+                    sink.error(
+                        reference.pos,
+                        format!("`{}` {reason}", join(path, "secret")),
+                        Some("write `{ secret: \"<provider>:<path>#<field>\" }` with a provider of connctl.toml ([secrets.<provider>])".into()),
+                    );
+                }
+                return;
+            }
             let env = node.get("env");
             let file = node.get("file");
             match (env, file) {
@@ -368,7 +390,7 @@ fn secret(sink: &mut Sink<'_>, key: &Node, node: &Node, path: &str, required: bo
                 (None, None)
                     if entries
                         .iter()
-                        .any(|(k, _)| !matches!(k.as_str(), Some("env" | "file"))) => {}
+                        .any(|(k, _)| !matches!(k.as_str(), Some("env" | "file" | "secret"))) => {}
                 (None, None) => sink.error(
                     key.pos,
                     format!("secret reference `{path}` needs `env` or `file`"),

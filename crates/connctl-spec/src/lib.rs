@@ -8,10 +8,13 @@
 mod check;
 mod common;
 pub mod databricks;
+mod defaults;
 pub mod diagnostic;
+mod emit;
 mod load;
 mod merge;
 pub mod model;
+pub mod provider;
 mod purpose;
 pub mod redact;
 pub mod retry;
@@ -21,6 +24,7 @@ mod secrets;
 pub mod snowflake;
 pub mod suggest;
 mod validate;
+pub mod vars;
 mod yaml;
 
 pub use common::{
@@ -30,8 +34,9 @@ pub use databricks::{
     DATABRICKS_DEFAULT_SCOPE, DATABRICKS_TOKEN_AUTH_TYPE, Databricks, DatabricksAuth, DatabricksSpec,
     GroupPattern, JobConfig,
 };
+pub use defaults::render;
 pub use diagnostic::{Diagnostic, Report, Severity};
-pub use load::{MAX_SPEC_FILE_BYTES, load, load_with_warnings};
+pub use load::{LoadOptions, MAX_SPEC_FILE_BYTES, load, load_with, load_with_warnings};
 pub use merge::{DEFAULT_FORCE_RECURSIVE_CRAWL, DEFAULT_IS_ACTIVE};
 pub use model::*;
 pub use purpose::Purpose;
@@ -41,3 +46,4 @@ pub use secret::{MAX_SECRET_FILE_BYTES, Secret, SecretError, SecretRef};
 pub use secrets::check_secrets;
 pub use snowflake::{OAuthCredential, Snowflake, SnowflakeAuth, SnowflakeSpec, UserRolePattern};
 pub use validate::is_secret_field;
+pub use vars::Vars;

@@ -7,10 +7,12 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::common::Origin;
+use crate::defaults::{merged_defaults, same_file, shared_defaults};
 use crate::diagnostic::{Diagnostic, Report, Sink};
 use crate::merge::build;
 use crate::model::{ConnectionSpec, Defaults, Desired};
 use crate::validate::check_file;
+use crate::vars::Vars;
 use crate::yaml::{Node, Pos};
 
 /// Deepest nesting accepted. A connctl file needs 6 levels; the cap keeps hostile input from
@@ -22,6 +24,18 @@ const MAX_DEPTH: usize = 20;
 /// limit of 250,000 values (some 10,000 connections) is reached first.
 pub const MAX_SPEC_FILE_BYTES: u64 = 4 * 1024 * 1024;
 
+/// How files are read beyond their own text: the variables of the environment and its shared
+/// `defaults:` file.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Expand `${var.NAME}` / `${env.name}` in string values with these (`None`: strings are
+    /// taken as written).
+    pub vars: Option<Vars>,
+    /// A connctl file whose `defaults:` every file gets beneath its own (maps merge by key,
+    /// the file's own value wins; lists and scalars replace).
+    pub shared_defaults: Option<PathBuf>,
+}
+
 /// Loads and validates every spec file below `paths` (files, or directories searched
 /// recursively for `*.yaml` / `*.yml`, sorted). Warnings are dropped; see [`load_with_warnings`].
 pub fn load(paths: &[impl AsRef<Path>]) -> Result<Desired, Report> {
@@ -31,48 +45,113 @@ pub fn load(paths: &[impl AsRef<Path>]) -> Result<Desired, Report> {
 /// Like [`load`], and also returns the warnings of a successful run. On failure the report
 /// holds errors and warnings together.
 pub fn load_with_warnings(paths: &[impl AsRef<Path>]) -> Result<(Desired, Report), Report> {
-    let mut report = Report::default();
-    let files = collect_files(paths, &mut report);
+    load_with(paths, &LoadOptions::default())
+}
+
+/// Like [`load_with_warnings`], with variables and shared defaults.
+pub fn load_with(paths: &[impl AsRef<Path>], options: &LoadOptions) -> Result<(Desired, Report), Report> {
     let mut desired = Desired::default();
     let mut seen: HashMap<String, Origin> = HashMap::new();
-    for file in files {
-        let source = match read_capped(&file) {
-            Ok(None) => {
-                report.diagnostics.push(too_large(&file));
-                continue;
-            }
-            Ok(Some(bytes)) => match String::from_utf8(bytes) {
-                Ok(text) => text,
-                Err(e) => {
-                    report
-                        .diagnostics
-                        .push(not_utf8(&file, e.as_bytes(), e.utf8_error().valid_up_to()));
-                    continue;
-                }
-            },
-            Err(e) => {
-                report.diagnostics.push(Diagnostic::error(
-                    &file,
-                    1,
-                    1,
-                    format!("cannot read file: {}", e.kind()),
-                ));
-                continue;
-            }
-        };
-        desired.files.push(file.clone());
-        let mut sink = Sink::new(&file, &source);
-        load_file(&mut sink, &source, &mut seen, &mut desired);
-        let mut file_report = sink.into_report();
-        file_report.diagnostics.sort_by_key(|d| (d.line, d.column));
-        report.extend(file_report);
-    }
+    let report = each_file(paths, options, &mut |sink, tree, shared| {
+        desired.files.push(sink.file().to_path_buf());
+        load_file(sink, tree, shared, &mut seen, &mut desired);
+    });
+    let mut report = report;
     desired.check_across(&mut report);
     if report.has_errors() {
         Err(report)
     } else {
         Ok((desired, report))
     }
+}
+
+/// One file's text and its tree (variables expanded).
+pub(crate) struct Tree<'s> {
+    pub(crate) source: &'s str,
+    pub(crate) root: Node,
+}
+
+/// Reads the shared defaults, then each file below `paths`, and calls `each` with a sink for
+/// the file, its tree and the shared `defaults:`; returns every diagnostic, sorted per file.
+pub(crate) fn each_file(
+    paths: &[impl AsRef<Path>],
+    options: &LoadOptions,
+    each: &mut dyn FnMut(&mut Sink<'_>, &Tree<'_>, Option<&Node>),
+) -> Report {
+    let mut report = Report::default();
+    let shared = options
+        .shared_defaults
+        .as_deref()
+        .and_then(|file| shared_defaults(file, options, &mut report));
+    let files = collect_files(paths, &mut report);
+    for file in files {
+        // The shared file may sit among the YAML; it is read once, as defaults.
+        if let Some(shared) = &options.shared_defaults
+            && same_file(shared, &file)
+        {
+            continue;
+        }
+        let Some(source) = read_source(&file, &mut report) else {
+            continue;
+        };
+        let mut sink = Sink::new(&file, &source);
+        if let Some(root) = parse_expanded(&mut sink, &source, options) {
+            each(
+                &mut sink,
+                &Tree {
+                    source: &source,
+                    root,
+                },
+                shared.as_ref(),
+            );
+        }
+        let mut file_report = sink.into_report();
+        file_report.diagnostics.sort_by_key(|d| (d.line, d.column));
+        report.extend(file_report);
+    }
+    report
+}
+
+/// The file as text, or a diagnostic in `report`.
+pub(crate) fn read_source(file: &Path, report: &mut Report) -> Option<String> {
+    match read_capped(file) {
+        Ok(None) => {
+            report.diagnostics.push(too_large(file));
+            None
+        }
+        Ok(Some(bytes)) => match String::from_utf8(bytes) {
+            Ok(text) => Some(text),
+            Err(e) => {
+                report
+                    .diagnostics
+                    .push(not_utf8(file, e.as_bytes(), e.utf8_error().valid_up_to()));
+                None
+            }
+        },
+        Err(e) => {
+            report.diagnostics.push(Diagnostic::error(
+                file,
+                1,
+                1,
+                format!("cannot read file: {}", e.kind()),
+            ));
+            None
+        }
+    }
+}
+
+/// Parses and expands variables; `None` when the file does not parse or a variable fails.
+pub(crate) fn parse_expanded(sink: &mut Sink<'_>, source: &str, options: &LoadOptions) -> Option<Node> {
+    let mut root = parse(sink, source)?;
+    if let Some(vars) = &options.vars {
+        let before = sink.error_count();
+        let lines: Vec<&str> = source.lines().collect();
+        vars.expand_tree(&mut root, sink, &lines);
+        if sink.error_count() > before {
+            return None;
+        }
+    }
+    Some(root)
 }
 
 /// Reads at most [`MAX_SPEC_FILE_BYTES`]; `None` when the file holds more. Reading (rather than
@@ -99,16 +178,23 @@ fn too_large(file: &Path) -> Diagnostic {
     .with_help("split the connections over several files (a directory is read as one spec)")
 }
 
-/// Parses, checks and builds the connections of one file into `desired`.
-fn load_file(sink: &mut Sink<'_>, source: &str, seen: &mut HashMap<String, Origin>, desired: &mut Desired) {
-    let Some(root) = parse(sink, source) else { return };
-    let checked = check_file(sink, &root, source);
+/// Checks and builds the connections of one file into `desired`.
+fn load_file(
+    sink: &mut Sink<'_>,
+    tree: &Tree<'_>,
+    shared: Option<&Node>,
+    seen: &mut HashMap<String, Origin>,
+    desired: &mut Desired,
+) {
+    let root = &tree.root;
+    let checked = check_file(sink, root, tree.source);
     let file = sink.file().to_path_buf();
     if !checked.defaults_ok {
         return;
     }
-    let defaults = match checked
-        .defaults
+    let defaults_node = merged_defaults(shared, checked.defaults);
+    let defaults = match defaults_node
+        .as_ref()
         .map(|d| serde_json::from_value::<Defaults>(d.to_json()))
     {
         None => Defaults::default(),

@@ -1,6 +1,7 @@
 //! Secret references and resolved secrets.
 //!
-//! The YAML never holds a secret, only where to find one: `{ env: NAME }` or `{ file: PATH }`.
+//! The YAML never holds a secret, only where to find one: `{ env: NAME }`, `{ file: PATH }` or
+//! `{ secret: "provider:path#field" }` ([`crate::provider`]).
 //! A resolved [`Secret`] cannot be printed, debugged or serialised by accident: its `Debug`
 //! shows `(sensitive)`, it has no `Display` and no `Serialize`, and the only way to the value is
 //! the explicit [`Secret::expose`]. Making one registers its value for [`crate::redact`].
@@ -20,6 +21,9 @@ pub enum SecretRef {
     Env(#[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$"))] String),
     /// A file holding the value (a trailing newline is dropped, except for PEM keys it is kept).
     File(#[schemars(length(min = 1))] PathBuf),
+    /// `<provider>:<path>#<field>`, resolved by a provider declared in connctl.toml
+    /// (`[secrets.<provider>]`).
+    Secret(#[schemars(regex(pattern = r"^[A-Za-z0-9_-]+:.+$"))] String),
 }
 
 impl fmt::Display for SecretRef {
@@ -27,6 +31,7 @@ impl fmt::Display for SecretRef {
         match self {
             SecretRef::Env(name) => write!(f, "environment variable {name}"),
             SecretRef::File(path) => write!(f, "file {}", path.display()),
+            SecretRef::Secret(reference) => write!(f, "secret {reference}"),
         }
     }
 }
@@ -48,6 +53,8 @@ pub enum SecretError {
     NotAFile { path: PathBuf, kind: &'static str },
     #[error("secret file {path} is larger than {} KiB, the most connctl reads for a secret", MAX_SECRET_FILE_BYTES / 1024)]
     FileTooLarge { path: PathBuf },
+    #[error("secret {reference}: {reason}")]
+    Provider { reference: String, reason: String },
 }
 
 /// Largest secret file read, in bytes. A password, a token or a PEM key is a few KiB at most;
@@ -84,7 +91,13 @@ impl SecretRef {
                 }
                 Ok(Secret::new(value))
             }
+            SecretRef::Secret(reference) => crate::provider::resolve(reference),
         }
+    }
+
+    /// Whether the value comes from a provider program (resolved lazily, once per run).
+    pub fn is_provider(&self) -> bool {
+        matches!(self, SecretRef::Secret(_))
     }
 
     /// The file name Immuta records as `userFilename` for a key: the base name of the file,
@@ -95,7 +108,7 @@ impl SecretRef {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "private_key.p8".to_owned()),
-            SecretRef::Env(_) => "private_key.p8".to_owned(),
+            SecretRef::Env(_) | SecretRef::Secret(_) => "private_key.p8".to_owned(),
         }
     }
 }

@@ -32,6 +32,9 @@ pub fn check_secrets(desired: &Desired) -> Report {
                         crate::SecretRef::File(_) => {
                             "relative secret files are read from the folder of the spec file".to_owned()
                         }
+                        crate::SecretRef::Secret(_) => {
+                            "check the provider in connctl.toml ([secrets.NAME]) and that its program is logged in".to_owned()
+                        }
                     },
                 ),
             };

@@ -42,6 +42,25 @@ pub struct Global {
     /// Settings file.
     #[arg(long, global = true, value_name = "PATH", default_value = "connctl.toml")]
     pub config: PathBuf,
+    /// The environment of connctl.toml (`[environments.NAME]`) to use; else `CONNCTL_ENV`.
+    /// Required by commands that reach Immuta or the state once environments are defined.
+    #[arg(long = "env", global = true, value_name = "NAME")]
+    pub environment: Option<String>,
+    /// Set a YAML variable `${var.NAME}` (repeatable; wins over `CONNCTL_VAR_NAME`, the
+    /// environment's `vars` and the `[vars]` default).
+    #[arg(long = "var", global = true, value_name = "NAME=VALUE", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
+}
+
+/// `name=value` of `--var`.
+fn parse_var(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not NAME=VALUE"))?;
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(format!("`{name}` is not a variable name (letters, digits and _)"));
+    }
+    Ok((name.to_owned(), value.to_owned()))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -102,19 +121,23 @@ impl Refresh {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Write a starter connections.yaml and connctl.toml
-    #[command(after_help = "Example:\n  connctl init infra/immuta")]
+    #[command(after_help = "Examples:\n  connctl init infra/immuta\n  connctl init --environments dev,prod")]
     Init {
         /// Folder to write into (created if missing).
         #[arg(default_value = ".")]
         dir: PathBuf,
+        /// Also write `[environments.NAME]` sections, each with its own tenant and state
+        /// (e.g. dev,prod; `prod` is protected).
+        #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+        environments: Vec<String>,
     },
     /// Check connection files without contacting anything
     #[command(
         after_help = "Examples:\n  connctl validate connections/\n  connctl validate --resolve-secrets prod.yaml"
     )]
     Validate {
-        /// YAML files or folders (all *.yaml / *.yml below them).
-        #[arg(required = true)]
+        /// YAML files or folders (all *.yaml / *.yml below them; default: the environment's
+        /// `paths` in connctl.toml).
         paths: Vec<PathBuf>,
         /// Also check that every secret reference resolves (never prints a value).
         #[arg(long)]
@@ -232,10 +255,23 @@ pub enum Command {
         out: Option<PathBuf>,
         #[command(flatten)]
         common: CommonArgs,
+        /// Write secrets as `{ secret: … }` references from this template instead of one
+        /// environment variable each: `{key}` is the connection's key, `{field}` the auth field
+        /// (e.g. 'vault:kv/immuta/{key}#{field}').
+        #[arg(long, value_name = "TEMPLATE")]
+        secret_ref: Option<String>,
     },
     /// Inspect, edit, move or unlock the state (never touches Immuta)
     #[command(subcommand, after_help = "Example:\n  connctl state list")]
     State(StateCommand),
+    /// Print the YAML as an environment gets it (secrets stay references)
+    #[command(
+        after_help = "Examples:\n  connctl render --env prod\n  connctl render --env dev connections/ > dev.yaml"
+    )]
+    Render {
+        /// YAML files or folders (default: the environment's `paths` in connctl.toml).
+        paths: Vec<PathBuf>,
+    },
     /// Print the JSON Schema of the connection YAML
     #[command(
         after_help = "Example:\n  connctl schema > connctl.schema.json\n  # then, first line of a YAML file: # yaml-language-server: $schema=./connctl.schema.json"
@@ -391,8 +427,8 @@ pub struct CommonArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct PlanArgs {
-    /// YAML files or folders, or (for apply) one saved plan JSON.
-    #[arg(required = true)]
+    /// YAML files or folders, or (for apply) one saved plan JSON (default: the environment's
+    /// `paths` in connctl.toml).
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
     pub common: CommonArgs,
@@ -418,4 +454,8 @@ pub struct PlanArgs {
     /// the YAML (otherwise exit 1: the state is probably lost or points at the wrong place).
     #[arg(long)]
     pub allow_empty_state: bool,
+    /// Plan without resolving connection secrets (e.g. a pull request from a fork): fields that
+    /// depend on one show as `(sensitive, unknown)`, and apply refuses such a saved plan.
+    #[arg(long)]
+    pub no_secrets: bool,
 }

@@ -1,5 +1,6 @@
-//! What most commands need before they do their own thing: the settings, the desired
-//! connections (loaded, validated, fingerprinted), the state, and an Immuta client.
+//! What most commands need before they do their own thing: the settings (with the selected
+//! environment), the desired connections (variables expanded, loaded, validated,
+//! fingerprinted), the state, and an Immuta client.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -18,23 +19,41 @@ use crate::cli::{CommonArgs, PlanArgs};
 use crate::error::Hinted;
 use crate::settings::Settings;
 
+mod environment;
+pub use environment::ConfigArgs;
+
 pub struct Context {
     pub settings: Settings,
     pub color: bool,
+    /// The environment was named by `--env` on the command line (not only `CONNCTL_ENV`).
+    pub env_explicit: bool,
+    config: ConfigArgs,
+    /// Set once the tenant and its sources were announced.
+    announced: std::sync::OnceLock<()>,
 }
 
 impl Context {
-    pub fn new(config: &Path, color: bool) -> Result<Context> {
-        let explicit = config != Path::new("connctl.toml");
+    pub fn new(config: &ConfigArgs, color: bool) -> Result<Context> {
+        let explicit = config.path != Path::new("connctl.toml");
+        let mut settings = Settings::load(&config.path, explicit)?;
+        let from_env = std::env::var("CONNCTL_ENV").ok().filter(|e| !e.is_empty());
+        let name = config.environment.clone().or(from_env);
+        settings.select(name.as_deref(), &config.path)?;
+        let base = config.path.parent().unwrap_or(Path::new("."));
+        connctl_spec::provider::install(settings.secrets.clone(), base);
         Ok(Context {
-            settings: Settings::load(config, explicit)?,
+            settings,
             color,
+            env_explicit: config.environment.is_some(),
+            config: config.clone(),
+            announced: std::sync::OnceLock::new(),
         })
     }
 
     /// Loads and validates the YAML; on failure prints every diagnostic and exits 1.
     pub fn load_desired(&self, paths: &[PathBuf]) -> Result<Desired> {
-        match connctl_spec::load_with_warnings(paths) {
+        let paths = self.spec_paths(paths)?;
+        match connctl_spec::load_with(&paths, &self.load_options()) {
             Ok((desired, warnings)) => {
                 if !warnings.is_empty() {
                     eprint!("{}", warnings.render(self.color));
@@ -51,6 +70,8 @@ impl Context {
     }
 
     pub fn client(&self, args: &CommonArgs) -> Result<ImmutaClient> {
+        self.require_environment()?;
+        self.announce(args);
         Ok(ImmutaClient::new(self.settings.immuta(args)?)?)
     }
 
@@ -61,8 +82,10 @@ impl Context {
             .or_else(|| self.settings.immuta.url.clone())
     }
 
-    /// Where the state is: `--state` / `CONNCTL_STATE`, else connctl.toml, else the default.
+    /// Where the state is: `--state` / `CONNCTL_STATE`, else connctl.toml (the environment's
+    /// `[state]`, else the top level's), else the default.
     pub fn state_location(&self, flag: Option<&str>) -> Result<StateLocation> {
+        self.require_environment()?;
         self.settings.state_location(flag)
     }
 
@@ -70,9 +93,13 @@ impl Context {
     /// written against another Immuta tenant.
     pub async fn read_state(&self, args: &CommonArgs) -> Result<(Loaded, StateLocation)> {
         let location = self.state_location(args.state.as_deref())?;
+        self.announce(args);
         let loaded = location.load().await?;
         if let Some(url) = self.immuta_url(args) {
             loaded.state.check_tenant(&url, &location.display_path())?;
+        }
+        if let Some(env) = self.environment() {
+            loaded.state.check_environment(env, &location.display_path())?;
         }
         Ok((loaded, location))
     }
@@ -120,12 +147,18 @@ pub fn lost_state(found: &[&str], loaded: &Loaded, location: &StateLocation) -> 
     .into())
 }
 
-/// The desired connections fingerprinted under the state's salt.
-pub fn targets(desired: Desired, salt: &str) -> Result<BTreeMap<String, Target>> {
+/// The desired connections fingerprinted under the state's salt (`no_secrets`: every secret
+/// as [`plan::UNKNOWN_SECRET`], nothing resolved).
+pub fn targets(desired: Desired, salt: &str, no_secrets: bool) -> Result<BTreeMap<String, Target>> {
     let mut out = BTreeMap::new();
     for conn in desired.connections {
-        let fields = fingerprinted(&conn, salt).with_context(|| {
-            "a secret reference did not resolve (check it with `connctl validate --resolve-secrets`)"
+        let fields = if no_secrets {
+            connctl_engine::fields::desired(&conn, &|_| Ok(plan::UNKNOWN_SECRET.to_owned()))
+        } else {
+            fingerprinted(&conn, salt)
+        }
+        .with_context(|| {
+            "a secret reference did not resolve (check it with `connctl validate --resolve-secrets`, or plan with --no-secrets)"
                 .to_string()
         })?;
         out.insert(
@@ -173,7 +206,22 @@ pub async fn make_plan(
     if let Some(matcher) = plan::target_matcher(&args.targets).context("invalid --target pattern")? {
         desired.connections.retain(|c| matcher.is_match(&c.key));
     }
-    let targets = targets(desired, &state.salt)?;
+    // A secret that does not resolve (a pull request from a fork has none) still gives a
+    // plan, marked so that it cannot be applied.
+    let mut no_secrets = args.no_secrets;
+    let targets = match targets(desired.clone(), &state.salt, no_secrets) {
+        Err(e) if !no_secrets => {
+            crate::view::notice::warning(
+                &format!("{e:#}"),
+                Some(
+                    "planning without connection secrets: fields that depend on one show as (sensitive, unknown), and this plan cannot be applied",
+                ),
+            );
+            no_secrets = true;
+            targets(desired, &state.salt, true)?
+        }
+        other => other?,
+    };
     let scope = args.refresh.scope();
     let client = scope.map(|_| ctx.client(&args.common)).transpose()?;
     let views = views(&targets);
@@ -208,6 +256,8 @@ pub async fn make_plan(
     if let Some(url) = ctx.immuta_url(&args.common) {
         plan.state.tenant = Some(connctl_engine::state::normalise_tenant(&url));
     }
+    plan.state.environment = ctx.environment().map(str::to_owned);
+    plan.state.secrets_unknown = no_secrets;
     Ok(Planned { plan, targets })
 }
 

@@ -7,10 +7,17 @@
 
 use anyhow::Result;
 use connctl_immuta::ImmutaClient;
-use serde_json::json;
+use serde_json::{Value, json};
 
-/// Reads `keys` (every connection when empty) and returns the YAML document.
-pub async fn export(client: &ImmutaClient, keys: &[String]) -> Result<String> {
+use crate::error::Hinted;
+
+/// Reads `keys` (every connection when empty) and returns the YAML document. With
+/// `secret_ref` (`vault:kv/immuta/{key}#{field}`), secrets become `{ secret: … }` references
+/// from that template instead of one environment variable each.
+pub async fn export(client: &ImmutaClient, keys: &[String], secret_ref: Option<&str>) -> Result<String> {
+    if let Some(template) = secret_ref {
+        check_template(template)?;
+    }
     let keys: Vec<String> = if keys.is_empty() {
         client
             .list_connections()
@@ -38,12 +45,57 @@ pub async fn export(client: &ImmutaClient, keys: &[String]) -> Result<String> {
             object.as_ref(),
         ));
     }
+    if let Some(template) = secret_ref {
+        for connection in &mut connections {
+            from_template(connection, template);
+        }
+    }
     let document = json!({ "version": 1, "connections": connections });
     let yaml = serde_saphyr::to_string(&document)?;
+    if secret_ref.is_some() {
+        return Ok(format!(
+            "# Exported by `connctl export` from Immuta. Secrets are references to a provider of\n\
+             # connctl.toml ([secrets.NAME]): store each value there; fill in any value marked SET_ME\n\
+             # (Immuta does not show it); then adopt with `connctl import THIS_FILE --key KEY`.\n{yaml}"
+        ));
+    }
     Ok(format!(
         "# Exported by `connctl export` from Immuta. Secrets are placeholders: set each environment\n\
          # variable named below (or use {{ file: PATH }}); fill in any value marked SET_ME (Immuta\n\
          # does not show it); then adopt with `connctl import THIS_FILE --key KEY` (a --key per\n\
          # connection).\n{yaml}"
     ))
+}
+
+const EXAMPLE: &str = "e.g. --secret-ref 'vault:kv/immuta/{key}#{field}'";
+
+/// A template names `{key}` (else every connection would share one secret) and reads as a
+/// provider reference.
+fn check_template(template: &str) -> Result<()> {
+    if !template.contains("{key}") {
+        return Err(Hinted::new(
+            format!("--secret-ref `{template}` has no `{{key}}`: every connection would get the same secret"),
+            EXAMPLE,
+        )
+        .into());
+    }
+    let example = template.replace("{key}", "k").replace("{field}", "f");
+    connctl_spec::provider::ProviderRef::parse(&example)
+        .map_err(|e| Hinted::new(format!("--secret-ref `{template}` {e}"), EXAMPLE))?;
+    Ok(())
+}
+
+/// Replaces each `{ env: … }` placeholder under the connection's `auth` with
+/// `{ secret: TEMPLATE }`, `{key}` the connection's key and `{field}` the auth field
+/// (`password`, `privateKey`, `privateKeyPassword`, `clientSecret`, `token`).
+fn from_template(connection: &mut Value, template: &str) {
+    let key = connection["key"].as_str().unwrap_or_default().to_owned();
+    if let Some(auth) = connection.get_mut("auth").and_then(Value::as_object_mut) {
+        for (field, value) in auth.iter_mut() {
+            if value.get("env").is_some() {
+                let reference = template.replace("{key}", &key).replace("{field}", field);
+                *value = json!({ "secret": reference });
+            }
+        }
+    }
 }

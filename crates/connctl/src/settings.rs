@@ -1,6 +1,7 @@
-//! `connctl.toml`: where Immuta is, how to find the API key, where the state is, parallelism
-//! and the executor per technology. Flags and `IMMUTA_URL` / `IMMUTA_API_KEY` /
-//! `CONNCTL_STATE` override it.
+//! `connctl.toml`: where Immuta is, how to find the API key, where the state is, parallelism,
+//! the executor per technology, YAML variables, and `[environments.NAME]` sections that
+//! override all of these per environment. Flags and `IMMUTA_URL` / `IMMUTA_API_KEY` /
+//! `CONNCTL_STATE` override the file (docs/environments.md has the whole order).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -27,9 +28,57 @@ pub struct Settings {
     /// technology) or by kind (`command`: for connections that ask for it).
     #[serde(default)]
     pub executor: BTreeMap<String, ExecutorConfig>,
+    /// The YAML files or folders commands read when none are given.
+    #[serde(default)]
+    pub paths: Vec<PathBuf>,
+    /// A connctl file whose `defaults:` every YAML file gets beneath its own.
+    pub defaults: Option<PathBuf>,
+    /// Declared YAML variables with their default values.
+    #[serde(default)]
+    pub vars: BTreeMap<String, String>,
+    /// Environments by name; one is selected with `--env` / `CONNCTL_ENV`.
+    #[serde(default)]
+    pub environments: BTreeMap<String, EnvironmentSettings>,
+    /// Secret providers by name, for `{ secret: "<name>:<path>#<field>" }`.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, connctl_spec::provider::ProviderConfig>,
+    /// The selected environment, once [`Settings::select`] ran.
+    #[serde(skip)]
+    pub selected: Option<Selected>,
 }
 
+/// `[environments.NAME]`: the top-level sections again, each overriding the top level.
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvironmentSettings {
+    pub immuta: Option<ImmutaSettings>,
+    pub state: Option<StateSettings>,
+    pub apply: Option<ApplySettings>,
+    #[serde(default)]
+    pub executor: BTreeMap<String, ExecutorConfig>,
+    #[serde(default)]
+    pub paths: Vec<PathBuf>,
+    pub defaults: Option<PathBuf>,
+    #[serde(default)]
+    pub vars: BTreeMap<String, String>,
+    /// Providers replacing the top-level ones of the same name.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, connctl_spec::provider::ProviderConfig>,
+    /// Apply asks for the environment's name to be typed, or `--auto-approve` with `--env`.
+    #[serde(default)]
+    pub protected: bool,
+}
+
+/// The environment a run uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selected {
+    pub name: String,
+    pub protected: bool,
+    /// The environment's own Immuta URL, if it sets one (to name an override of it).
+    pub own_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImmutaSettings {
     pub url: Option<String>,
@@ -38,7 +87,7 @@ pub struct ImmutaSettings {
     pub timeout_secs: Option<u64>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StateSettings {
     /// A local state file.
@@ -47,7 +96,7 @@ pub struct StateSettings {
     pub url: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApplySettings {
     pub parallelism: Option<usize>,
@@ -75,40 +124,107 @@ impl Settings {
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
         // Relative paths in this file are taken from its folder, wherever connctl runs.
-        settings.immuta.api_key = settings.immuta.api_key.map(|r| r.anchored(base));
-        settings.state.path = settings
-            .state
-            .path
-            .map(|p| if p.is_relative() { base.join(p) } else { p });
-        if settings.state.path.is_some() && settings.state.url.is_some() {
-            bail!(
-                "{}: [state] has both `path` and `url`; keep one (`url` for a remote state)",
-                path.display()
-            );
-        }
-        // A plain path given as `url` is taken from this file's folder too.
-        settings.state.url = settings.state.url.map(|u| {
-            if !u.contains("://") && Path::new(&u).is_relative() {
-                base.join(u).to_string_lossy().into_owned()
-            } else {
-                u
-            }
-        });
-        for executor in settings.executor.values_mut() {
-            executor.anchor(base);
-        }
-        for (name, executor) in &settings.executor {
-            if !connctl_exec::is_executor_name(name) {
-                bail!(
-                    "{}: [executor.{name}]: unknown executor name; use [executor.snowflake], [executor.databricks] (per technology) or [executor.command] (for connections with `executor: command`)",
-                    path.display()
-                );
-            }
-            executor
+        let file = path.display().to_string();
+        anchor_sections(
+            &mut settings.immuta,
+            &mut settings.state,
+            &mut settings.executor,
+            base,
+            &file,
+            "",
+        )?;
+        anchor_paths(&mut settings.paths, &mut settings.defaults, base);
+        let providers = settings.secrets.iter().map(|(n, p)| (String::new(), n, p)).chain(
+            settings.environments.iter().flat_map(|(e, env)| {
+                env.secrets
+                    .iter()
+                    .map(move |(n, p)| (format!("environments.{e}."), n, p))
+            }),
+        );
+        for (prefix, name, provider) in providers {
+            provider
                 .validate()
-                .map_err(|e| anyhow!("{}: [executor.{name}]: {e}", path.display()))?;
+                .map_err(|e| anyhow!("{file}: [{prefix}secrets.{name}]: {e}"))?;
+        }
+        for (name, env) in &mut settings.environments {
+            let prefix = format!("environments.{name}.");
+            let mut immuta = env.immuta.take().unwrap_or_default();
+            let mut state = env.state.take().unwrap_or_default();
+            anchor_sections(&mut immuta, &mut state, &mut env.executor, base, &file, &prefix)?;
+            env.immuta = Some(immuta);
+            env.state = Some(state);
+            anchor_paths(&mut env.paths, &mut env.defaults, base);
+            for var in env.vars.keys() {
+                if !settings.vars.contains_key(var) {
+                    return Err(Hinted::new(
+                        format!("{file}: [environments.{name}.vars]: `{var}` is not declared in [vars]"),
+                        format!("declare it with a default: `[vars] {var} = \"…\"` (a typo in an environment's vars would otherwise go unnoticed)"),
+                    )
+                    .into());
+                }
+            }
         }
         Ok(settings)
+    }
+
+    /// Makes `name` (if any) the environment of this run: its sections replace the top-level
+    /// ones (`[immuta]` field by field, `[state]` whole, executors per name). An unknown name
+    /// is an error listing the defined ones.
+    pub fn select(&mut self, name: Option<&str>, file: &Path) -> Result<()> {
+        let Some(name) = name else { return Ok(()) };
+        let Some(env) = self.environments.get_mut(name) else {
+            let names = self.environment_names();
+            if names.is_empty() {
+                bail!(
+                    "environment `{name}` is not defined: {} has no [environments.*] sections",
+                    file.display()
+                );
+            }
+            let close = connctl_spec::suggest::closest(name, &names, 1);
+            let hint = match close.first() {
+                Some(c) => format!("did you mean `{c}`? "),
+                None => String::new(),
+            };
+            return Err(Hinted::new(
+                format!("environment `{name}` is not defined in {}", file.display()),
+                format!("{hint}the environments are: {}", names.join(", ")),
+            )
+            .into());
+        };
+        let immuta = env.immuta.take().unwrap_or_default();
+        let own_url = immuta.url.clone();
+        self.immuta.url = immuta.url.or(self.immuta.url.take());
+        self.immuta.api_key = immuta.api_key.or(self.immuta.api_key.take());
+        self.immuta.timeout_secs = immuta.timeout_secs.or(self.immuta.timeout_secs);
+        if let Some(state) = env.state.take()
+            && (state.path.is_some() || state.url.is_some())
+        {
+            self.state = state;
+        }
+        if let Some(apply) = env.apply.take() {
+            self.apply.parallelism = apply.parallelism.or(self.apply.parallelism);
+        }
+        self.executor.append(&mut env.executor);
+        self.secrets.append(&mut env.secrets);
+        if !env.paths.is_empty() {
+            self.paths = std::mem::take(&mut env.paths);
+        }
+        if env.defaults.is_some() {
+            self.defaults = env.defaults.take();
+        }
+        for (k, v) in std::mem::take(&mut env.vars) {
+            self.vars.insert(k, v);
+        }
+        self.selected = Some(Selected {
+            name: name.to_owned(),
+            protected: env.protected,
+            own_url,
+        });
+        Ok(())
+    }
+
+    pub fn environment_names(&self) -> Vec<&str> {
+        self.environments.keys().map(String::as_str).collect()
     }
 
     /// `--state` (or `CONNCTL_STATE`), else `[state] url` or `path`, else
@@ -160,6 +276,56 @@ impl Settings {
     }
 }
 
+/// Anchors the relative paths of one set of sections to `base` and checks them; `prefix` is
+/// `environments.NAME.` for an environment's sections.
+fn anchor_sections(
+    immuta: &mut ImmutaSettings,
+    state: &mut StateSettings,
+    executors: &mut BTreeMap<String, ExecutorConfig>,
+    base: &Path,
+    file: &str,
+    prefix: &str,
+) -> Result<()> {
+    immuta.api_key = immuta.api_key.take().map(|r| r.anchored(base));
+    state.path = state
+        .path
+        .take()
+        .map(|p| if p.is_relative() { base.join(p) } else { p });
+    if state.path.is_some() && state.url.is_some() {
+        bail!("{file}: [{prefix}state] has both `path` and `url`; keep one (`url` for a remote state)");
+    }
+    // A plain path given as `url` is taken from this file's folder too.
+    state.url = state.url.take().map(|u| {
+        if !u.contains("://") && Path::new(&u).is_relative() {
+            base.join(u).to_string_lossy().into_owned()
+        } else {
+            u
+        }
+    });
+    for executor in executors.values_mut() {
+        executor.anchor(base);
+    }
+    for (name, executor) in executors.iter() {
+        if !connctl_exec::is_executor_name(name) {
+            bail!(
+                "{file}: [{prefix}executor.{name}]: unknown executor name; use [executor.snowflake], [executor.databricks] (per technology) or [executor.command] (for connections with `executor: command`)"
+            );
+        }
+        executor
+            .validate()
+            .map_err(|e| anyhow!("{file}: [{prefix}executor.{name}]: {e}"))?;
+    }
+    Ok(())
+}
+
+fn anchor_paths(paths: &mut [PathBuf], defaults: &mut Option<PathBuf>, base: &Path) {
+    for p in paths.iter_mut().chain(defaults.iter_mut()) {
+        if p.is_relative() {
+            *p = base.join(&*p);
+        }
+    }
+}
+
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = text.get(..offset).unwrap_or(text);
     let line = before.matches('\n').count() + 1;
@@ -170,8 +336,8 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 /// The TOML error's message, except where it would repeat a literal written where a secret
 /// reference belongs (serde says "unknown variant `<the value>`").
 fn settings_message(message: &str) -> String {
-    if message.contains("expected `env` or `file`") {
-        return "a secret must be a reference, never the value itself: { env = \"NAME\" } or { file = \"PATH\" }"
+    if message.contains("expected one of `env`, `file`") {
+        return "a secret must be a reference, never the value itself: { env = \"NAME\" }, { file = \"PATH\" } or { secret = \"PROVIDER:PATH#FIELD\" }"
             .into();
     }
     message.to_owned()

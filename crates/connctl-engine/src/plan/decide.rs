@@ -6,7 +6,9 @@ use std::collections::BTreeSet;
 use connctl_spec::Technology;
 use serde_json::Value;
 
-use super::{Action, Attribute, Cascade, Cause, Change, DesiredView, FieldChange, Operation, Risk};
+use super::{
+    Action, Attribute, Cascade, Cause, Change, DesiredView, FieldChange, Operation, Risk, UNKNOWN_SECRET,
+};
 use crate::fields::{self, FieldClass, FieldMap};
 use crate::state::{ConnectionState, Pending, PendingOp};
 
@@ -204,7 +206,10 @@ pub(super) fn update(
                 current.cloned().unwrap_or(Value::Null)
             },
             after: if sensitive {
-                Value::Null
+                // A secret left unresolved (`plan --no-secrets`) stays marked as unknown.
+                want.filter(|w| w.as_str() == Some(UNKNOWN_SECRET))
+                    .cloned()
+                    .unwrap_or(Value::Null)
             } else {
                 want.cloned().unwrap_or(Value::Null)
             },

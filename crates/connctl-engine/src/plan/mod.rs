@@ -53,6 +53,8 @@ pub fn plan(
             lineage: state.lineage.clone(),
             salt: state.salt.clone(),
             tenant: state.tenant.clone(),
+            environment: state.environment.clone(),
+            secrets_unknown: false,
         },
         refreshed: live.is_some(),
         not_read: None,

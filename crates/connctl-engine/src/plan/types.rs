@@ -44,6 +44,10 @@ pub struct Plan {
     pub desired_fingerprints: BTreeMap<String, String>,
 }
 
+/// The fingerprint of a secret that was not resolved (`plan --no-secrets`); shown as
+/// `(sensitive, unknown)`.
+pub const UNKNOWN_SECRET: &str = "(unknown)";
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct StateRef {
     pub serial: u64,
@@ -53,6 +57,13 @@ pub struct StateRef {
     /// The Immuta tenant (normalised URL) the plan is for; a saved plan is refused elsewhere.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
+    /// The connctl.toml environment the plan is for; a saved plan is refused in another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// Made with `--no-secrets` (or secrets that did not resolve): secret-dependent fields are
+    /// unknown, so the plan can be read but never applied.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub secrets_unknown: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -36,6 +36,10 @@ pub struct State {
     /// with another is refused. Absent in states written before it was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
+    /// The connctl.toml environment (`--env`) this state belongs to; using it from another is
+    /// refused. Absent in states written without environments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
     /// Salt of the secret fingerprints. Not a secret itself; it stops rainbow tables.
     pub salt: String,
     #[serde(default)]
@@ -63,6 +67,12 @@ pub enum StateError {
     Lock(#[from] crate::lock::LockError),
     #[error("the state {path} belongs to the Immuta tenant {recorded}, but this run uses {given}")]
     OtherTenant {
+        path: PathBuf,
+        recorded: String,
+        given: String,
+    },
+    #[error("the state {path} belongs to the environment `{recorded}`, but this run is for `{given}`")]
+    OtherEnvironment {
         path: PathBuf,
         recorded: String,
         given: String,
@@ -100,6 +110,9 @@ impl StateError {
             StateError::OtherTenant { recorded, given, .. } => format!(
                 "point --state (or CONNCTL_STATE, [state] in connctl.toml) at the state of {given}, or --immuta-url (IMMUTA_URL) at {recorded}"
             ),
+            StateError::OtherEnvironment { given, .. } => format!(
+                "each environment has its own state: set `[environments.{given}.state]` in connctl.toml (or pass --state)"
+            ),
             StateError::Conflict { .. } => {
                 "run `connctl plan` to see where things stand, then apply again".into()
             }
@@ -118,6 +131,7 @@ impl State {
             serial: 0,
             lineage: uuid::Uuid::new_v4().to_string(),
             tenant: None,
+            environment: None,
             salt: hex::encode(rand::random::<[u8; 16]>()),
             connections: BTreeMap::new(),
         }
@@ -131,6 +145,26 @@ impl State {
         self.check_tenant(immuta_url, path)?;
         self.tenant = Some(normalise_tenant(immuta_url));
         Ok(())
+    }
+
+    /// Refuses a state of another environment; records `environment` in a state that has
+    /// none yet (it is written with the next save).
+    pub fn claim_environment(&mut self, environment: &str, path: &Path) -> Result<(), StateError> {
+        self.check_environment(environment, path)?;
+        self.environment = Some(environment.to_owned());
+        Ok(())
+    }
+
+    /// Refuses a state recorded for another environment than `environment`.
+    pub fn check_environment(&self, environment: &str, path: &Path) -> Result<(), StateError> {
+        match &self.environment {
+            Some(recorded) if recorded != environment => Err(StateError::OtherEnvironment {
+                path: path.into(),
+                recorded: recorded.clone(),
+                given: environment.to_owned(),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// Refuses a state written against another tenant than `immuta_url`.

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use connctl_engine::apply::{self, ApplyOptions, Outcome, Stop};
 use connctl_engine::backend::{Loaded, StateLocation};
 use connctl_engine::lock::WriterLock;
@@ -51,7 +51,8 @@ pub(super) async fn run(
     // executor's environment filter must know them all. A reference that does not resolve is
     // reported where it is needed, not here.
     for conn in &desired.connections {
-        for (_, reference) in conn.secret_refs() {
+        // Provider secrets are resolved only for the connections the run touches.
+        for (_, reference) in conn.secret_refs().into_iter().filter(|(_, r)| !r.is_provider()) {
             let _ = reference.resolve();
         }
     }
@@ -95,14 +96,13 @@ pub(super) async fn apply_locked(
         found,
         version,
     } = location.load_for_writer(&lock).await?;
-    if let Some(url) = ctx.immuta_url(&args.common) {
-        state.claim_tenant(&url, &location.display_path())?;
-    }
+    ctx.claim_state(&mut state, &args.common, location)?;
     if let Some(saved) = &saved {
         saved::adopt_identity(&mut state, saved);
     }
     let planned = match &saved {
         Some(saved) => {
+            saved::check_made_for(saved, ctx.environment())?;
             saved::check_state(saved, &state, ctx.immuta_url(&args.common).as_deref())?;
             let mut again = args.clone();
             again.refresh = crate::cli::Refresh::of(saved);
@@ -139,6 +139,11 @@ pub(super) async fn apply_locked(
         refuse(plan.errors.clone());
         return Ok(1);
     }
+    if plan.state.secrets_unknown {
+        let error = "refusing to apply a plan whose connection secrets are unknown (--no-secrets, or a secret that did not resolve); nothing was sent";
+        refuse(vec![error.into()]);
+        bail!(error);
+    }
     if plan.is_empty() {
         if json {
             print!("{}", ApplyReport::no_changes().to_json());
@@ -162,8 +167,9 @@ pub(super) async fn apply_locked(
         refuse(vec![error.to_text()]);
         return Err(error.into());
     }
+    let typed = ctx.confirm_protected(auto_approve)?;
     // A saved plan was reviewed when it was made (and is refused above if stale), as Terraform does.
-    if !auto_approve && saved.is_none() {
+    if !auto_approve && saved.is_none() && !typed {
         if !std::io::stdin().is_terminal() {
             let error = Hinted::new(
                 "refusing to apply without confirmation in a non-interactive run",

@@ -66,6 +66,7 @@ pub(super) async fn run(
         connctl_engine::refresh::refresh(&client, state, &wanted, ctx.settings.parallelism(common)).await?;
     let mut plan = drift::drift(&applied, state, &live)?;
     plan.state.tenant = Some(connctl_engine::state::normalise_tenant(client.base_url()));
+    plan.state.environment = ctx.environment().map(str::to_owned);
     connctl_engine::refresh::count_cascades(&client, &mut plan).await?;
     view::plan::print(&plan, format, Kind::Drift, ctx.color);
     Ok(if drift::found(&plan) { 2 } else { 0 })

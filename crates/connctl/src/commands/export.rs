@@ -1,4 +1,5 @@
-//! `connctl export`: writes YAML for connections that exist in Immuta (secrets as placeholders).
+//! `connctl export`: writes YAML for connections that exist in Immuta (secrets as placeholders, or
+//! provider references with `--secret-ref`).
 
 use std::io::Write;
 use std::path::Path;
@@ -13,8 +14,9 @@ pub(super) async fn run(
     keys: &[String],
     out: Option<&Path>,
     common: &CommonArgs,
+    secret_ref: Option<&str>,
 ) -> Result<u8> {
-    let yaml = crate::export::export(&ctx.client(common)?, keys).await?;
+    let yaml = crate::export::export(&ctx.client(common)?, keys, secret_ref).await?;
     match out {
         Some(path) => {
             // 0600 like the state: it lists every connection and its settings.

@@ -42,14 +42,12 @@ pub(super) async fn import_locked(
     let Loaded {
         mut state, version, ..
     } = location.load_for_writer(lock).await?;
-    if let Some(url) = ctx.immuta_url(common) {
-        state.claim_tenant(&url, &location.display_path())?;
-    }
+    ctx.claim_state(&mut state, common, location)?;
     let declared: Vec<String> = desired.connections.iter().map(|c| c.key.clone()).collect();
     let selected = adopt::select(which, &declared, &state)?;
     // Only the connections being adopted need their secrets.
     desired.connections.retain(|c| selected.contains(&c.key));
-    let targets = context::targets(desired, &state.salt)?;
+    let targets = context::targets(desired, &state.salt, false)?;
     let to_read = selected.keys().map(|k| (k.clone(), None)).collect();
     let parallelism = ctx.settings.parallelism(common);
     let seen = connctl_engine::refresh::read_many(&client, to_read, parallelism).await?;

@@ -20,6 +20,7 @@ mod init;
 mod man;
 mod plan;
 mod preflight;
+mod render;
 mod schema;
 mod show;
 mod state;
@@ -31,9 +32,13 @@ mod validate;
 const DEFAULT_MAX_DELETES: usize = 1;
 
 pub async fn run(cli: Cli, color: bool) -> Result<u8> {
-    let config = cli.global.config.clone();
+    let config = crate::context::ConfigArgs::from_global(&cli.global);
     match cli.command {
-        Command::Init { dir } => init::run(&dir),
+        Command::Init { dir, environments } => init::run(&dir, &environments),
+        Command::Render { paths } => {
+            let ctx = Context::new(&config, color)?;
+            render::run(&ctx, &paths)
+        }
         Command::Schema => schema::run(),
         Command::Completions { shell } => completions::run(shell),
         Command::Man { out } => man::run(&out),
@@ -101,9 +106,14 @@ pub async fn run(cli: Cli, color: bool) -> Result<u8> {
             };
             import::run(&ctx, &paths, &which, &common, lock.lock_timeout).await
         }
-        Command::Export { keys, out, common } => {
+        Command::Export {
+            keys,
+            out,
+            common,
+            secret_ref,
+        } => {
             let ctx = Context::new(&config, color)?;
-            export::run(&ctx, &keys, out.as_deref(), &common).await
+            export::run(&ctx, &keys, out.as_deref(), &common, secret_ref.as_deref()).await
         }
         Command::Preflight {
             paths,

@@ -9,10 +9,18 @@ use connctl_engine::plan::{Action, Attribute, Cause, Change, FieldChange, Plan};
 use owo_colors::{OwoColorize, Style};
 use serde_json::Value;
 
-/// Prints the plan, naming the Immuta tenant it is for (markdown: under the title; text:
-/// the last line; JSON: `state.tenant`).
+/// Prints the plan, naming the Immuta tenant and the environment it is for (markdown: under
+/// the title; text: the last line; JSON: `state.tenant`, `state.environment`).
 pub fn print(plan: &Plan, format: Format, kind: Kind, color: bool) {
-    let tenant = plan.state.tenant.as_deref();
+    let with_env = plan
+        .state
+        .tenant
+        .as_deref()
+        .map(|t| match &plan.state.environment {
+            Some(env) => format!("{t} (environment {env})"),
+            None => t.to_owned(),
+        });
+    let tenant = with_env.as_deref();
     let text = match format {
         Format::Text => {
             let body = text(plan, kind, color);
@@ -115,7 +123,9 @@ fn before_line(f: &FieldChange) -> String {
 }
 
 fn after_line(f: &FieldChange) -> String {
-    if f.sensitive {
+    if f.sensitive && f.after.as_str() == Some(connctl_engine::plan::UNKNOWN_SECRET) {
+        format!("{}: (sensitive, unknown)", f.path)
+    } else if f.sensitive {
         format!("{}: (sensitive, changed)", f.path)
     } else {
         format!("{}: {}", f.path, show(&f.after))
