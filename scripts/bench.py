@@ -7,9 +7,14 @@ Cases (issue 7, docs/performance.md):
               files; no emulator. Target: each under 1 s and 150 MB.
   B2 refresh  `connctl plan --parallelism 32` of 2,000 managed connections, emulator at
               --latency-ms 25. Target: within 1.2x the floor.
-  B3 apply    `connctl apply --auto-approve --parallelism 32` creating 500 connections, the
-              snowflake and databricks executors against the emulator, --latency-ms 25.
-              Target: within 1.2x the floor.
+  B3 apply    `connctl apply --auto-approve --skip-preflight --parallelism 32` creating 500
+              connections, the snowflake and databricks executors against the emulator,
+              --latency-ms 25. Target: within 1.2x the floor. (Preflight is B3p's.)
+  B3p preflt  `connctl preflight --parallelism 32` of B3's 500 connections: the read-only checks
+              apply runs before its first write unless --skip-preflight, so B3 + B3p is what a
+              default `apply` of 500 creates costs. No target: the row reports its requests,
+              wall and floor (needed = one GET /integrations, one connection lookup per key and
+              each check's statements: 3 per Snowflake, 6 per Databricks connection with audit).
   B3s apply   B3 with the state in S3: moto on loopback (from target/test-tools, `make
               test-deps`), behind a counting proxy; fake credentials, AWS_ENDPOINT_URL.
               Target: wall within 1.3x B3's; the table shows requests and KB sent to the
@@ -577,7 +582,7 @@ def b3_apply(bins: Path, scale: float, latency: int, keep: bool, state: str | No
             write_settings(work, emu.url)
             r = run_connctl(
                 bins / "connctl", work,
-                ["apply", "--auto-approve", "--parallelism", str(PARALLELISM), "--color", "never",
+                ["apply", "--auto-approve", "--skip-preflight", "--parallelism", str(PARALLELISM), "--color", "never",
                  *(["--state", state] if state else []), "connections"],
             )
             log = emu.requests()
@@ -602,6 +607,48 @@ def b3_apply(bins: Path, scale: float, latency: int, keep: bool, state: str | No
             "by route: " + json.dumps(per_route(log)),
         ]
         return [row], stmts.get("Databricks", 0)
+
+
+def needed_preflight(sf: int, dbx: int) -> int:
+    """GET /integrations once, GET /data/connection/{key} per connection, then the statements:
+    Snowflake SHOW GRANTS (the setup role's own; inherited roles add more), SHOW WAREHOUSES,
+    SHOW DATABASES; Databricks (one workspace each here, audit on) the metastore, its grants,
+    SHOW CATALOGS and the three system.access tables."""
+    return 1 + (sf + dbx) + sf * 3 + dbx * 6
+
+
+def b3p_preflight(bins: Path, scale: float, latency: int, keep: bool) -> list[Row]:
+    """B3's connections, checked by `connctl preflight` against a fresh emulator (nothing
+    registered yet, as apply's gate sees them)."""
+    n = round(500 * scale)
+    with case_dir("B3p", keep) as work:
+        write_specs(work / "connections", n, max(1, n // 100))
+        emu = Emulator(bins / "connctl-emulator", work, "--job-step-ms", "0", "--latency-ms", str(latency))
+        try:
+            write_settings(work, emu.url)
+            r = run_connctl(
+                bins / "connctl", work,
+                ["preflight", "--parallelism", str(PARALLELISM), "--format", "json", "connections"],
+                ok=(0, 1),
+            )
+            log = emu.requests()
+        finally:
+            emu.stop()
+        sf, dbx = (n + 1) // 2, n // 2
+        needed = needed_preflight(sf, dbx)
+        row = Row("B3p", f"preflight, {n} new conns, p={PARALLELISM}", r.wall, count_requests(log), needed, r.rss_mb, r.cpu)
+        row.floor = needed * latency / 1000 / PARALLELISM
+        row.target = "report only"
+        try:
+            failed = json.loads(r.out).get("failed")
+        except ValueError:
+            failed = "unreadable output"
+        row.notes += [
+            f"exit {r.code}, failed: {failed}",
+            in_flight(row.requests, latency, r.wall),
+            "by route: " + json.dumps(per_route(log)),
+        ]
+        return [row]
 
 
 class CountingProxy:
@@ -942,7 +989,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog="See docs/performance.md.")
     ap.add_argument("--quick", action="store_true", help="sizes / 10: a smoke run")
     ap.add_argument("--scale", type=float, help="multiply every size by F (overrides --quick)")
-    ap.add_argument("--only", action="append", choices=["B1", "B2", "B3", "B3s", "B4", "B5"], help="run only these cases (repeatable)")
+    ap.add_argument("--only", action="append", choices=["B1", "B2", "B3", "B3p", "B3s", "B4", "B5"], help="run only these cases (repeatable)")
     ap.add_argument("--latency-ms", type=int, default=25, help="emulator latency for B2-B4 (default 25)")
     ap.add_argument("--bin-dir", help="folder with connctl and connctl-emulator (default: $CARGO_TARGET_DIR/release)")
     ap.add_argument("--keep", action="store_true", help="keep each case's temporary folder")
@@ -956,11 +1003,11 @@ def main(argv: list[str] | None = None) -> int:
         if not (bins / exe).is_file():
             print(f"missing {bins / exe}: cargo build --release -p connctl -p connctl-emulator", file=sys.stderr)
             return 1
-    only = set(args.only or ["B1", "B2", "B3", "B3s", "B4", "B5"])
+    only = set(args.only or ["B1", "B2", "B3", "B3p", "B3s", "B4", "B5"])
     lat = args.latency_ms
     rows: list[Row] = []
     b3_row, dbx_statements = None, None
-    for case in ("B1", "B2", "B3", "B3s", "B4", "B5"):
+    for case in ("B1", "B2", "B3", "B3p", "B3s", "B4", "B5"):
         if case not in only:
             continue
         print(f"running {case} ...", file=sys.stderr, flush=True)
@@ -974,6 +1021,8 @@ def main(argv: list[str] | None = None) -> int:
             got, dbx_statements = b3_apply(bins, scale, lat, args.keep)
             b3_row = got[0]
             rows += got
+        elif case == "B3p":
+            rows += b3p_preflight(bins, scale, lat, args.keep)
         elif case == "B3s":
             rows += b3s_s3_state(bins, scale, lat, args.keep)
             if b3_row is not None:

@@ -402,3 +402,83 @@ fn apply_stops_before_any_write_when_a_check_fails_and_proceeds_with_skip_prefli
     assert_eq!(out.code, 0, "{}", out.snapshot());
     assert_eq!(env.count_requests("POST", "/data/connection"), 1);
 }
+
+#[test]
+fn plan_with_preflight_adds_the_checklist_and_exits_1_when_a_check_fails() {
+    let env = missing("snowflake:CREATE USER");
+    let out = env.run(&[
+        "plan",
+        "c",
+        "--target",
+        "sf-prod",
+        "--preflight",
+        "--color",
+        "never",
+    ]);
+    insta::assert_snapshot!(out.snapshot(), @r#"
+    exit: 1
+    --- stdout
+    connctl will take these actions (- Immuta now, + desired):
+
+      + create   sf-prod (Snowflake)  [script, execute, test, register]
+          +   audit.enabled: false
+          +   auth.password: (sensitive)
+          +   auth.type: "userPassword"
+          +   auth.username: "IMMUTA_SYSTEM_ACCOUNT"
+          +   database: "IMMUTA_DB"
+          +   host: "acme-prod.snowflakecomputing.com"
+          +   impersonation.enabled: false
+          +   lineage.enabled: false
+          +   options.forceRecursiveCrawl: true
+          +   port: 443
+          +   role: "IMMUTA_SYSTEM"
+          +   settings.isActive: false
+          +   technology: "Snowflake"
+          +   warehouse: "IMMUTA_WH"
+          +   workspaces.enabled: false
+
+    Plan: 1 to create, 0 to update, 0 to replace, 0 to delete, 0 drifted.
+    Immuta: [URL]
+
+    Preflight: 1 connection(s), 1 failed, 11 passed, 0 not checked
+
+    sf-prod (Snowflake)
+      pass  Immuta answers and accepts the API key
+      pass  the connection API is available
+      pass  the connection key is free
+      pass  no integration exists on the host
+      pass  role holds CREATE DATABASE ON ACCOUNT WITH GRANT OPTION
+      pass  role holds CREATE ROLE ON ACCOUNT WITH GRANT OPTION
+      FAIL  role holds CREATE USER ON ACCOUNT WITH GRANT OPTION
+            role ACCOUNTADMIN holds no CREATE USER ON ACCOUNT WITH GRANT OPTION, directly or through its roles
+            fix:  GRANT CREATE USER ON ACCOUNT TO ROLE "ACCOUNTADMIN" WITH GRANT OPTION;
+            docs: docs/preflight.md#snowflake (registration guide: "Snowflake permissions for the user registering the connection")
+      pass  role holds MANAGE GRANTS ON ACCOUNT WITH GRANT OPTION
+      pass  role holds APPLY MASKING POLICY ON ACCOUNT WITH GRANT OPTION
+      pass  role holds APPLY ROW ACCESS POLICY ON ACCOUNT WITH GRANT OPTION
+      pass  the warehouse exists
+      pass  the Immuta database does not exist yet
+    --- stderr
+    "#);
+
+    let out = env.run(&[
+        "plan",
+        "c",
+        "--target",
+        "sf-prod",
+        "--preflight",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.code, 1);
+    let plan: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(plan["preflight"]["failed"], true);
+    assert_eq!(plan["preflight"]["connections"][0]["key"], "sf-prod");
+    assert_eq!(plan["changes"][0]["key"], "sf-prod");
+
+    // Without the flag the plan is as before: no checks, no field.
+    let out = env.run(&["plan", "c", "--target", "sf-prod", "--format", "json"]);
+    assert_eq!(out.code, 0);
+    let plan: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert!(plan.get("preflight").is_none());
+}

@@ -8,8 +8,13 @@
 //! (the manual executor has no credentials) makes its checks "not checked", with the statement
 //! for a person to run by hand.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use futures_util::StreamExt as _;
+use tokio::sync::OnceCell;
 
 use connctl_spec::{Connection, Platform, Technology};
 use serde::Serialize;
@@ -267,25 +272,67 @@ pub struct Subject<'a> {
     pub integration_id: Option<&'a str>,
 }
 
-/// Runs every check for each subject. Immuta's integrations are read once and shared.
+/// Runs every check for each subject, up to `parallelism` connections at a time. Reads that do
+/// not depend on the connection are made once per run and shared: Immuta's integrations, and a
+/// Databricks workspace's metastore, metastore grants and system tables (see [`Shared`]). The report is in key order whatever order checks finish in.
 pub async fn run(
     immuta: &dyn ImmutaProbe,
     warehouse: &dyn WarehouseProbe,
     subjects: &[Subject<'_>],
+    parallelism: usize,
 ) -> Report {
     let integrations = immuta.integrations().await;
-    let mut connections = Vec::new();
-    for s in subjects {
-        let mut checks = immuta_checks(immuta, &integrations, s).await;
-        checks.extend(warehouse_checks(warehouse, s.conn, s.managed).await);
-        connections.push(ConnectionReport {
-            key: s.conn.key.clone(),
-            technology: s.conn.technology(),
-            checks,
-        });
-    }
+    let shared = Shared::default();
+    let mut connections: Vec<ConnectionReport> = futures_util::stream::iter(subjects)
+        .map(|s| {
+            let (integrations, shared) = (&integrations, &shared);
+            async move {
+                let mut checks = immuta_checks(immuta, integrations, s).await;
+                checks.extend(warehouse_checks(warehouse, shared, s.conn, s.managed).await);
+                ConnectionReport {
+                    key: s.conn.key.clone(),
+                    technology: s.conn.technology(),
+                    checks,
+                }
+            }
+        })
+        .buffer_unordered(parallelism.max(1))
+        .collect()
+        .await;
     connections.sort_by(|a, b| a.key.cmp(&b.key));
     Report { connections }
+}
+
+/// One workspace-level statement's answer, computed once per run.
+type AnswerCell = Arc<OnceCell<Result<Rows, ProbeError>>>;
+
+/// Per-run reads shared between connections checked concurrently.
+#[derive(Default)]
+struct Shared {
+    /// Keyed by (workspace, `httpPath`, statement): several Databricks connections (one per
+    /// catalog) share a workspace, its metastore and its system tables. (Snowflake allows one
+    /// connection per account, so its statements have nothing to share.)
+    answers: Mutex<HashMap<(String, String, &'static str), AnswerCell>>,
+}
+
+impl Shared {
+    /// Runs a statement that does not depend on the catalog once per workspace and warehouse.
+    async fn workspace_query(
+        &self,
+        wh: &dyn WarehouseProbe,
+        conn: &Connection,
+        db: &connctl_spec::Databricks,
+        sql: &'static str,
+    ) -> Result<Rows, ProbeError> {
+        let cell = {
+            // A poisoned lock only means another check panicked; the map is still whole.
+            let mut map = self.answers.lock().unwrap_or_else(|e| e.into_inner());
+            map.entry((bare(&db.workspace_url), db.http_path.clone(), sql))
+                .or_default()
+                .clone()
+        };
+        cell.get_or_init(|| wh.query(conn, sql)).await.clone()
+    }
 }
 
 fn check(id: CheckId, verdict: Verdict) -> Check {
@@ -471,10 +518,15 @@ fn unanswered(e: ProbeError, statement: String) -> Verdict {
     }
 }
 
-async fn warehouse_checks(wh: &dyn WarehouseProbe, conn: &Connection, managed: bool) -> Vec<Check> {
+async fn warehouse_checks(
+    wh: &dyn WarehouseProbe,
+    shared: &Shared,
+    conn: &Connection,
+    managed: bool,
+) -> Vec<Check> {
     let mut checks = match &conn.platform {
         Platform::Snowflake(sf) => snowflake_checks(wh, conn, sf).await,
-        Platform::Databricks(db) => databricks_checks(wh, conn, db).await,
+        Platform::Databricks(db) => databricks_checks(wh, shared, conn, db).await,
     };
     // A registered connection's database or catalog is its own: existing is expected.
     if managed {
@@ -631,12 +683,15 @@ async fn held_with_grant_option(
 
 async fn databricks_checks(
     wh: &dyn WarehouseProbe,
+    shared: &Shared,
     conn: &Connection,
     db: &connctl_spec::Databricks,
 ) -> Vec<Check> {
     let mut out = Vec::new();
     // The warehouse answering the metastore query proves it exists and runs statements.
-    let metastore = wh.query(conn, statements::DATABRICKS_METASTORE).await;
+    let metastore = shared
+        .workspace_query(wh, conn, db, statements::DATABRICKS_METASTORE)
+        .await;
     let (warehouse, attached) = match &metastore {
         Ok(rows) => {
             let id = rows.rows.first().and_then(|r| r.first().cloned().flatten());
@@ -678,7 +733,7 @@ async fn databricks_checks(
     out.push(check(CheckId::DatabricksMetastore, attached));
 
     let sql = statements::DATABRICKS_METASTORE_GRANTS;
-    let verdict = match wh.query(conn, sql).await {
+    let verdict = match shared.workspace_query(wh, conn, db, sql).await {
         Ok(rows) => {
             let any = rows.column("ActionType").iter().any(|a| {
                 a.is_some_and(|a| {
@@ -727,7 +782,7 @@ async fn databricks_checks(
     if db.audit.as_ref().is_some_and(|a| a.enabled) {
         let mut verdict = Verdict::Pass;
         for sql in statements::DATABRICKS_SYSTEM_TABLES {
-            match wh.query(conn, sql).await {
+            match shared.workspace_query(wh, conn, db, sql).await {
                 Ok(_) => {}
                 Err(ProbeError::Statement(m)) => {
                     verdict = fail(

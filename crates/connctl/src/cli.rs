@@ -157,6 +157,10 @@ pub enum Command {
         /// include a delete, replace or status cascade.
         #[arg(long)]
         detailed_exitcode: bool,
+        /// Also run the preflight checks of the connections the plan creates or replaces and
+        /// add their checklist to the plan (JSON: `preflight`); exit 1 when one fails.
+        #[arg(long)]
+        preflight: bool,
     },
     /// Print a saved plan again, exactly as `plan` printed it (never contacts Immuta)
     #[command(

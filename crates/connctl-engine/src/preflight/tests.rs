@@ -1,6 +1,9 @@
 //! Preflight checks against an in-memory fake of Immuta and the warehouse.
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use super::*;
 
@@ -11,6 +14,13 @@ struct Fake {
     connections: Vec<String>,
     answers: BTreeMap<String, Result<Rows, ProbeError>>,
     no_credentials: bool,
+    /// When set, each statement takes this long times (1 + the key's trailing digits), so
+    /// connections finish in another order than they start.
+    delay: Option<Duration>,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+    /// Every statement run, in order.
+    ran: Mutex<Vec<String>>,
 }
 
 impl ImmutaProbe for Fake {
@@ -35,8 +45,20 @@ impl WarehouseProbe for Fake {
     fn setup_role(&self, _conn: &Connection) -> Option<String> {
         Some("SETUP".into())
     }
-    fn query<'a>(&'a self, _conn: &'a Connection, sql: &'a str) -> BoxFuture<'a, Result<Rows, ProbeError>> {
+    fn query<'a>(&'a self, conn: &'a Connection, sql: &'a str) -> BoxFuture<'a, Result<Rows, ProbeError>> {
         Box::pin(async move {
+            self.ran.lock().unwrap().push(sql.to_owned());
+            if let Some(delay) = self.delay {
+                let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+                let n: u32 = conn
+                    .key
+                    .trim_start_matches(|c: char| !c.is_ascii_digit())
+                    .parse()
+                    .unwrap_or(0);
+                tokio::time::sleep(delay * (1 + n)).await;
+                self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            }
             if self.no_credentials {
                 return Err(ProbeError::NoCredentials);
             }
@@ -119,7 +141,7 @@ async fn report(fake: &Fake, yaml: &str, managed: bool) -> Report {
             integration_id: None,
         })
         .collect();
-    run(fake, fake, &subjects).await
+    run(fake, fake, &subjects, 4).await
 }
 
 fn failed(r: &Report) -> Vec<CheckId> {
@@ -200,7 +222,7 @@ async fn an_integration_on_the_host_fails_naming_its_id_unless_it_is_ours() {
         managed: true,
         integration_id: Some("7"),
     }];
-    assert!(!run(&f, &f, &ours).await.failed());
+    assert!(!run(&f, &f, &ours, 4).await.failed());
 }
 
 #[tokio::test]
@@ -294,4 +316,61 @@ async fn databricks_checks_pass_then_fail_one_by_one() {
         failed(&report(&f, DATABRICKS, false).await),
         vec![CheckId::DatabricksCatalogFree]
     );
+}
+
+#[tokio::test]
+async fn connections_are_checked_concurrently_bounded_by_parallelism_in_key_order() {
+    let mut yaml = String::from("version: 1\nconnections:\n");
+    // Listed in reverse key order; later keys are slower, so completion order is neither.
+    for i in (0..12).rev() {
+        yaml.push_str(&format!(
+            "  - key: dbx{i:02}
+    technology: Databricks
+    workspaceUrl: dbc-1.cloud.databricks.com
+    httpPath: /sql/1.0/warehouses/abc
+    catalog: immuta_{i}
+    auth: {{ type: token, token: {{ env: X }} }}
+    audit: {{ enabled: true }}
+"
+        ));
+    }
+    let desired = load(&yaml);
+    let subjects: Vec<Subject<'_>> = desired
+        .connections
+        .iter()
+        .map(|conn| Subject {
+            conn,
+            managed: false,
+            integration_id: None,
+        })
+        .collect();
+    let mut f = databricks_fake();
+    f.delay = Some(Duration::from_millis(2));
+
+    let r = run(&f, &f, &subjects, 3).await;
+
+    let max = f.max_in_flight.load(Ordering::SeqCst);
+    assert_eq!(
+        max, 3,
+        "at most --parallelism connections in flight, and that many used"
+    );
+    let keys: Vec<&str> = r.connections.iter().map(|c| c.key.as_str()).collect();
+    let expected: Vec<String> = (0..12).map(|i| format!("dbx{i:02}")).collect();
+    assert_eq!(keys, expected);
+    assert!(!r.failed(), "{r:?}");
+    // The workspace's metastore, grants and system tables are read once for all twelve
+    // connections; each catalog is looked up for its own connection.
+    let ran = f.ran.lock().unwrap().clone();
+    let count = |sql: &str| ran.iter().filter(|s| s.as_str() == sql).count();
+    assert_eq!(count(statements::DATABRICKS_METASTORE), 1, "{ran:?}");
+    assert_eq!(count(statements::DATABRICKS_METASTORE_GRANTS), 1, "{ran:?}");
+    assert_eq!(count(statements::DATABRICKS_SYSTEM_TABLES[0]), 1, "{ran:?}");
+    assert_eq!(ran.iter().filter(|s| s.starts_with("SHOW CATALOGS")).count(), 12);
+
+    // Sequential (parallelism 1) gives the same report.
+    let mut f1 = databricks_fake();
+    f1.delay = Some(Duration::from_millis(1));
+    let sequential = run(&f1, &f1, &subjects, 1).await;
+    assert_eq!(f1.max_in_flight.load(Ordering::SeqCst), 1);
+    assert_eq!(sequential, r);
 }

@@ -189,9 +189,16 @@ pub(super) async fn apply_locked(
         }
     }
     if !skip_preflight {
-        let report =
-            super::preflight::before_apply(ctx, &client, plan, &planned.targets, &loaded.state, location)
-                .await;
+        let report = super::preflight::before_apply(
+            ctx,
+            &client,
+            plan,
+            &planned.targets,
+            &loaded.state,
+            location,
+            ctx.settings.parallelism(&args.common),
+        )
+        .await;
         if report.failed() {
             view::preflight::eprint(&report, ctx.color);
             let error = Hinted::new(

@@ -53,9 +53,10 @@ pub async fn run(cli: Cli, color: bool) -> Result<u8> {
             plan,
             out,
             detailed_exitcode,
+            preflight,
         } => {
             let ctx = Context::new(&config, color)?;
-            plan::run(&ctx, &plan, out.as_deref(), detailed_exitcode).await
+            plan::run(&ctx, &plan, out.as_deref(), detailed_exitcode, preflight).await
         }
         Command::Show { plan, format } => show::run(&plan, format, color),
         Command::Apply {

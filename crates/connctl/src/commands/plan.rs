@@ -10,20 +10,48 @@ use crate::cli::{Format, PlanArgs};
 use crate::context::{self, Context, Planned};
 use crate::view::{self, plan::Kind};
 
-pub(super) async fn run(ctx: &Context, args: &PlanArgs, out: Option<&Path>, detailed: bool) -> Result<u8> {
+pub(super) async fn run(
+    ctx: &Context,
+    args: &PlanArgs,
+    out: Option<&Path>,
+    detailed: bool,
+    preflight: bool,
+) -> Result<u8> {
     let (loaded, location) = ctx.read_state(&args.common).await?;
     let desired = ctx.load_desired(&args.paths)?;
-    let Planned { plan, .. } =
+    let Planned { plan, targets } =
         context::make_plan(ctx, args, desired, &loaded.state, Some(DEFAULT_MAX_DELETES)).await?;
     context::refuse_lost_state(&plan, &loaded, &location, args.allow_empty_state)?;
-    view::plan::print(&plan, args.format, Kind::Plan, ctx.color);
+    // `--preflight`: the checks apply's gate would run, for the same connections.
+    let report = if preflight {
+        let client = ctx.client(&args.common)?;
+        let parallelism = ctx.settings.parallelism(&args.common);
+        Some(
+            super::preflight::before_apply(
+                ctx,
+                &client,
+                &plan,
+                &targets,
+                &loaded.state,
+                &location,
+                parallelism,
+            )
+            .await,
+        )
+    } else {
+        None
+    };
+    match &report {
+        None => view::plan::print(&plan, args.format, Kind::Plan, ctx.color),
+        Some(report) => view::preflight::print_with_plan(&plan, report, args.format, ctx.color),
+    }
     if let Some(out) = out {
         save_plan(out, &plan)?;
         if args.format == Format::Text {
             view::plan::saved(out);
         }
     }
-    if !plan.errors.is_empty() {
+    if !plan.errors.is_empty() || report.as_ref().is_some_and(|r| r.failed()) {
         return Ok(1);
     }
     Ok(exit_for(&plan, detailed))

@@ -49,7 +49,13 @@ pub(super) async fn run(
             }
         })
         .collect();
-    let report = preflight::run(&probe::Immuta(&client), &probe::Warehouse(&runner), &subjects).await;
+    let report = preflight::run(
+        &probe::Immuta(&client),
+        &probe::Warehouse(&runner),
+        &subjects,
+        ctx.settings.parallelism(common),
+    )
+    .await;
     view::preflight::print(&report, format, ctx.color);
     Ok(u8::from(report.failed()))
 }
@@ -63,6 +69,7 @@ pub(super) async fn before_apply(
     targets: &BTreeMap<String, connctl_engine::apply::Target>,
     state: &State,
     location: &StateLocation,
+    parallelism: usize,
 ) -> Report {
     let subjects: Vec<Subject<'_>> = plan
         .changes
@@ -82,5 +89,11 @@ pub(super) async fn before_apply(
         return Report::default();
     }
     let runner = Runner::new(&ctx.settings.executor, location.scripts_dir(), Stop::default());
-    preflight::run(&probe::Immuta(client), &probe::Warehouse(&runner), &subjects).await
+    preflight::run(
+        &probe::Immuta(client),
+        &probe::Warehouse(&runner),
+        &subjects,
+        parallelism,
+    )
+    .await
 }

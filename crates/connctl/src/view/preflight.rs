@@ -6,6 +6,9 @@ use std::fmt::Write as _;
 use connctl_engine::preflight::{Check, Report, Verdict};
 use owo_colors::OwoColorize;
 
+use connctl_engine::plan::Plan;
+
+use super::plan::Kind;
 use crate::cli::Format;
 
 pub fn print(report: &Report, format: Format, color: bool) {
@@ -15,6 +18,24 @@ pub fn print(report: &Report, format: Format, color: bool) {
         Format::Json => json(report),
     };
     // A server's answer quoted in a reason can echo a request.
+    print!("{}", connctl_spec::redact(&text));
+}
+
+/// `plan --preflight`: the plan, then the checklist (JSON: the plan with a `preflight` field
+/// holding the checklist's JSON, docs/plan-json.md).
+pub fn print_with_plan(plan: &Plan, report: &Report, format: Format, color: bool) {
+    if format != Format::Json {
+        super::plan::print(plan, format, Kind::Plan, color);
+        println!();
+        print(report, format, color);
+        return;
+    }
+    let mut value = serde_json::to_value(plan).unwrap_or_default();
+    if let Some(object) = value.as_object_mut() {
+        object.insert("preflight".into(), report_value(report));
+    }
+    let text = serde_json::to_string_pretty(&value).unwrap_or_default() + "\n";
+    // Plan errors and check reasons can quote a server's answer, which can echo a request.
     print!("{}", connctl_spec::redact(&text));
 }
 
@@ -129,12 +150,15 @@ pub fn markdown(report: &Report) -> String {
     out
 }
 
-pub fn json(report: &Report) -> String {
-    let value = serde_json::json!({
+fn report_value(report: &Report) -> serde_json::Value {
+    serde_json::json!({
         "failed": report.failed(),
         "connections": report.connections,
-    });
-    let mut text = serde_json::to_string_pretty(&value).unwrap_or_default();
+    })
+}
+
+pub fn json(report: &Report) -> String {
+    let mut text = serde_json::to_string_pretty(&report_value(report)).unwrap_or_default();
     text.push('\n');
     text
 }
