@@ -170,7 +170,7 @@ fn preflight_with_an_existing_integration_names_its_id() {
     assert_eq!(out.code, 1);
     insta::assert_snapshot!(failures(&out.stdout), @"
     FAIL  no integration exists on the host
-          integration 1 already exists on acme-prod.snowflakecomputing.com; Immuta refuses a connection there (409)
+          integration [ID] already exists on acme-prod.snowflakecomputing.com; Immuta refuses a connection there (409)
           docs: docs/preflight.md#immuta (upgrade it to a connection with Immuta's connection upgrade manager, or delete integration first)
     ");
 }
