@@ -537,7 +537,7 @@ fn saved_plan_applies_exactly() {
     exit: 1
     --- stdout
     --- stderr
-    error: stale plan: the state changed since the plan was made (serial 0 then, 8 now)
+    error: stale plan: the state changed since the plan was made (serial 0 then, [SERIAL] now)
       = help: run `connctl plan --out` again
     ");
 }
@@ -614,7 +614,7 @@ fn saved_plan_applies_without_a_prompt_and_stale_is_still_refused() {
     exit: 1
     --- stdout
     --- stderr
-    error: stale plan: the state changed since the plan was made (serial 0 then, 8 now)
+    error: stale plan: the state changed since the plan was made (serial 0 then, [SERIAL] now)
       = help: run `connctl plan --out` again
     ");
     assert_eq!(env.count_requests("POST", "/data/connection"), 2, "nothing sent");
