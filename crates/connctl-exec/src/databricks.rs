@@ -68,6 +68,21 @@ struct Status {
 }
 
 impl Context<'_> {
+    /// The SQL warehouse statements run on: `warehouseId` if set, else the one named by the
+    /// connection's `httpPath`.
+    fn warehouse_id(&self, http_path: &str) -> Result<String, ExecError> {
+        match &self.cfg.warehouse_id {
+            Some(w) if !w.trim().is_empty() => Ok(w.trim().to_owned()),
+            _ => warehouse_id_from_http_path(http_path).ok_or_else(|| {
+                ExecError::config(
+                    "cannot tell the SQL warehouse from the connection's httpPath; set `warehouseId`",
+                )
+            }),
+        }
+    }
+}
+
+impl Context<'_> {
     /// Runs `sql` on the workspace, statement by statement.
     pub(crate) async fn execute(
         &self,
@@ -75,20 +90,8 @@ impl Context<'_> {
         http_path: &str,
         sql: &str,
     ) -> Result<Outcome, ExecError> {
-        let base_text = self
-            .cfg
-            .url
-            .clone()
-            .unwrap_or_else(|| format!("https://{}", http::bare_host(workspace_url)));
-        let base = http::check_base_url(&base_text).map_err(ExecError::config)?;
-        let warehouse_id = match &self.cfg.warehouse_id {
-            Some(w) if !w.trim().is_empty() => w.trim().to_owned(),
-            _ => warehouse_id_from_http_path(http_path).ok_or_else(|| {
-                ExecError::config(
-                    "cannot tell the SQL warehouse from the connection's httpPath; set `warehouseId`",
-                )
-            })?,
-        };
+        let base = http::base_for(self.cfg.url.as_deref(), workspace_url)?;
+        let warehouse_id = self.warehouse_id(http_path)?;
         let statements = split::split_statements(sql, SqlDialect::Databricks)?;
         for (index, statement) in statements.iter().enumerate() {
             self.run_statement(&base, &warehouse_id, index + 1, statement)

@@ -281,6 +281,13 @@ fn describe(e: &reqwest::Error) -> String {
     }
 }
 
+/// The API base for a warehouse: the configured `url` (a proxy, the emulator), else `https://`
+/// and the connection's host, checked like every base URL.
+pub(crate) fn base_for(configured: Option<&str>, host: &str) -> Result<reqwest::Url, ExecError> {
+    let text = configured.map_or_else(|| format!("https://{}", bare_host(host)), str::to_owned);
+    check_base_url(&text).map_err(ExecError::config)
+}
+
 /// `https://` only, except for loopback hosts (tests, the emulator, local proxies).
 pub(crate) fn check_base_url(url: &str) -> Result<reqwest::Url, String> {
     let parsed = reqwest::Url::parse(url).map_err(|e| {

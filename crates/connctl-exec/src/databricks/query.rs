@@ -7,7 +7,6 @@ use serde_json::json;
 
 use super::{Context, SUBMIT_WAIT, WAREHOUSE};
 use crate::ExecError;
-use crate::config::warehouse_id_from_http_path;
 use crate::error::scrub;
 use crate::http::{self, Repeat};
 use crate::query::QueryResult;
@@ -19,20 +18,8 @@ impl Context<'_> {
         http_path: &str,
         sql: &str,
     ) -> Result<QueryResult, ExecError> {
-        let base_text = self
-            .cfg
-            .url
-            .clone()
-            .unwrap_or_else(|| format!("https://{}", http::bare_host(workspace_url)));
-        let base = http::check_base_url(&base_text).map_err(ExecError::config)?;
-        let warehouse_id = match &self.cfg.warehouse_id {
-            Some(w) if !w.trim().is_empty() => w.trim().to_owned(),
-            _ => warehouse_id_from_http_path(http_path).ok_or_else(|| {
-                ExecError::config(
-                    "cannot tell the SQL warehouse from the connection's httpPath; set `warehouseId`",
-                )
-            })?,
-        };
+        let base = http::base_for(self.cfg.url.as_deref(), workspace_url)?;
+        let warehouse_id = self.warehouse_id(http_path)?;
         let body = json!({
             "statement": sql,
             "warehouse_id": warehouse_id,

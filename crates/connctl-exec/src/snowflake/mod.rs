@@ -177,11 +177,7 @@ pub(crate) async fn execute(
     host: &str,
     sql: &str,
 ) -> Result<Outcome, ExecError> {
-    let base_text = cfg
-        .url
-        .clone()
-        .unwrap_or_else(|| format!("https://{}", http::bare_host(host)));
-    let base = http::check_base_url(&base_text).map_err(ExecError::config)?;
+    let base = http::base_for(cfg.url.as_deref(), host)?;
     let mut auth = Auth::resolve(cfg, host)?;
     let script = Script {
         sql,
