@@ -211,8 +211,11 @@ fn a_replace_killed_between_delete_and_cleanup_runs_the_cleanup_next_time() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    wait_for("the DELETE", || {
+    // The DELETE answered and journaled: under load the request can reach the emulator well
+    // before the run records its answer.
+    wait_for("the DELETE, journaled", || {
         env.count_requests("DELETE", "/data/object/sf-main") == 1
+            && env.state()["connections"]["sf-main"]["step"] == "deregistered"
     });
     child.kill().unwrap();
     child.wait().unwrap();

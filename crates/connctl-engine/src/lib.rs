@@ -16,4 +16,5 @@ pub mod refresh;
 pub mod remote_lock;
 pub mod saved;
 pub mod state;
+pub mod status;
 pub mod store;

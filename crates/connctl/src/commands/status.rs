@@ -1,7 +1,7 @@
 //! `connctl status`: each connection's step, last bulk job and what Immuta shows now.
 
 use anyhow::{Result, bail};
-use connctl_engine::refresh::Live;
+use connctl_engine::status::ImmutaView;
 
 use crate::cli::CommonArgs;
 use crate::context::Context;
@@ -43,13 +43,13 @@ pub(super) async fn run(ctx: &Context, keys: &[String], common: &CommonArgs, jso
         if !keys.is_empty() && !keys.contains(key) {
             continue;
         }
-        let immuta = immuta_health(key, s, live.as_ref());
+        let immuta = ImmutaView::of(key, s, live.as_ref());
         let bulk = s.last_bulk();
         let recorded =
             |b: &connctl_engine::state::BulkRecord| b.job_state.clone().unwrap_or_else(|| "unknown".into());
         let job = match (bulk, &client) {
             // Gone from Immuta: its last job says nothing about it any more.
-            _ if immuta == "missing" => "-".into(),
+            _ if immuta.is_missing() => "-".into(),
             (Some(b), Some(c)) => match c.jobs(&b.bulk_id).await {
                 Ok(jobs) if !jobs.is_empty() => {
                     jobs.iter().map(|j| j.state.clone()).collect::<Vec<_>>().join(",")
@@ -105,46 +105,4 @@ pub(super) async fn run(ctx: &Context, keys: &[String], common: &CommonArgs, jso
         print!("{}", view::status::interrupted(&state, keys));
     }
     Ok(0)
-}
-
-/// What Immuta shows of a connection in the state: `ok`, `missing` (deleted outside connctl),
-/// its health problems, `drifted` (a field changed in Immuta; `connctl drift` shows which), `-`
-/// (never registered) or `unknown` (Immuta was not read).
-pub(super) fn immuta_health(
-    key: &str,
-    s: &connctl_engine::state::ConnectionState,
-    live: Option<&Live>,
-) -> String {
-    let Some(live) = live else { return "unknown".into() };
-    if s.applied.is_none() {
-        return "-".into();
-    }
-    if !live.keys.contains(key) {
-        // connctl's own interrupted delete is not a deletion behind its back.
-        let deleting = s
-            .pending
-            .as_ref()
-            .is_some_and(|p| p.operation == connctl_engine::state::PendingOp::Delete);
-        return if deleting {
-            "deleting".into()
-        } else {
-            "missing".into()
-        };
-    }
-    let problems: Vec<&str> = live
-        .health
-        .iter()
-        .filter(|h| h.key == key)
-        .map(|h| h.kind.as_str())
-        .collect();
-    if !problems.is_empty() {
-        return problems.join(", ");
-    }
-    let drifted = match (&s.applied, live.fields.get(key)) {
-        (Some(applied), Some(seen)) => seen
-            .iter()
-            .any(|(path, now)| applied.get(path).is_some_and(|was| was != now)),
-        _ => false,
-    };
-    if drifted { "drifted".into() } else { "ok".into() }
 }

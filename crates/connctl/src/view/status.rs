@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use comfy_table::{ColumnConstraint, Table, Width, presets};
 use connctl_engine::state::State;
+use connctl_engine::status::ImmutaView;
 use serde::Serialize;
 
 /// One connection's row; the JSON keys are the documented ones.
@@ -20,7 +21,7 @@ pub struct Row {
     pub bulk_origin: Option<String>,
     pub job_state: String,
     /// What Immuta shows now (`ok`, `missing`, `drifted`, …, `unmanaged`).
-    pub immuta: String,
+    pub immuta: ImmutaView,
     pub pending: Option<String>,
     pub cleanup_script: Option<PathBuf>,
 }
@@ -36,7 +37,7 @@ impl Row {
             bulk_id: None,
             bulk_origin: None,
             job_state: "-".into(),
-            immuta: "unmanaged".into(),
+            immuta: ImmutaView::Unmanaged,
             pending: None,
             cleanup_script: None,
         }
@@ -69,18 +70,19 @@ pub fn table(rows: &[Row], location: &str) -> String {
         .set_header(COLUMNS.map(|(title, _)| title));
     for r in rows {
         // The state still says registered; Immuta says otherwise, and Immuta wins.
-        let step = if r.immuta == "missing" {
+        let step = if r.immuta.is_missing() {
             "deleted in Immuta"
         } else {
             r.step.as_str()
         };
+        let immuta = r.immuta.to_string();
         table.add_row([
             r.key.as_str(),
             r.technology.as_deref().unwrap_or("-"),
             step,
             r.bulk_id.as_deref().unwrap_or("-"),
             r.job_state.as_str(),
-            r.immuta.as_str(),
+            immuta.as_str(),
         ]);
     }
     // Left-aligned columns one space apart, each at least as wide as it always was (the
@@ -131,14 +133,14 @@ pub fn unread_warning(reason: &str, location: &str) -> String {
 mod tests {
     use super::*;
 
-    fn row(key: &str, immuta: &str) -> Row {
+    fn row(key: &str, immuta: ImmutaView) -> Row {
         Row {
             technology: Some("Snowflake".into()),
             step: "registered".into(),
             bulk_id: Some("4b1a2c3d-0000-4000-8000-000000000001".into()),
             bulk_origin: Some("register".into()),
             job_state: "completed".into(),
-            immuta: immuta.into(),
+            immuta,
             ..Row::unmanaged(key)
         }
     }
@@ -150,7 +152,7 @@ mod tests {
             "KEY", "TECHNOLOGY", "STEP", "LAST BULK ID", "JOB"
         );
         for r in rows {
-            let step = if r.immuta == "missing" {
+            let step = if r.immuta.is_missing() {
                 "deleted in Immuta"
             } else {
                 &r.step
@@ -171,8 +173,8 @@ mod tests {
     #[test]
     fn the_table_keeps_the_hand_made_layout() {
         let rows = [
-            row("snowflake-prod", "ok"),
-            row("databricks-dev", "missing"),
+            row("snowflake-prod", ImmutaView::Ok),
+            row("databricks-dev", ImmutaView::Missing),
             Row::unmanaged("stranger"),
         ];
         assert_eq!(table(&rows, "state.json"), by_hand(&rows));
@@ -187,7 +189,7 @@ mod tests {
     #[test]
     fn a_long_key_widens_its_column_for_every_row() {
         let long = "a-connection-key-longer-than-28-chars";
-        let rows = [row(long, "ok"), row("short", "ok")];
+        let rows = [row(long, ImmutaView::Ok), row("short", ImmutaView::Ok)];
         let text = table(&rows, "state.json");
         // Unlike fixed `format!` widths, the columns stay aligned.
         let starts: Vec<usize> = text.lines().map(|l| l.find("Snowflake").unwrap_or(0)).collect();
