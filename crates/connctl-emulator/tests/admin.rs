@@ -296,3 +296,114 @@ async fn a_pre_existing_integration_on_the_host_is_the_documented_409() {
         )
     );
 }
+
+#[tokio::test]
+async fn object_endpoints_refuse_bad_input_with_a_clear_message() {
+    let env = Env::new();
+    env.admin(
+        Method::POST,
+        "/_emulator/seed",
+        Some(json!({"connections": [sf_registration("sf-o")]})),
+    )
+    .await;
+    let bad = [
+        // (method, path, body, status, what the message names)
+        (
+            Method::POST,
+            "/_emulator/objects/sf-o/IMMUTA_PROD/seed",
+            json!({"children": ["PUBLIC/T/TOO_DEEP"]}),
+            400,
+            "deeper than database/schema/table",
+        ),
+        (
+            Method::POST,
+            "/_emulator/objects/sf-o/seed",
+            json!({"children": [7]}),
+            400,
+            "children[0]",
+        ),
+        (
+            Method::POST,
+            "/_emulator/objects/sf-o/seed",
+            json!({"children": ["A"], "extra": 1}),
+            400,
+            "extra: unknown field",
+        ),
+        (
+            Method::POST,
+            "/_emulator/objects/sf-o/IMMUTA_PROD",
+            json!({"active": true}),
+            400,
+            "active: unknown field",
+        ),
+        (
+            Method::POST,
+            "/_emulator/objects/sf-o/IMMUTA_PROD",
+            json!({}),
+            400,
+            "isActive or activateNewChildren: required",
+        ),
+        (
+            Method::POST,
+            "/_emulator/objects/sf-o/IMMUTA_PROD",
+            json!({"isActive": "yes"}),
+            400,
+            "isActive: expected a boolean",
+        ),
+        (
+            Method::POST,
+            "/_emulator/objects/sf-o/%FF",
+            json!({"isActive": true}),
+            400,
+            "not UTF-8",
+        ),
+        (
+            Method::POST,
+            "/_emulator/objects/sf-o/NOPE",
+            json!({"isActive": true}),
+            404,
+            "sf-o/NOPE",
+        ),
+    ];
+    for (method, path, body, status, says) in bad {
+        let r = env.admin(method, path, Some(body)).await;
+        assert_eq!(r.status, status, "{path}: {}", r.text);
+        assert!(r.message().contains(says), "{path}: {}", r.text);
+    }
+    // The Immuta endpoints: an unknown object at any depth is a 404, a bad setting a 400.
+    for (method, path, body) in [
+        (Method::GET, "/data/object/sf-o/IMMUTA_PROD/NOPE", None),
+        (
+            Method::PUT,
+            "/data/settings/sf-o/IMMUTA_PROD/PUBLIC/NOPE",
+            Some(json!({"settings": {"isActive": true}})),
+        ),
+        (Method::POST, "/data/crawl/sf-o/NOPE", None),
+        (Method::POST, "/data/object/search/sf-o/NOPE", None),
+        (Method::DELETE, "/data/object/sf-o/IMMUTA_PROD", None),
+    ] {
+        let r = env.immuta(method, path, body).await;
+        assert_eq!(r.status, 404, "{path}: {}", r.text);
+    }
+    let r = env
+        .immuta(
+            Method::PUT,
+            "/data/settings/sf-o/IMMUTA_PROD",
+            Some(json!({"settings": {"isActive": 1}})),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    // Nothing was seeded or changed by the refused requests.
+    let dump = env
+        .admin(Method::GET, "/_emulator/objects/sf-o", None)
+        .await
+        .json();
+    assert_eq!(dump["objects"].as_array().unwrap().len(), 4, "{dump}");
+    assert!(
+        dump["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["state"] == "inactive" && o["activeOverride"] == false)
+    );
+}
