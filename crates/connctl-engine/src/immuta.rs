@@ -133,7 +133,11 @@ impl Immuta for ImmutaClient {
     async fn get_data_object(&self, path: &[String]) -> Result<Option<LiveObject>, ApiError> {
         ImmutaClient::get_data_object(self, path).await
     }
-    async fn update_object_settings(&self, path: &[String], body: &Value) -> Result<Option<String>, ApiError> {
+    async fn update_object_settings(
+        &self,
+        path: &[String],
+        body: &Value,
+    ) -> Result<Option<String>, ApiError> {
         ImmutaClient::update_object_settings(self, path, body).await
     }
     async fn count_object_children(&self, path: &[String]) -> Result<Option<u64>, ApiError> {

@@ -258,6 +258,10 @@ pub struct ObjectChange {
     /// The connection is being registered: the object is read and set after its job completes.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub after_registration: bool,
+    /// A listed ancestor whose status change (earlier in the plan) reaches this object first:
+    /// `before` is the status that cascade leaves it in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cascaded_from: Option<String>,
 }
 
 impl ObjectChange {
@@ -305,6 +309,19 @@ pub fn decide(
     applied: Option<ObjectSettings>,
     seen: Seen<'_>,
 ) -> Option<ObjectChange> {
+    decide_below(object, technology, want, applied, seen, None)
+}
+
+/// [`decide`] for an object below a listed ancestor whose row sets the status `cascade.1`
+/// first (Immuta cascades it), so the object's status is compared with that.
+pub fn decide_below(
+    object: &ObjectRef,
+    technology: Technology,
+    want: ObjectSettings,
+    applied: Option<ObjectSettings>,
+    seen: Seen<'_>,
+    cascade: Option<(&ObjectPath, bool)>,
+) -> Option<ObjectChange> {
     let mut row = ObjectChange {
         key: object.key.clone(),
         path: object.path.to_string(),
@@ -317,8 +334,9 @@ pub fn decide(
         high_risk: None,
         warning: None,
         after_registration: false,
+        cascaded_from: None,
     };
-    let before: ObjectSettings = match seen {
+    let mut before: ObjectSettings = match seen {
         Seen::Absent => {
             row.action = ObjectAction::Missing;
             row.risk = Risk::None;
@@ -333,6 +351,14 @@ pub fn decide(
         }
     };
     let known = !matches!(seen, Seen::Registering);
+    let status_now = before.active;
+    if let Some((ancestor, status)) = cascade
+        && want.active.is_some()
+        && before.active != Some(status)
+    {
+        before.active = Some(status);
+        row.cascaded_from = Some(ancestor.to_string());
+    }
     for (setting, after) in want.each() {
         let live = before.get(setting);
         if live == Some(after) {
@@ -376,7 +402,11 @@ pub fn decide(
         }
         Some(false) => {
             row.action = ObjectAction::Deactivate;
-            row.high_risk = Some(HighRisk::Deactivation);
+            // Put back to inactive after an ancestor's activation reached it: nothing Immuta
+            // governs now stops being governed.
+            if status_now != Some(false) {
+                row.high_risk = Some(HighRisk::Deactivation);
+            }
         }
         None => {}
     }
@@ -429,6 +459,8 @@ pub fn plan<'a>(
     let mut rows = Vec::new();
     for conn in connections {
         let recorded = state.connections.get(&conn.key).map(|s| &s.objects);
+        // Status changes planned so far, parents first: each reaches the objects below it.
+        let mut sets: Vec<(ObjectPath, bool)> = Vec::new();
         for spec in &conn.objects {
             let object = ObjectRef {
                 key: conn.key.clone(),
@@ -450,7 +482,21 @@ pub fn plan<'a>(
                     _ => Seen::Unread,
                 }
             };
-            rows.extend(decide(&object, conn.technology(), want, applied, seen));
+            let cascade = sets
+                .iter()
+                .rev()
+                .find(|(p, _)| p.is_ancestor_of(&object.path))
+                .map(|(p, s)| (p, *s));
+            let row = decide_below(&object, conn.technology(), want, applied, seen, cascade);
+            if let Some(status) = row.as_ref().and_then(|r| {
+                r.fields
+                    .iter()
+                    .find(|f| f.setting == ObjectSetting::Active)
+                    .map(|f| f.after)
+            }) {
+                sets.push((object.path.clone(), status));
+            }
+            rows.extend(row);
         }
     }
     rows
@@ -519,4 +565,4 @@ pub async fn count_cascades(client: &impl Immuta, rows: &mut [ObjectChange]) -> 
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

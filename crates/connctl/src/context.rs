@@ -9,8 +9,8 @@ use anyhow::{Context as _, Result};
 use connctl_engine::apply::{Target, fingerprinted};
 use connctl_engine::backend::{Loaded, StateLocation};
 use connctl_engine::plan::{self, Action, DesiredView, Plan, PlanOptions};
-use connctl_engine::{objects, refresh};
 use connctl_engine::state::State;
+use connctl_engine::{objects, refresh};
 use connctl_immuta::ImmutaClient;
 use connctl_spec::Desired;
 

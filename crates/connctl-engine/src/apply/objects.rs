@@ -70,7 +70,13 @@ impl<C: Immuta> Worker<C> {
     }
 
     /// Records that Immuta has `row`'s settings (the PUT answered, or nothing was needed).
-    async fn record_object(&self, key: &str, tech: &str, row: &ObjectChange, bulk: Option<String>) -> Flow<()> {
+    async fn record_object(
+        &self,
+        key: &str,
+        tech: &str,
+        row: &ObjectChange,
+        bulk: Option<String>,
+    ) -> Flow<()> {
         let path = row.path.clone();
         let applied: ObjectSettings = row.settings;
         self.store

@@ -72,6 +72,8 @@ pub struct World {
     pub job_states: BTreeMap<String, String>,
     /// Data objects below the connections, by full path (key first).
     pub objects: BTreeMap<Vec<String>, FakeObject>,
+    /// The body of each `PUT /data/settings/{path}` of an object, in order (path joined by `/`).
+    pub object_puts: Vec<(String, Value)>,
     next: u64,
 }
 
@@ -353,7 +355,11 @@ impl Immuta for Fake {
         })
     }
 
-    async fn update_object_settings(&self, path: &[String], body: &Value) -> Result<Option<String>, ApiError> {
+    async fn update_object_settings(
+        &self,
+        path: &[String],
+        body: &Value,
+    ) -> Result<Option<String>, ApiError> {
         let fault = self.enter(Call::UpdateObjectSettings, &path.join("/"));
         let bulk = self.id("bulk");
         if fault.is_none() && !self.world().objects.contains_key(path) {
@@ -361,6 +367,7 @@ impl Immuta for Fake {
         }
         answer(fault, Call::UpdateObjectSettings, || {
             let mut w = self.world();
+            w.object_puts.push((path.join("/"), body.clone()));
             let settings = body.get("settings");
             if let Some(active) = settings.and_then(|s| s.get("isActive")).and_then(Value::as_bool) {
                 set_status(&mut w.objects, path, active);

@@ -175,7 +175,12 @@ fn object_lines(row: &ObjectChange) -> (String, Vec<String>) {
         .iter()
         .map(|f| {
             let before = f.before.map_or("(unknown)".to_owned(), |b| b.to_string());
-            format!("{}: {before} → {} ({})", f.setting.as_str(), f.after, cause(f.cause))
+            format!(
+                "{}: {before} → {} ({})",
+                f.setting.as_str(),
+                f.after,
+                cause(f.cause)
+            )
         })
         .collect();
     match row.action {
@@ -186,7 +191,10 @@ fn object_lines(row: &ObjectChange) -> (String, Vec<String>) {
         _ => {}
     }
     if row.after_registration {
-        lines.push("set after the connection's registration job completes (the object exists after its first crawl)".into());
+        lines.push(
+            "set after the connection's registration job completes (the object exists after its first crawl)"
+                .into(),
+        );
     }
     match row.high_risk {
         Some(HighRisk::Deactivation) => lines.push(
