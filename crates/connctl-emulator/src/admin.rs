@@ -10,6 +10,7 @@ use std::sync::atomic::Ordering;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
+use axum::http::Uri;
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, ApiResult, parse_json, parse_object};
@@ -161,29 +162,23 @@ pub async fn patch_integration(
 
 /// `PATCH /_emulator/objects/{key}/{…}` `{"active": bool}`: enable or disable one child object
 /// (a database, schema or table) as a person in the UI would; nothing else changes.
-pub async fn patch_object(
-    State(st): State<Shared>,
-    Path(path): Path<String>,
-    body: Bytes,
-) -> ApiResult<Json<Value>> {
+pub async fn patch_object(State(st): State<Shared>, uri: Uri, body: Bytes) -> ApiResult<Json<Value>> {
     let patch = parse_object(&body)?;
     only_keys(&patch, &["active"])?;
     let Some(active) = patch.get("active").and_then(Value::as_bool) else {
         return Err(ApiError::bad_request("active: required boolean"));
     };
-    let mut parts = path.trim_matches('/').split('/').map(str::to_string);
-    let key = parts.next().unwrap_or_default();
-    let rest: Vec<String> = parts.collect();
-    let missing = || ApiError::not_found(format!("Data object '{path}' not found."));
+    let p = crate::immuta::objects::object_path(&uri, crate::immuta::objects::admin::PREFIX)?;
+    let missing = || ApiError::not_found(format!("Data object '{}' not found.", p.shown));
     st.mutate(|s| {
-        let c = s.connections.get_mut(&key).ok_or_else(missing)?;
+        let c = s.connections.get_mut(&p.key).ok_or_else(missing)?;
         let child = c
-            .children
-            .iter_mut()
-            .find(|ch| !rest.is_empty() && ch.path == rest)
+            .find_mut(&p.rest)
+            .filter(|_| !p.rest.is_empty())
             .ok_or_else(missing)?;
         child.active = active;
-        Ok(Json(json!({"objectPath": path, "active": active})))
+        child.active_override = true;
+        Ok(Json(json!({"objectPath": p.shown, "active": active})))
     })
 }
 
