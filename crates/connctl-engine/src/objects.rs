@@ -201,8 +201,9 @@ pub enum HighRisk {
 pub enum CountKind {
     /// The object's own child count.
     Exact,
-    /// The direct children a search found; their descendants come on top (a lower bound).
-    Direct,
+    /// A search's count of the objects below (`POST /data/object/search/{path}`); tenants
+    /// differ on whether it counts direct children only, so it is a lower bound.
+    Searched,
 }
 
 /// The objects a status change reaches.
@@ -214,12 +215,12 @@ pub struct ObjectCascade {
 }
 
 impl ObjectCascade {
-    /// `12 child objects`, `≥ 3 (direct children)`, `child count unknown`.
+    /// `12 child object(s)`, `≥ 3 child object(s) (a search's count)`, `child count unknown`.
     pub fn describe(&self) -> String {
         match (self.child_objects, self.count) {
             (None, _) => "child count unknown".into(),
             (Some(n), CountKind::Exact) => format!("{n} child object(s)"),
-            (Some(n), CountKind::Direct) => format!("≥ {n} child object(s) ({n} direct)"),
+            (Some(n), CountKind::Searched) => format!("≥ {n} child object(s) (a search's count)"),
         }
     }
 }
@@ -402,9 +403,9 @@ pub fn decide_below(
         }
         Some(false) => {
             row.action = ObjectAction::Deactivate;
-            // Put back to inactive after an ancestor's activation reached it: nothing Immuta
-            // governs now stops being governed.
-            if status_now != Some(false) {
+            // Put back to inactive after an ancestor's activation reached it, or below a
+            // connection not registered yet: nothing Immuta governs now stops being governed.
+            if known && status_now != Some(false) {
                 row.high_risk = Some(HighRisk::Deactivation);
             }
         }
@@ -420,7 +421,7 @@ pub fn decide_below(
             },
             _ => ObjectCascade {
                 child_objects: None,
-                count: CountKind::Direct,
+                count: CountKind::Searched,
             },
         });
     }

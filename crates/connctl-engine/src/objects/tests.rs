@@ -174,7 +174,7 @@ fn rows_carry_cascade_counts_warnings_and_registration() {
         r.warning.as_deref().is_some_and(|w| w.starts_with("Databricks:")),
         "{r:?}"
     );
-    assert_eq!(r.cascade.unwrap().count, CountKind::Direct);
+    assert_eq!(r.cascade.unwrap().count, CountKind::Searched);
     // A settings-only row cascades nothing.
     let r = decide(
         &obj("DB"),
@@ -199,10 +199,10 @@ fn rows_carry_cascade_counts_warnings_and_registration() {
     assert_eq!(
         ObjectCascade {
             child_objects: Some(3),
-            count: CountKind::Direct
+            count: CountKind::Searched
         }
         .describe(),
-        "≥ 3 child object(s) (3 direct)"
+        "≥ 3 child object(s) (a search's count)"
     );
 }
 
@@ -262,7 +262,7 @@ async fn the_plan_reads_each_listed_object_once_in_order() {
         rows[0].cascade,
         Some(ObjectCascade {
             child_objects: Some(1),
-            count: CountKind::Direct
+            count: CountKind::Searched
         })
     );
     // One search per status change (SALES, ORDERS).

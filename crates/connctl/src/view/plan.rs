@@ -190,6 +190,9 @@ fn object_lines(row: &ObjectChange) -> (String, Vec<String>) {
         ObjectAction::Record => lines.push("Immuta already matches; only the state records it".into()),
         _ => {}
     }
+    if let Some(ancestor) = &row.cascaded_from {
+        lines.push(format!("`{ancestor}`'s status change above reaches it first"));
+    }
     if row.after_registration {
         lines.push(
             "set after the connection's registration job completes (the object exists after its first crawl)"
