@@ -220,6 +220,7 @@ impl ObjectCascade {
         match (self.child_objects, self.count) {
             (None, _) => "child count unknown".into(),
             (Some(n), CountKind::Exact) => format!("{n} child object(s)"),
+            (Some(0), CountKind::Searched) => "no child object a search found".into(),
             (Some(n), CountKind::Searched) => format!("≥ {n} child object(s) (a search's count)"),
         }
     }

@@ -354,7 +354,7 @@ fn high_risk_rows_make_the_plan_destructive_and_gated() {
     assert!(p.is_empty());
     // The JSON names the action and the reason.
     let v = serde_json::to_value(
-        &decide(
+        decide(
             &obj("DB"),
             Technology::Snowflake,
             want(Some(false), None),
