@@ -358,3 +358,25 @@ fn a_listed_object_absent_in_immuta_is_missing() {
     --- stderr
     ");
 }
+
+#[test]
+fn a_saved_plan_goes_stale_when_a_listed_object_changes() {
+    let env = env();
+    spec(&env, true, "");
+    let out = env.run(&["apply", "--auto-approve", "--wait", "c.yaml"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    env.set_object(
+        &["sf-prod", "IMMUTA_DB"],
+        serde_json::json!({"activateNewChildren": true}),
+    );
+    assert_eq!(env.run(&["plan", "--out", "plan.json", "c.yaml"]).code, 0);
+    env.set_object(
+        &["sf-prod", "IMMUTA_DB", "PUBLIC"],
+        serde_json::json!({"activateNewChildren": false}),
+    );
+    let before = object_puts(&env);
+    let out = env.run(&["apply", "plan.json"]);
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("sf-prod objects"), "{}", out.stderr);
+    assert_eq!(object_puts(&env), before, "a stale plan sends nothing");
+}

@@ -504,6 +504,32 @@ pub fn plan<'a>(
     rows
 }
 
+/// Per connection listing objects (`KEY objects`): a fingerprint of its rows (what Immuta
+/// showed of each object and what the YAML wants, cascade counts aside), so that a saved plan
+/// is refused when either moved before `apply plan.json`.
+pub fn fingerprints<'a>(
+    keys: impl Iterator<Item = &'a str>,
+    rows: &[ObjectChange],
+) -> BTreeMap<String, String> {
+    use sha2::{Digest, Sha256};
+    keys.map(|key| {
+        let mine: Vec<ObjectChange> = rows
+            .iter()
+            .filter(|r| r.key == key)
+            .map(|r| ObjectChange {
+                cascade: None,
+                ..r.clone()
+            })
+            .collect();
+        let text = serde_json::to_string(&mine).unwrap_or_default();
+        (
+            format!("{key} objects"),
+            format!("sha256:{}", hex::encode(Sha256::digest(text.as_bytes()))),
+        )
+    })
+    .collect()
+}
+
 /// The objects drift reads: every object the state recorded, of the connections in `only`.
 pub fn recorded(state: &State, only: &dyn Fn(&str) -> bool) -> Vec<ObjectRef> {
     let mut out = Vec::new();

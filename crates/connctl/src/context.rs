@@ -253,7 +253,7 @@ pub async fn make_plan(
     if let Some(client) = &client {
         refresh::count_cascades(client, &mut plan).await?;
     }
-    plan.objects = plan_objects(
+    let (rows, fingerprints) = plan_objects(
         &plan,
         &targets,
         state,
@@ -262,6 +262,8 @@ pub async fn make_plan(
         ctx.settings.parallelism(&args.common),
     )
     .await?;
+    plan.objects = rows;
+    plan.live_fingerprints.extend(fingerprints);
     if let Some(url) = ctx.immuta_url(&args.common) {
         plan.state.tenant = Some(connctl_engine::state::normalise_tenant(&url));
     }
@@ -281,7 +283,7 @@ async fn plan_objects(
     client: Option<&ImmutaClient>,
     live: Option<&refresh::Live>,
     parallelism: usize,
-) -> Result<Vec<objects::ObjectChange>> {
+) -> Result<(Vec<objects::ObjectChange>, BTreeMap<String, String>)> {
     let action = |key: &str| plan.changes.iter().find(|c| c.key == key).map(|c| c.action);
     let registering = |key: &str| match action(key) {
         Some(Action::Create | Action::Recreate | Action::Replace) => true,
@@ -312,11 +314,13 @@ async fn plan_objects(
         }
         _ => None,
     };
+    let keys: Vec<&str> = planned.iter().map(|c| c.key.as_str()).collect();
     let mut rows = objects::plan(planned.into_iter(), state, read.as_ref(), &registering);
     if let Some(client) = client {
         objects::count_cascades(client, &mut rows).await?;
     }
-    Ok(rows)
+    let fingerprints = objects::fingerprints(keys.into_iter(), &rows);
+    Ok((rows, fingerprints))
 }
 
 /// A `--target` that matches no connection anywhere is a typo, not "no changes": an error that
