@@ -20,6 +20,7 @@ mod test_journal;
 mod test_lost_answers;
 mod test_plan;
 mod test_preflight;
+mod test_preflight_access;
 mod test_refresh_changed;
 mod test_reliability_bad_input;
 mod test_reliability_concurrency;

@@ -3,9 +3,10 @@
 //! credentials, so their checks are "not checked").
 
 use connctl_engine::preflight::{
-    BoxFuture, ExistingConnection, ImmutaProbe, IntegrationSummary, ProbeError, Rows, WarehouseProbe,
+    BoxFuture, ExistingConnection, ImmutaProbe, ImmutaUser, IntegrationSummary, Principal, PrincipalKind,
+    ProbeError, Rows, WarehouseProbe,
 };
-use connctl_exec::{ExecError, Target};
+use connctl_exec::{ExecError, ExecutorConfig, Target};
 use connctl_immuta::{ApiError, ImmutaClient};
 use connctl_spec::{Connection, Technology};
 
@@ -60,6 +61,25 @@ impl ImmutaProbe for Immuta<'_> {
             }))
         })
     }
+
+    fn connection_api(&self) -> BoxFuture<'_, Result<(), ProbeError>> {
+        Box::pin(async move { self.0.connection_api().await.map_err(api_error) })
+    }
+
+    fn current_user(&self) -> BoxFuture<'_, Result<ImmutaUser, ProbeError>> {
+        Box::pin(async move {
+            let user = self.0.current_user().await.map_err(api_error)?;
+            Ok(ImmutaUser {
+                name: user.userid.clone(),
+                permissions: user
+                    .permissions
+                    .iter()
+                    .chain(&user.group_permissions)
+                    .cloned()
+                    .collect(),
+            })
+        })
+    }
 }
 
 pub struct Warehouse<'a>(pub &'a Runner);
@@ -73,6 +93,8 @@ fn exec_error(e: ExecError) -> ProbeError {
             ProbeError::Statement(connctl_spec::redact(&format!("{code}: {message}")).into_owned())
         }
         ExecError::Auth { .. } => ProbeError::Unauthorized(text),
+        // The reference, never a value; the check says whose credential it is.
+        ExecError::Credential { source, .. } => ProbeError::Secret(source.to_string()),
         ExecError::Api {
             status: Some(404), ..
         } => ProbeError::NotFound(text),
@@ -102,6 +124,37 @@ impl WarehouseProbe for Warehouse<'_> {
             Ok(Rows {
                 columns: result.columns,
                 rows: result.rows,
+            })
+        })
+    }
+
+    fn databricks_principal<'a>(
+        &'a self,
+        conn: &'a Connection,
+        db: &'a connctl_spec::Databricks,
+    ) -> BoxFuture<'a, Result<Principal, ProbeError>> {
+        Box::pin(async move {
+            let executor = self.0.executor_for(conn).map_err(ProbeError::Other)?;
+            if !matches!(executor.config(), ExecutorConfig::Databricks(_)) {
+                return Err(ProbeError::NoCredentials);
+            }
+            let p = executor
+                .databricks_principal(&db.workspace_url, &db.auth)
+                .await
+                .map_err(|e| match e {
+                    // The connection's credential, not the executor's: Databricks' own words.
+                    ExecError::Auth { status, message, .. } => {
+                        ProbeError::Unauthorized(format!("HTTP {status}: {message}"))
+                    }
+                    other => exec_error(other),
+                })?;
+            Ok(Principal {
+                name: p.name,
+                kind: match p.kind {
+                    connctl_exec::PrincipalKind::ServicePrincipal => PrincipalKind::ServicePrincipal,
+                    connctl_exec::PrincipalKind::User => PrincipalKind::User,
+                    connctl_exec::PrincipalKind::Unknown => PrincipalKind::Unknown,
+                },
             })
         })
     }
