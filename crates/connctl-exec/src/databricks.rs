@@ -33,8 +33,6 @@ use crate::{ExecError, Outcome};
 const WAREHOUSE: &str = "Databricks";
 /// An OAuth token is renewed this long before it expires.
 const TOKEN_MARGIN: Duration = Duration::from_secs(60);
-/// The OAuth scope asked for: every workspace API.
-const DEFAULT_SCOPE: &str = "all-apis";
 
 /// A cached OAuth access token.
 #[derive(Default)]
@@ -328,7 +326,12 @@ impl Context<'_> {
             source,
         })?;
         let (token, lifetime) = self
-            .client_credentials(&token_url, client_id, &secret, DEFAULT_SCOPE)
+            .client_credentials(
+                &token_url,
+                client_id,
+                &secret,
+                connctl_spec::DATABRICKS_DEFAULT_SCOPE,
+            )
             .await?;
         *cache = Some(CachedToken {
             issuer,
@@ -351,10 +354,7 @@ impl Context<'_> {
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode(format!("{client_id}:{}", secret.expose()))
         ));
-        let form = format!(
-            "grant_type=client_credentials&scope={}",
-            scope.replace(' ', "%20")
-        );
+        let form = format!("grant_type=client_credentials&scope={}", form_encode(scope));
         let reply = http::send(
             self.timing,
             WAREHOUSE,
@@ -391,6 +391,17 @@ impl Context<'_> {
         let lifetime = Duration::from_secs(v.get("expires_in").and_then(Value::as_u64).unwrap_or(3600));
         Ok((Secret::new(access), lifetime))
     }
+}
+
+/// A form value percent-encoded (everything but unreserved characters).
+fn form_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
 }
 
 mod identity;

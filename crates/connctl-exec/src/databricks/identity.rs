@@ -163,4 +163,13 @@ mod tests {
             PrincipalKind::Unknown
         );
     }
+
+    #[test]
+    fn a_scope_is_form_encoded() {
+        assert_eq!(super::super::form_encode("all-apis"), "all-apis");
+        assert_eq!(
+            super::super::form_encode("sql offline_access&x=1"),
+            "sql%20offline_access%26x%3D1"
+        );
+    }
 }
