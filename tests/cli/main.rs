@@ -22,6 +22,7 @@ mod test_objects;
 mod test_objects_emulator;
 mod test_plan;
 mod test_preflight;
+mod test_preflight_access;
 mod test_refresh_changed;
 mod test_reliability_bad_input;
 mod test_reliability_concurrency;

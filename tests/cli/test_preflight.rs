@@ -17,7 +17,7 @@ connections:
     auth: { type: userPassword, username: IMMUTA_SYSTEM_ACCOUNT, password: { env: CONNCTL_TEST_SF_PASSWORD } }
 ";
 
-const DATABRICKS: &str = "version: 1
+pub(crate) const DATABRICKS: &str = "version: 1
 connections:
   - key: dbx-prod
     technology: Databricks
@@ -29,7 +29,7 @@ connections:
     audit: { enabled: true }
 ";
 
-fn env_with(missing: Vec<Prerequisite>, existing: Vec<String>) -> TestEnv {
+pub(crate) fn env_with(missing: Vec<Prerequisite>, existing: Vec<String>) -> TestEnv {
     let env = TestEnv::with_emulator(EmulatorConfig {
         job_step_ms: 20,
         missing,
@@ -42,7 +42,7 @@ fn env_with(missing: Vec<Prerequisite>, existing: Vec<String>) -> TestEnv {
 }
 
 /// The lines of the failed checks, with their detail lines.
-fn failures(stdout: &str) -> String {
+pub(crate) fn failures(stdout: &str) -> String {
     let mut out = String::new();
     let mut in_fail = false;
     for line in stdout.lines() {
@@ -59,7 +59,7 @@ fn failures(stdout: &str) -> String {
     out
 }
 
-fn missing(what: &str) -> TestEnv {
+pub(crate) fn missing(what: &str) -> TestEnv {
     env_with(vec![what.parse().unwrap()], vec![])
 }
 
@@ -70,21 +70,24 @@ fn preflight_passes_everything_against_the_default_emulator() {
     insta::assert_snapshot!(out.snapshot(), @"
     exit: 0
     --- stdout
-    Preflight: 2 connection(s), 0 failed, 20 passed, 0 not checked
+    Preflight: 2 connection(s), 0 failed, 23 passed, 0 not checked
 
     dbx-prod (Databricks)
       pass  Immuta answers and accepts the API key
       pass  the connection API is available
+      pass  the API key's user holds CREATE_DATA_SOURCE and APPLICATION_ADMIN
       pass  the connection key is free
       pass  the SQL warehouse exists and runs statements
       pass  a Unity Catalog metastore is attached
-      pass  CREATE CATALOG is granted on the metastore
+      pass  the runner holds CREATE CATALOG on the metastore
       pass  the catalog does not exist yet
+      pass  the connection's credentials authenticate a service principal
       pass  system.access audit and lineage tables are readable
 
     sf-prod (Snowflake)
       pass  Immuta answers and accepts the API key
       pass  the connection API is available
+      pass  the API key's user holds CREATE_DATA_SOURCE and APPLICATION_ADMIN
       pass  the connection key is free
       pass  no integration exists on the host
       pass  role holds CREATE DATABASE ON ACCOUNT WITH GRANT OPTION
@@ -192,9 +195,9 @@ fn preflight_without_create_catalog_fails_that_check() {
     let out = missing("databricks:create-catalog").run(&["preflight", "c"]);
     assert_eq!(out.code, 1);
     insta::assert_snapshot!(failures(&out.stdout), @r#"
-    FAIL  CREATE CATALOG is granted on the metastore
-          the runner holds no CREATE CATALOG on the metastore
-          fix:  GRANT CREATE CATALOG ON METASTORE TO `<the user or service principal running the script>`;
+    FAIL  the runner holds CREATE CATALOG on the metastore
+          the runner platform-admin@example.com holds no CREATE CATALOG on the metastore, directly or through its groups (nobody holds it)
+          fix:  GRANT CREATE CATALOG ON METASTORE TO `platform-admin@example.com`;
           docs: docs/preflight.md#databricks (registration guide: "Databricks privileges for the user registering the connection")
     "#);
 }
@@ -250,7 +253,7 @@ fn preflight_with_the_manual_executor_lists_warehouse_checks_as_not_checked_with
     insta::assert_snapshot!(out.snapshot(), @r#"
     exit: 0
     --- stdout
-    ## Preflight: 1 connection(s), 0 failed, 4 passed, 8 not checked
+    ## Preflight: 1 connection(s), 0 failed, 5 passed, 8 not checked
 
     ### `sf-prod` (Snowflake)
 
@@ -258,6 +261,7 @@ fn preflight_with_the_manual_executor_lists_warehouse_checks_as_not_checked_with
     |---|---|---|
     | ✅ pass | Immuta answers and accepts the API key |  |
     | ✅ pass | the connection API is available |  |
+    | ✅ pass | the API key's user holds CREATE_DATA_SOURCE and APPLICATION_ADMIN |  |
     | ✅ pass | the connection key is free |  |
     | ✅ pass | no integration exists on the host |  |
     | ⚪ not checked | role holds CREATE DATABASE ON ACCOUNT WITH GRANT OPTION | not checked: no credentials (the manual executor runs nothing); run this by hand<br>By hand: `SHOW GRANTS TO ROLE "<setup role>"` |
@@ -293,6 +297,11 @@ fn preflight_json_lists_every_check_with_its_verdict() {
             {
               "check": "connection-api",
               "title": "the connection API is available",
+              "verdict": "pass"
+            },
+            {
+              "check": "immuta-permission",
+              "title": "the API key's user holds CREATE_DATA_SOURCE and APPLICATION_ADMIN",
               "verdict": "pass"
             },
             {
@@ -440,11 +449,12 @@ fn plan_with_preflight_adds_the_checklist_and_exits_1_when_a_check_fails() {
     Plan: 1 to create, 0 to update, 0 to replace, 0 to delete, 0 drifted.
     Immuta: [URL]
 
-    Preflight: 1 connection(s), 1 failed, 11 passed, 0 not checked
+    Preflight: 1 connection(s), 1 failed, 12 passed, 0 not checked
 
     sf-prod (Snowflake)
       pass  Immuta answers and accepts the API key
       pass  the connection API is available
+      pass  the API key's user holds CREATE_DATA_SOURCE and APPLICATION_ADMIN
       pass  the connection key is free
       pass  no integration exists on the host
       pass  role holds CREATE DATABASE ON ACCOUNT WITH GRANT OPTION

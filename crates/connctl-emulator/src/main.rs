@@ -52,7 +52,9 @@ struct Args {
     search_shape: SearchShape,
     /// Leave out a preflight prerequisite (repeatable): snowflake:"CREATE USER" (any of the six
     /// account privileges), snowflake:warehouse, snowflake:free-database, databricks:metastore,
-    /// databricks:create-catalog, databricks:free-catalog, databricks:system-access.
+    /// databricks:create-catalog, databricks:runner-create-catalog, databricks:free-catalog,
+    /// databricks:system-access, databricks:service-principal, databricks:service-principal-user,
+    /// immuta:connection-api, immuta:permission.
     #[arg(long, value_name = "TECH:WHAT")]
     missing: Vec<connctl_emulator::Prerequisite>,
     /// Start with a Snowflake integration on HOST that no connection owns (repeatable).

@@ -2,7 +2,10 @@
 //! real warehouses': Snowflake `SHOW GRANTS TO ROLE` (system roles inheriting each other),
 //! `SHOW WAREHOUSES`/`SHOW DATABASES LIKE`, `SELECT CURRENT_ROLE()`; Databricks
 //! `SELECT CURRENT_METASTORE()`, `SHOW GRANTS ON METASTORE`, `SHOW CATALOGS LIKE` and the
-//! `system.access` tables. Every prerequisite holds unless [`EmulatorConfig::missing`] names it.
+//! `system.access` tables, `SELECT current_user()` and `is_account_group_member`; the SCIM
+//! `GET /api/2.0/preview/scim/v2/Me` of the connection's own credentials; Immuta's
+//! `GET /bim/rpc/user/current`, and the connection API's absence. Every prerequisite holds unless
+//! [`EmulatorConfig::missing`] names it.
 
 use std::str::FromStr;
 
@@ -11,6 +14,8 @@ use serde_json::{Value, json};
 use crate::EmulatorConfig;
 use crate::store::Store;
 use crate::validate::Tech;
+
+pub mod routes;
 
 /// A prerequisite the emulator can be started without (`--missing`), so that exactly one
 /// preflight check fails.
@@ -30,6 +35,18 @@ pub enum Prerequisite {
     DatabricksFreeCatalog,
     /// `databricks:system-access`: the `system.access` schema is not enabled.
     DatabricksSystemAccess,
+    /// `immuta:connection-api`: the tenant does not have the connection API: `/data/*` is 404.
+    ImmutaConnectionApi,
+    /// `immuta:permission`: the API key's user lacks `CREATE_DATA_SOURCE`.
+    ImmutaPermission,
+    /// `databricks:service-principal`: the connection's token (or OAuth client) is refused (401).
+    DatabricksServicePrincipal,
+    /// `databricks:service-principal-user`: the connection's token belongs to a user, not a
+    /// service principal.
+    DatabricksServicePrincipalUser,
+    /// `databricks:runner-create-catalog`: CREATE CATALOG is granted to another principal, not
+    /// to the runner or a group it belongs to.
+    DatabricksRunnerCreateCatalog,
 }
 
 impl FromStr for Prerequisite {
@@ -38,7 +55,7 @@ impl FromStr for Prerequisite {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let (tech, what) = s
             .split_once(':')
-            .ok_or_else(|| format!("`{s}`: expected snowflake:<PRIVILEGE|warehouse|free-database> or databricks:<metastore|create-catalog|free-catalog|system-access>"))?;
+            .ok_or_else(|| format!("`{s}`: expected snowflake:<PRIVILEGE|warehouse|free-database>, databricks:<metastore|create-catalog|runner-create-catalog|free-catalog|system-access|service-principal|service-principal-user> or immuta:<connection-api|permission>"))?;
         let what = what.trim();
         match (tech.trim().to_ascii_lowercase().as_str(), what) {
             ("snowflake", "warehouse") => Ok(Prerequisite::SnowflakeWarehouse),
@@ -50,6 +67,11 @@ impl FromStr for Prerequisite {
             ("databricks", "create-catalog") => Ok(Prerequisite::DatabricksCreateCatalog),
             ("databricks", "free-catalog") => Ok(Prerequisite::DatabricksFreeCatalog),
             ("databricks", "system-access") => Ok(Prerequisite::DatabricksSystemAccess),
+            ("databricks", "service-principal") => Ok(Prerequisite::DatabricksServicePrincipal),
+            ("databricks", "service-principal-user") => Ok(Prerequisite::DatabricksServicePrincipalUser),
+            ("databricks", "runner-create-catalog") => Ok(Prerequisite::DatabricksRunnerCreateCatalog),
+            ("immuta", "connection-api") => Ok(Prerequisite::ImmutaConnectionApi),
+            ("immuta", "permission") => Ok(Prerequisite::ImmutaPermission),
             _ => Err(format!("`{s}`: unknown prerequisite")),
         }
     }
@@ -204,6 +226,11 @@ pub fn snowflake(
     None
 }
 
+/// The user whose credentials run Databricks statements (the executor's), as `current_user()`
+/// names it, and the account groups it belongs to.
+const RUNNER: &str = "platform-admin@example.com";
+const RUNNER_GROUPS: [&str; 1] = ["platform-admins"];
+
 /// The answer to a Databricks preflight statement, `None` for any other statement.
 pub fn databricks(cfg: &EmulatorConfig, store: &Store, normalized: &str) -> Option<Answer> {
     let missing = |p: &Prerequisite| cfg.missing.contains(p);
@@ -221,6 +248,15 @@ pub fn databricks(cfg: &EmulatorConfig, store: &Store, normalized: &str) -> Opti
             vec![vec![json!("aws:us-west-2:19a85dee-54bc-43a2-87ab-023d0ec16013")]],
         )));
     }
+    if normalized.eq_ignore_ascii_case("SELECT current_user()") {
+        return Some(Ok((vec!["current_user()"], vec![vec![json!(RUNNER)]])));
+    }
+    if let Some(rest) = strip_prefix_ci(normalized, "SELECT is_account_group_member(") {
+        // `SELECT is_account_group_member('<group>') AS member`
+        let group = unquote(rest.split_once(')').map_or(rest, |(g, _)| g));
+        let member = RUNNER_GROUPS.iter().any(|g| *g == group);
+        return Some(Ok((vec!["member"], vec![vec![json!(member.to_string())]])));
+    }
     if normalized.eq_ignore_ascii_case("SHOW GRANTS ON METASTORE") {
         let mut rows = vec![vec![
             json!("account users"),
@@ -229,8 +265,14 @@ pub fn databricks(cfg: &EmulatorConfig, store: &Store, normalized: &str) -> Opti
             json!("metastore"),
         ]];
         if !missing(&Prerequisite::DatabricksCreateCatalog) {
+            // The runner holds it through a group; with the knob, only another team does.
+            let holder = if missing(&Prerequisite::DatabricksRunnerCreateCatalog) {
+                "data-eng@example.com"
+            } else {
+                RUNNER_GROUPS[0]
+            };
             rows.push(vec![
-                json!("connctl-runner"),
+                json!(holder),
                 json!("CREATE CATALOG"),
                 json!("METASTORE"),
                 json!("metastore"),

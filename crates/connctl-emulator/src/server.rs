@@ -186,6 +186,14 @@ fn router(cfg: EmulatorConfig, other_host: OtherHost) -> std::io::Result<Router>
         .route("/data/crawl/{*path}", post(immuta::objects::crawl))
         .route("/jobs", get(immuta::jobs::by_bulk))
         .route("/jobs/statuses", post(immuta::jobs::statuses))
+        .route(
+            "/bim/rpc/user/current",
+            get(crate::preflight::routes::current_user),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::preflight::routes::connection_api_gate,
+        ))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::immuta_auth));
 
     let admin_routes = Router::new()
@@ -228,6 +236,10 @@ fn router(cfg: EmulatorConfig, other_host: OtherHost) -> std::io::Result<Router>
         .route("/api/2.0/sql/statements/{id}", get(databricks::status))
         .route("/api/2.0/sql/statements/{id}/cancel", post(databricks::cancel))
         .route("/oidc/v1/token", post(databricks::token))
+        .route(
+            "/api/2.0/preview/scim/v2/Me",
+            get(crate::preflight::routes::scim_me),
+        )
         .merge(immuta_routes)
         .merge(admin_routes)
         .fallback(fallback)

@@ -27,6 +27,11 @@ const DOCS_SNOWFLAKE: &str = "docs/preflight.md#snowflake (registration guide: \
 const DOCS_DATABRICKS: &str = "docs/preflight.md#databricks (registration guide: \"Databricks privileges for the user registering the connection\")";
 const DOCS_AUDIT: &str = "docs/preflight.md#databricks (registration guide, step 2: \"Set up Unity Catalog system tables for native query audit\")";
 
+/// The Immuta permissions the API key's user needs: `CREATE_DATA_SOURCE` (the registration
+/// guide) and `APPLICATION_ADMIN` (the integrations API's script endpoints; current SaaS pages
+/// also name it for `POST /data/connection`).
+pub const IMMUTA_PERMISSIONS: [&str; 2] = ["CREATE_DATA_SOURCE", "APPLICATION_ADMIN"];
+
 /// An account privilege the role running the Snowflake setup script must hold WITH GRANT OPTION.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -70,6 +75,8 @@ pub enum CheckId {
     ImmutaReachable,
     /// The connection API (`/data/connection`) is available on the tenant.
     ConnectionApi,
+    /// The API key's user holds the Immuta permissions registration needs.
+    ImmutaPermission,
     /// The key is not reserved and not taken by a connection connctl does not manage.
     ConnectionKeyFree,
     /// No integration already exists on the Snowflake host (Immuta answers 409).
@@ -88,6 +95,8 @@ pub enum CheckId {
     DatabricksCatalogFree,
     /// The SQL warehouse of `httpPath` exists and runs statements.
     DatabricksWarehouse,
+    /// The connection's token (or OAuth client) authenticates, as a service principal.
+    DatabricksServicePrincipal,
     /// With audit enabled, `system.access` audit and lineage tables are readable.
     DatabricksSystemAccess,
 }
@@ -98,6 +107,9 @@ impl CheckId {
         match self {
             CheckId::ImmutaReachable => "Immuta answers and accepts the API key".into(),
             CheckId::ConnectionApi => "the connection API is available".into(),
+            CheckId::ImmutaPermission => {
+                format!("the API key's user holds {}", IMMUTA_PERMISSIONS.join(" and "))
+            }
             CheckId::ConnectionKeyFree => "the connection key is free".into(),
             CheckId::NoExistingIntegration => "no integration exists on the host".into(),
             CheckId::SnowflakePrivilege(p) => {
@@ -106,9 +118,12 @@ impl CheckId {
             CheckId::SnowflakeWarehouse => "the warehouse exists".into(),
             CheckId::SnowflakeDatabaseFree => "the Immuta database does not exist yet".into(),
             CheckId::DatabricksMetastore => "a Unity Catalog metastore is attached".into(),
-            CheckId::DatabricksCreateCatalog => "CREATE CATALOG is granted on the metastore".into(),
+            CheckId::DatabricksCreateCatalog => "the runner holds CREATE CATALOG on the metastore".into(),
             CheckId::DatabricksCatalogFree => "the catalog does not exist yet".into(),
             CheckId::DatabricksWarehouse => "the SQL warehouse exists and runs statements".into(),
+            CheckId::DatabricksServicePrincipal => {
+                "the connection's credentials authenticate a service principal".into()
+            }
             CheckId::DatabricksSystemAccess => "system.access audit and lineage tables are readable".into(),
         }
     }
@@ -182,86 +197,6 @@ impl Report {
     }
 }
 
-/// Why a probe gave no answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ProbeError {
-    /// The credentials were refused (401/403).
-    Unauthorized(String),
-    /// The endpoint or object does not exist (404).
-    NotFound(String),
-    /// The statement ran and failed (e.g. insufficient privileges, unknown object).
-    Statement(String),
-    /// The executor has no credentials to run statements (manual, command).
-    NoCredentials,
-    /// Anything else (network, 5xx, an unreadable answer).
-    Other(String),
-}
-
-impl std::fmt::Display for ProbeError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ProbeError::Unauthorized(m)
-            | ProbeError::NotFound(m)
-            | ProbeError::Statement(m)
-            | ProbeError::Other(m) => f.write_str(m),
-            ProbeError::NoCredentials => f.write_str("not checked: no credentials (manual executor)"),
-        }
-    }
-}
-
-/// An integration as `GET /integrations` lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IntegrationSummary {
-    pub id: String,
-    pub technology: Option<Technology>,
-    pub host: Option<String>,
-}
-
-/// A connection Immuta already has.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ExistingConnection {
-    /// Its integration (`nativeIntegrationId`), which sits on its host.
-    pub integration_id: Option<String>,
-}
-
-/// A result set: column names and rows of (nullable) text cells.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Rows {
-    pub columns: Vec<String>,
-    pub rows: Vec<Vec<Option<String>>>,
-}
-
-impl Rows {
-    /// The cells of the column named `name` (case-insensitive), one per row.
-    pub fn column(&self, name: &str) -> Vec<Option<&str>> {
-        let Some(i) = self.columns.iter().position(|c| c.eq_ignore_ascii_case(name)) else {
-            return Vec::new();
-        };
-        self.rows
-            .iter()
-            .map(|r| r.get(i).and_then(|c| c.as_deref()))
-            .collect()
-    }
-}
-
-/// Read-only Immuta calls the checks make.
-pub trait ImmutaProbe: Send + Sync {
-    /// `GET /integrations`.
-    fn integrations(&self) -> BoxFuture<'_, Result<Vec<IntegrationSummary>, ProbeError>>;
-    /// `GET /data/connection/{key}`: the connection with that key, if Immuta has one.
-    fn connection<'a>(
-        &'a self,
-        key: &'a str,
-    ) -> BoxFuture<'a, Result<Option<ExistingConnection>, ProbeError>>;
-}
-
-/// Runs one read-only statement in the connection's warehouse with the executor's credentials.
-pub trait WarehouseProbe: Send + Sync {
-    /// The role the executor runs the setup script as, when its settings name one.
-    fn setup_role(&self, conn: &Connection) -> Option<String>;
-    fn query<'a>(&'a self, conn: &'a Connection, sql: &'a str) -> BoxFuture<'a, Result<Rows, ProbeError>>;
-}
-
 /// What the checks know about a connection besides its YAML.
 #[derive(Debug, Clone, Copy)]
 pub struct Subject<'a> {
@@ -281,13 +216,13 @@ pub async fn run(
     subjects: &[Subject<'_>],
     parallelism: usize,
 ) -> Report {
-    let integrations = immuta.integrations().await;
+    let tenant = Tenant::read(immuta).await;
     let shared = Shared::default();
     let mut connections: Vec<ConnectionReport> = futures_util::stream::iter(subjects)
         .map(|s| {
-            let (integrations, shared) = (&integrations, &shared);
+            let (tenant, shared) = (&tenant, &shared);
             async move {
-                let mut checks = immuta_checks(immuta, integrations, s).await;
+                let mut checks = immuta_checks(immuta, tenant, s).await;
                 checks.extend(warehouse_checks(warehouse, shared, s.conn, s.managed).await);
                 ConnectionReport {
                     key: s.conn.key.clone(),
@@ -303,6 +238,33 @@ pub async fn run(
     Report { connections }
 }
 
+/// The Immuta reads that do not depend on the connection, made once per run.
+struct Tenant {
+    integrations: Result<Vec<IntegrationSummary>, ProbeError>,
+    connection_api: Result<(), ProbeError>,
+    user: Result<ImmutaUser, ProbeError>,
+}
+
+impl Tenant {
+    async fn read(immuta: &dyn ImmutaProbe) -> Tenant {
+        let integrations = immuta.integrations().await;
+        if let Err(e) = &integrations {
+            // Immuta did not answer or refused the key: the other reads would say the same.
+            let e = e.clone();
+            return Tenant {
+                integrations,
+                connection_api: Err(e.clone()),
+                user: Err(e),
+            };
+        }
+        Tenant {
+            integrations,
+            connection_api: immuta.connection_api().await,
+            user: immuta.current_user().await,
+        }
+    }
+}
+
 /// One workspace-level statement's answer, computed once per run.
 type AnswerCell = Arc<OnceCell<Result<Rows, ProbeError>>>;
 
@@ -312,7 +274,7 @@ struct Shared {
     /// Keyed by (workspace, `httpPath`, statement): several Databricks connections (one per
     /// catalog) share a workspace, its metastore and its system tables. (Snowflake allows one
     /// connection per account, so its statements have nothing to share.)
-    answers: Mutex<HashMap<(String, String, &'static str), AnswerCell>>,
+    answers: Mutex<HashMap<(String, String, String), AnswerCell>>,
 }
 
 impl Shared {
@@ -322,12 +284,12 @@ impl Shared {
         wh: &dyn WarehouseProbe,
         conn: &Connection,
         db: &connctl_spec::Databricks,
-        sql: &'static str,
+        sql: &str,
     ) -> Result<Rows, ProbeError> {
         let cell = {
             // A poisoned lock only means another check panicked; the map is still whole.
             let mut map = self.answers.lock().unwrap_or_else(|e| e.into_inner());
-            map.entry((bare(&db.workspace_url), db.http_path.clone(), sql))
+            map.entry((bare(&db.workspace_url), db.http_path.clone(), sql.to_owned()))
                 .or_default()
                 .clone()
         };
@@ -396,6 +358,15 @@ pub mod statements {
     }
     pub const DATABRICKS_METASTORE: &str = "SELECT CURRENT_METASTORE()";
     pub const DATABRICKS_METASTORE_GRANTS: &str = "SHOW GRANTS ON METASTORE";
+    pub const DATABRICKS_CURRENT_USER: &str = "SELECT current_user()";
+    pub fn databricks_group_member(group: &str) -> String {
+        format!("SELECT is_account_group_member({}) AS member", literal(group))
+    }
+    /// SCIM `Me` by hand, with the connection's token (not a statement: a request).
+    pub fn databricks_scim_me(workspace_url: &str) -> String {
+        let host = bare(workspace_url);
+        format!("curl -H \"Authorization: Bearer $TOKEN\" https://{host}/api/2.0/preview/scim/v2/Me")
+    }
     pub fn databricks_catalog(catalog: &str) -> String {
         format!("SHOW CATALOGS LIKE {}", literal(catalog))
     }
@@ -463,9 +434,11 @@ async fn setup_role(wh: &dyn WarehouseProbe, conn: &Connection) -> Result<String
 
 mod databricks;
 mod immuta;
+mod probe;
 mod snowflake;
 use databricks::databricks_checks;
 use immuta::immuta_checks;
+pub use probe::*;
 use snowflake::snowflake_checks;
 
 #[cfg(test)]

@@ -325,10 +325,36 @@ impl Context<'_> {
             what: "Databricks OAuth client secret",
             source,
         })?;
+        let (token, lifetime) = self
+            .client_credentials(
+                &token_url,
+                client_id,
+                &secret,
+                connctl_spec::DATABRICKS_DEFAULT_SCOPE,
+            )
+            .await?;
+        *cache = Some(CachedToken {
+            issuer,
+            token: token.clone(),
+            renew_at: Instant::now() + lifetime.saturating_sub(TOKEN_MARGIN),
+        });
+        Ok(token)
+    }
+
+    /// Exchanges client credentials for an access token at `token_url` (OAuth M2M:
+    /// `grant_type=client_credentials`, HTTP basic auth); returns it with its lifetime.
+    pub(crate) async fn client_credentials(
+        &self,
+        token_url: &reqwest::Url,
+        client_id: &str,
+        secret: &Secret,
+        scope: &str,
+    ) -> Result<(Secret, Duration), ExecError> {
         let basic = Secret::new(format!(
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode(format!("{client_id}:{}", secret.expose()))
         ));
+        let form = format!("grant_type=client_credentials&scope={}", form_encode(scope));
         let reply = http::send(
             self.timing,
             WAREHOUSE,
@@ -343,7 +369,7 @@ impl Context<'_> {
                     .header(reqwest::header::AUTHORIZATION, auth)
                     .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
                     .header(reqwest::header::ACCEPT, "application/json")
-                    .body("grant_type=client_credentials&scope=all-apis")
+                    .body(form.clone())
             },
         )
         .await?;
@@ -363,16 +389,23 @@ impl Context<'_> {
             });
         };
         let lifetime = Duration::from_secs(v.get("expires_in").and_then(Value::as_u64).unwrap_or(3600));
-        let token = Secret::new(access);
-        *cache = Some(CachedToken {
-            issuer,
-            token: token.clone(),
-            renew_at: Instant::now() + lifetime.saturating_sub(TOKEN_MARGIN),
-        });
-        Ok(token)
+        Ok((Secret::new(access), lifetime))
     }
 }
 
+/// A form value percent-encoded (everything but unreserved characters).
+fn form_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+mod identity;
 mod query;
+pub use identity::{DatabricksPrincipal, PrincipalKind};
 #[cfg(test)]
 mod tests;

@@ -38,6 +38,7 @@ pub use config::{
     DatabricksAuth, DatabricksExecConfig, ExecutorConfig, SnowflakeAuth, SnowflakeExecConfig,
     is_executor_name,
 };
+pub use databricks::{DatabricksPrincipal, PrincipalKind};
 pub use error::ExecError;
 pub use http::{Timing, http_client};
 pub use query::QueryResult;

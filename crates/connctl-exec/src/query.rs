@@ -2,7 +2,7 @@
 //! result set returned as text cells. Only the Snowflake and Databricks executors can query; the
 //! manual and command executors hold no credentials ([`Executor::can_query`]).
 
-use crate::{ExecError, Executor, ExecutorConfig, Target};
+use crate::{DatabricksPrincipal, ExecError, Executor, ExecutorConfig, Target};
 
 /// A result set: column names and rows of nullable text cells.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -102,5 +102,28 @@ impl Executor {
                 self.config.kind()
             ))),
         }
+    }
+
+    /// Who the connection's own Databricks credential (`auth` in the YAML, not the executor's)
+    /// is, by SCIM `Me` on the workspace this executor reaches. Only the Databricks executor
+    /// knows where that is (its `url`); any other is [`ExecError::Config`].
+    pub async fn databricks_principal(
+        &self,
+        workspace_url: &str,
+        auth: &connctl_spec::DatabricksAuth,
+    ) -> Result<DatabricksPrincipal, ExecError> {
+        let ExecutorConfig::Databricks(cfg) = &self.config else {
+            return Err(ExecError::config(format!(
+                "the `{}` executor does not call Databricks",
+                self.config.kind()
+            )));
+        };
+        let ctx = crate::databricks::Context {
+            http: &self.http,
+            timing: &self.timing,
+            cfg,
+            cache: &self.databricks_token,
+        };
+        ctx.principal(workspace_url, auth).await
     }
 }

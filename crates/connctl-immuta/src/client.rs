@@ -32,6 +32,7 @@ use crate::live::{
 use crate::response::Response;
 use crate::transport::transport_reason;
 
+pub mod preflight;
 mod send;
 
 /// Hops a GET may follow, all to the same origin.

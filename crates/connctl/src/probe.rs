@@ -3,15 +3,21 @@
 //! credentials, so their checks are "not checked").
 
 use connctl_engine::preflight::{
-    BoxFuture, ExistingConnection, ImmutaProbe, IntegrationSummary, ProbeError, Rows, WarehouseProbe,
+    BoxFuture, ExistingConnection, ImmutaProbe, ImmutaUser, IntegrationSummary, Principal, PrincipalKind,
+    ProbeError, Rows, WarehouseProbe,
 };
-use connctl_exec::{ExecError, Target};
+use connctl_exec::{ExecError, ExecutorConfig, Target};
 use connctl_immuta::{ApiError, ImmutaClient};
 use connctl_spec::{Connection, Technology};
 
 use crate::runner::Runner;
 
-pub struct Immuta<'a>(pub &'a ImmutaClient);
+pub struct Immuta<'a> {
+    pub client: &'a ImmutaClient,
+    /// This run already listed Immuta's connections (`POST /data/object/search`, while
+    /// refreshing the plan): the connection API answered, and is not asked again.
+    pub api_answered: bool,
+}
 
 fn api_error(e: ApiError) -> ProbeError {
     // An answer can echo a request; keep secrets out of the checklist.
@@ -28,7 +34,7 @@ fn api_error(e: ApiError) -> ProbeError {
 impl ImmutaProbe for Immuta<'_> {
     fn integrations(&self) -> BoxFuture<'_, Result<Vec<IntegrationSummary>, ProbeError>> {
         Box::pin(async move {
-            let list = self.0.list_integrations().await.map_err(api_error)?;
+            let list = self.client.list_integrations().await.map_err(api_error)?;
             Ok(list
                 .into_iter()
                 .filter_map(|i| {
@@ -54,10 +60,34 @@ impl ImmutaProbe for Immuta<'_> {
         key: &'a str,
     ) -> BoxFuture<'a, Result<Option<ExistingConnection>, ProbeError>> {
         Box::pin(async move {
-            let live = self.0.get_connection(key).await.map_err(api_error)?;
+            let live = self.client.get_connection(key).await.map_err(api_error)?;
             Ok(live.map(|c| ExistingConnection {
                 integration_id: c.native_integration_id,
             }))
+        })
+    }
+
+    fn connection_api(&self) -> BoxFuture<'_, Result<(), ProbeError>> {
+        Box::pin(async move {
+            if self.api_answered {
+                return Ok(());
+            }
+            self.client.connection_api().await.map_err(api_error)
+        })
+    }
+
+    fn current_user(&self) -> BoxFuture<'_, Result<ImmutaUser, ProbeError>> {
+        Box::pin(async move {
+            let user = self.client.current_user().await.map_err(api_error)?;
+            Ok(ImmutaUser {
+                name: user.userid.clone(),
+                permissions: user
+                    .permissions
+                    .iter()
+                    .chain(&user.group_permissions)
+                    .cloned()
+                    .collect(),
+            })
         })
     }
 }
@@ -73,6 +103,8 @@ fn exec_error(e: ExecError) -> ProbeError {
             ProbeError::Statement(connctl_spec::redact(&format!("{code}: {message}")).into_owned())
         }
         ExecError::Auth { .. } => ProbeError::Unauthorized(text),
+        // The reference, never a value; the check says whose credential it is.
+        ExecError::Credential { source, .. } => ProbeError::Secret(source.to_string()),
         ExecError::Api {
             status: Some(404), ..
         } => ProbeError::NotFound(text),
@@ -102,6 +134,37 @@ impl WarehouseProbe for Warehouse<'_> {
             Ok(Rows {
                 columns: result.columns,
                 rows: result.rows,
+            })
+        })
+    }
+
+    fn databricks_principal<'a>(
+        &'a self,
+        conn: &'a Connection,
+        db: &'a connctl_spec::Databricks,
+    ) -> BoxFuture<'a, Result<Principal, ProbeError>> {
+        Box::pin(async move {
+            let executor = self.0.executor_for(conn).map_err(ProbeError::Other)?;
+            if !matches!(executor.config(), ExecutorConfig::Databricks(_)) {
+                return Err(ProbeError::NoCredentials);
+            }
+            let p = executor
+                .databricks_principal(&db.workspace_url, &db.auth)
+                .await
+                .map_err(|e| match e {
+                    // The connection's credential, not the executor's: Databricks' own words.
+                    ExecError::Auth { status, message, .. } => {
+                        ProbeError::Unauthorized(format!("HTTP {status}: {message}"))
+                    }
+                    other => exec_error(other),
+                })?;
+            Ok(Principal {
+                name: p.name,
+                kind: match p.kind {
+                    connctl_exec::PrincipalKind::ServicePrincipal => PrincipalKind::ServicePrincipal,
+                    connctl_exec::PrincipalKind::User => PrincipalKind::User,
+                    connctl_exec::PrincipalKind::Unknown => PrincipalKind::Unknown,
+                },
             })
         })
     }

@@ -1,5 +1,6 @@
-//! The Databricks checks: the SQL warehouse, the metastore and CREATE CATALOG on it, the
-//! catalog's name, and the audit tables of `system.access`.
+//! The Databricks checks: the SQL warehouse, the metastore and the runner's CREATE CATALOG on
+//! it, the catalog's name, the connection's service principal, and the audit tables of
+//! `system.access`.
 
 use super::*;
 
@@ -54,26 +55,7 @@ pub(super) async fn databricks_checks(
     out.push(check(CheckId::DatabricksWarehouse, warehouse));
     out.push(check(CheckId::DatabricksMetastore, attached));
 
-    let sql = statements::DATABRICKS_METASTORE_GRANTS;
-    let verdict = match shared.workspace_query(wh, conn, db, sql).await {
-        Ok(rows) => {
-            let any = rows.column("ActionType").iter().any(|a| {
-                a.is_some_and(|a| {
-                    a.eq_ignore_ascii_case("CREATE CATALOG") || a.eq_ignore_ascii_case("ALL PRIVILEGES")
-                })
-            });
-            if any {
-                Verdict::Pass
-            } else {
-                fail(
-                    "the runner holds no CREATE CATALOG on the metastore",
-                    Some("GRANT CREATE CATALOG ON METASTORE TO `<the user or service principal running the script>`;".into()),
-                    DOCS_DATABRICKS,
-                )
-            }
-        }
-        Err(e) => unanswered(e, sql.into()),
-    };
+    let verdict = create_catalog(wh, shared, conn, db).await;
     out.push(check(CheckId::DatabricksCreateCatalog, verdict));
 
     let sql = statements::databricks_catalog(&db.catalog);
@@ -101,6 +83,11 @@ pub(super) async fn databricks_checks(
     };
     out.push(check(CheckId::DatabricksCatalogFree, verdict));
 
+    out.push(check(
+        CheckId::DatabricksServicePrincipal,
+        service_principal(wh, conn, db).await,
+    ));
+
     if db.audit.as_ref().is_some_and(|a| a.enabled) {
         let mut verdict = Verdict::Pass;
         for sql in statements::DATABRICKS_SYSTEM_TABLES {
@@ -126,4 +113,131 @@ pub(super) async fn databricks_checks(
         out.push(check(CheckId::DatabricksSystemAccess, verdict));
     }
     out
+}
+
+/// Most holders of CREATE CATALOG asked about as groups of the runner.
+const MAX_GROUPS_ASKED: usize = 20;
+
+/// Whether the runner (`current_user()`, the executor's principal) holds CREATE CATALOG (or ALL
+/// PRIVILEGES) on the metastore: granted to it by name, or to an account group it belongs to
+/// (`is_account_group_member`).
+async fn create_catalog(
+    wh: &dyn WarehouseProbe,
+    shared: &Shared,
+    conn: &Connection,
+    db: &connctl_spec::Databricks,
+) -> Verdict {
+    let by_hand = || {
+        format!(
+            "{}; {}",
+            statements::DATABRICKS_CURRENT_USER,
+            statements::DATABRICKS_METASTORE_GRANTS
+        )
+    };
+    let runner = match shared
+        .workspace_query(wh, conn, db, statements::DATABRICKS_CURRENT_USER)
+        .await
+    {
+        Ok(rows) => match rows.rows.first().and_then(|r| r.first().cloned().flatten()) {
+            Some(user) if !user.trim().is_empty() => user,
+            _ => return not_checked("current_user() answered no user"),
+        },
+        Err(e) => return unanswered(e, by_hand()),
+    };
+    let grants = match shared
+        .workspace_query(wh, conn, db, statements::DATABRICKS_METASTORE_GRANTS)
+        .await
+    {
+        Ok(rows) => rows,
+        Err(e) => return unanswered(e, by_hand()),
+    };
+    let principals = grants.column("Principal");
+    let mut holders: Vec<&str> = Vec::new();
+    for (principal, action) in principals.iter().zip(grants.column("ActionType")) {
+        let holds = action.is_some_and(|a| {
+            a.eq_ignore_ascii_case("CREATE CATALOG") || a.eq_ignore_ascii_case("ALL PRIVILEGES")
+        });
+        if let (true, Some(p)) = (holds, principal)
+            && !holders.contains(p)
+        {
+            holders.push(p);
+        }
+    }
+    if holders.iter().any(|h| h.eq_ignore_ascii_case(&runner)) {
+        return Verdict::Pass;
+    }
+    for group in holders.iter().take(MAX_GROUPS_ASKED) {
+        let sql = statements::databricks_group_member(group);
+        match shared.workspace_query(wh, conn, db, &sql).await {
+            Ok(rows) => {
+                let member = rows
+                    .rows
+                    .first()
+                    .and_then(|r| r.first().cloned().flatten())
+                    .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+                if member {
+                    return Verdict::Pass;
+                }
+            }
+            Err(e) => return unanswered(e, sql),
+        }
+    }
+    let held_by = if holders.is_empty() {
+        "nobody holds it".to_owned()
+    } else {
+        format!("held by {}", holders.join(", "))
+    };
+    fail(
+        format!(
+            "the runner {runner} holds no CREATE CATALOG on the metastore, directly or through its groups ({held_by})"
+        ),
+        Some(format!(
+            "GRANT CREATE CATALOG ON METASTORE TO {};",
+            db_ident(&runner)
+        )),
+        DOCS_DATABRICKS,
+    )
+}
+
+/// Whether the connection's own credential (the YAML's `auth`, which Immuta will use) is
+/// accepted by the workspace and belongs to a service principal (SCIM `Me`).
+async fn service_principal(
+    wh: &dyn WarehouseProbe,
+    conn: &Connection,
+    db: &connctl_spec::Databricks,
+) -> Verdict {
+    const DOCS_SP: &str = "docs/preflight.md#databricks (registration guide, step 1: create a service principal with a personal access token, or an OAuth client, and put it in `auth`)";
+    let what = match &db.auth {
+        connctl_spec::DatabricksAuth::Token { .. } => "token",
+        connctl_spec::DatabricksAuth::OAuthM2M { .. } => "OAuth client",
+    };
+    match wh.databricks_principal(conn, db).await {
+        Ok(p) => match p.kind {
+            PrincipalKind::ServicePrincipal => Verdict::Pass,
+            PrincipalKind::User => fail(
+                format!("the connection's {what} belongs to the user {}, not a service principal", p.name),
+                None,
+                DOCS_SP,
+            ),
+            PrincipalKind::Unknown => not_checked(format!(
+                "SCIM Me named {} but not whether it is a service principal",
+                p.name
+            )),
+        },
+        Err(ProbeError::Unauthorized(m)) => fail(
+            format!("Databricks refused the connection's {what}: {m}"),
+            None,
+            DOCS_SP,
+        ),
+        Err(ProbeError::Secret(m)) => fail(
+            format!("the connection's {what} cannot be read: {m}"),
+            None,
+            "docs/security.md#secrets-are-references (set the variable, file or provider secret that `auth` names)",
+        ),
+        Err(ProbeError::NoCredentials) => Verdict::NotChecked {
+            why: "not checked: connctl reaches Databricks only through the `databricks` executor; run this by hand with the connection's token".into(),
+            statement: Some(statements::databricks_scim_me(&db.workspace_url)),
+        },
+        Err(e) => not_checked(format!("SCIM Me failed: {e}")),
+    }
 }

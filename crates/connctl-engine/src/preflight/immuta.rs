@@ -1,13 +1,11 @@
 //! The Immuta checks: the tenant answers and accepts the key, the connection API is there, the
-//! key is free, and no integration already sits on the Snowflake host.
+//! key's user holds the permissions, the key is free, and no integration already sits on the
+//! Snowflake host.
 
 use super::*;
 
-pub(super) async fn immuta_checks(
-    immuta: &dyn ImmutaProbe,
-    integrations: &Result<Vec<IntegrationSummary>, ProbeError>,
-    s: &Subject<'_>,
-) -> Vec<Check> {
+pub(super) async fn immuta_checks(immuta: &dyn ImmutaProbe, tenant: &Tenant, s: &Subject<'_>) -> Vec<Check> {
+    let integrations = &tenant.integrations;
     let mut out = Vec::new();
     let reachable = match integrations {
         Ok(_) => Verdict::Pass,
@@ -27,6 +25,7 @@ pub(super) async fn immuta_checks(
     if immuta_down {
         for id in [
             CheckId::ConnectionApi,
+            CheckId::ImmutaPermission,
             CheckId::ConnectionKeyFree,
             CheckId::NoExistingIntegration,
         ] {
@@ -36,18 +35,25 @@ pub(super) async fn immuta_checks(
     }
 
     let key = &s.conn.key;
-    let lookup = immuta.connection(key).await;
-    let api = match &lookup {
-        Ok(_) => Verdict::Pass,
+    let api = match &tenant.connection_api {
+        Ok(()) => Verdict::Pass,
         Err(ProbeError::NotFound(m)) => fail(
-            format!("GET /data/connection/{key} is not served: {m}"),
+            format!("the tenant does not serve the connection API: {m}"),
             None,
             "docs/preflight.md#immuta (the connection API is in public preview on SaaS and needs 2025.1+ self-managed; ask Immuta support to enable it)",
         ),
-        Err(e) => not_checked(format!("GET /data/connection/{key} failed: {e}")),
+        Err(e) => not_checked(format!("POST /data/object/search failed: {e}")),
     };
+    let api_missing = matches!(tenant.connection_api, Err(ProbeError::NotFound(_)));
     out.push(check(CheckId::ConnectionApi, api));
+    out.push(check(CheckId::ImmutaPermission, permission(&tenant.user)));
 
+    // Without the API a 404 for the key says nothing about it.
+    let lookup = if api_missing {
+        Err(ProbeError::Other("the connection API is not available".into()))
+    } else {
+        immuta.connection(key).await
+    };
     let reserved = connctl_spec::RESERVED_KEYS
         .iter()
         .find(|w| w.eq_ignore_ascii_case(key));
@@ -63,6 +69,7 @@ pub(super) async fn immuta_checks(
             "docs/preflight.md#immuta (adopt it with `connctl import`, or choose another key)",
         ),
         (None, Ok(_)) => Verdict::Pass,
+        (None, Err(_)) if api_missing => not_checked("the connection API is not available"),
         (None, Err(e)) => not_checked(format!("GET /data/connection/{key} failed: {e}")),
     };
     out.push(check(CheckId::ConnectionKeyFree, key_free));
@@ -99,4 +106,34 @@ pub(super) async fn immuta_checks(
         out.push(check(CheckId::NoExistingIntegration, verdict));
     }
     out
+}
+
+/// Whether the API key's user holds [`IMMUTA_PERMISSIONS`], from `GET /bim/rpc/user/current`.
+fn permission(user: &Result<ImmutaUser, ProbeError>) -> Verdict {
+    const BY_HAND: &str = "check by hand: in Immuta, People → the API key's user → Permissions";
+    match user {
+        Ok(user) => {
+            let lacking: Vec<&str> = IMMUTA_PERMISSIONS
+                .iter()
+                .copied()
+                .filter(|p| !user.permissions.iter().any(|h| h.eq_ignore_ascii_case(p)))
+                .collect();
+            if lacking.is_empty() {
+                return Verdict::Pass;
+            }
+            fail(
+                format!(
+                    "the API key's user {} lacks {}",
+                    user.name.as_deref().unwrap_or("(unnamed)"),
+                    lacking.join(" and ")
+                ),
+                None,
+                "docs/preflight.md#immuta (a user admin grants it in Immuta: People → the user → Permissions; or use the key of a user who holds it)",
+            )
+        }
+        Err(ProbeError::NotFound(_)) => not_checked(format!(
+            "this Immuta does not serve GET /bim/rpc/user/current; {BY_HAND}"
+        )),
+        Err(e) => not_checked(format!("GET /bim/rpc/user/current failed: {e}; {BY_HAND}")),
+    }
 }

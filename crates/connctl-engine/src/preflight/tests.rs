@@ -21,6 +21,12 @@ struct Fake {
     max_in_flight: AtomicUsize,
     /// Every statement run, in order.
     ran: Mutex<Vec<String>>,
+    /// Set: the tenant's connection API answers this error.
+    connection_api: Option<ProbeError>,
+    /// Set: the API key's user; unset: a user with every permission needed.
+    user: Option<Result<ImmutaUser, ProbeError>>,
+    /// Set: SCIM `Me` of the connection's credential; unset: a service principal.
+    principal: Option<Result<Principal, ProbeError>>,
 }
 
 impl ImmutaProbe for Fake {
@@ -37,6 +43,19 @@ impl ImmutaProbe for Fake {
                 .iter()
                 .any(|k| k == key)
                 .then(ExistingConnection::default))
+        })
+    }
+    fn connection_api(&self) -> BoxFuture<'_, Result<(), ProbeError>> {
+        Box::pin(async move { self.connection_api.clone().map_or(Ok(()), Err) })
+    }
+    fn current_user(&self) -> BoxFuture<'_, Result<ImmutaUser, ProbeError>> {
+        Box::pin(async move {
+            self.user.clone().unwrap_or_else(|| {
+                Ok(ImmutaUser {
+                    name: Some("admin".into()),
+                    permissions: vec!["APPLICATION_ADMIN".into(), "CREATE_DATA_SOURCE".into()],
+                })
+            })
         })
     }
 }
@@ -66,6 +85,20 @@ impl WarehouseProbe for Fake {
                 .get(sql)
                 .cloned()
                 .unwrap_or_else(|| Ok(Rows::default()))
+        })
+    }
+    fn databricks_principal<'a>(
+        &'a self,
+        _conn: &'a Connection,
+        _db: &'a connctl_spec::Databricks,
+    ) -> BoxFuture<'a, Result<Principal, ProbeError>> {
+        Box::pin(async move {
+            self.principal.clone().unwrap_or_else(|| {
+                Ok(Principal {
+                    name: "6e1c5f2a-8d3b-4c4e-9a7f-3b2d1c0e9f8a".into(),
+                    kind: PrincipalKind::ServicePrincipal,
+                })
+            })
         })
     }
 }
@@ -157,7 +190,7 @@ fn failed(r: &Report) -> Vec<CheckId> {
 async fn everything_in_place_passes_with_inherited_privileges() {
     let r = report(&snowflake_fake(), SNOWFLAKE, false).await;
     assert!(!r.failed(), "{r:#?}");
-    assert_eq!(r.connections[0].checks.len(), 4 + 6 + 2);
+    assert_eq!(r.connections[0].checks.len(), 5 + 6 + 2);
 }
 
 #[tokio::test]
@@ -274,6 +307,10 @@ fn databricks_fake() -> Fake {
         Ok(rows(&["current_metastore()"], &[&["aws:us-east-1:1234"]])),
     );
     f.answers.insert(
+        statements::DATABRICKS_CURRENT_USER.into(),
+        Ok(rows(&["current_user()"], &[&["runner"]])),
+    );
+    f.answers.insert(
         statements::DATABRICKS_METASTORE_GRANTS.into(),
         Ok(rows(
             &["Principal", "ActionType", "ObjectType"],
@@ -374,3 +411,5 @@ async fn connections_are_checked_concurrently_bounded_by_parallelism_in_key_orde
     assert_eq!(f1.max_in_flight.load(Ordering::SeqCst), 1);
     assert_eq!(sequential, r);
 }
+
+mod access;

@@ -49,8 +49,12 @@ pub(super) async fn run(
             }
         })
         .collect();
+    let immuta = probe::Immuta {
+        client: &client,
+        api_answered: false,
+    };
     let report = preflight::run(
-        &probe::Immuta(&client),
+        &immuta,
         &probe::Warehouse(&runner),
         &subjects,
         ctx.settings.parallelism(common),
@@ -89,11 +93,10 @@ pub(super) async fn before_apply(
         return Report::default();
     }
     let runner = Runner::new(&ctx.settings.executor, location.scripts_dir(), Stop::default());
-    preflight::run(
-        &probe::Immuta(client),
-        &probe::Warehouse(&runner),
-        &subjects,
-        parallelism,
-    )
-    .await
+    // A refreshed plan listed Immuta's connections: the connection API answered.
+    let immuta = probe::Immuta {
+        client,
+        api_answered: plan.refreshed,
+    };
+    preflight::run(&immuta, &probe::Warehouse(&runner), &subjects, parallelism).await
 }
