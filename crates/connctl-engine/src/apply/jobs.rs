@@ -99,3 +99,44 @@ impl<C: Immuta> Worker<C> {
         Ok(end)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::immuta::fake::{Call, Fake, Fault};
+
+    const POLL: Duration = Duration::from_millis(1);
+
+    async fn follow(fake: &Fake, timeout: Duration, stop: &Stop) -> JobEnd {
+        follow_job(fake, "bulk-9", POLL, timeout, stop).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn each_job_end_is_told_apart() {
+        let fake = Fake::default();
+        let stop = Stop::default();
+        let long = Duration::from_secs(60);
+        assert_eq!(follow(&fake, long, &stop).await, JobEnd::Completed);
+        fake.world().job_states.insert("bulk-9".into(), "failed".into());
+        assert_eq!(follow(&fake, long, &stop).await, JobEnd::Failed);
+        // Never terminal: the timeout ends it, after at least one more poll.
+        fake.world().job_states.insert("bulk-9".into(), "active".into());
+        assert_eq!(
+            follow(&fake, Duration::from_millis(5), &stop).await,
+            JobEnd::TimedOut
+        );
+        assert!(fake.count(Call::Jobs) > 3, "{:?}", fake.calls());
+        stop.request();
+        let before = fake.count(Call::Jobs);
+        assert_eq!(follow(&fake, long, &stop).await, JobEnd::Stopping);
+        assert_eq!(fake.count(Call::Jobs), before, "a stop polls nothing");
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_job_list_is_an_error() {
+        let fake = Fake::default();
+        fake.fault(Call::Jobs, Fault::Fail(500));
+        let got = follow_job(&fake, "bulk-9", POLL, Duration::from_secs(60), &Stop::default()).await;
+        assert!(got.is_err());
+    }
+}
