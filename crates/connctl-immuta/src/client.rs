@@ -247,13 +247,75 @@ impl ImmutaClient {
             .await
     }
 
-    /// `GET /data/object/{key}`; `None` when absent.
+    /// `GET /data/object/{key}`; `None` when absent. The connection's own object:
+    /// [`ImmutaClient::get_data_object`] with the key as the whole path.
     pub async fn get_object(&self, key: &str) -> Result<Option<LiveObject>, ApiError> {
-        let path = format!("/data/object/{}", seg(key));
+        self.get_data_object(&[key.to_owned()]).await
+    }
+
+    /// `GET /data/object/{path}` for an object at any depth (the path starts with the
+    /// connection key); `None` on 404.
+    pub async fn get_data_object(&self, path: &[String]) -> Result<Option<LiveObject>, ApiError> {
+        let path = format!("/data/object/{}", object_url_path(path)?);
         let got = self
             .call(Method::GET, &path, None, Call::Read, |r| r.json_as())
             .await;
         absent_as_none(got)
+    }
+
+    /// `PUT /data/settings/{path}` with `body` (built by [`crate::payload::object_settings`]);
+    /// the `bulkId` when Immuta gives one. Immuta cascades a status change to the children.
+    pub async fn update_object_settings(
+        &self,
+        path: &[String],
+        body: &Value,
+    ) -> Result<Option<String>, ApiError> {
+        let path = format!("/data/settings/{}", object_url_path(path)?);
+        self.call(Method::PUT, &path, Some(body), Call::Idempotent, |r| r.bulk_id())
+            .await
+    }
+
+    /// `POST /data/crawl/{path}`: look for new objects below it; the `bulkId` of its job.
+    /// Repeating a crawl is harmless, so it is retried like an idempotent write.
+    pub async fn crawl(&self, path: &[String]) -> Result<Option<String>, ApiError> {
+        let path = format!("/data/crawl/{}", object_url_path(path)?);
+        let body = serde_json::json!({});
+        self.call(Method::POST, &path, Some(&body), Call::Idempotent, |r| {
+            r.bulk_id()
+        })
+        .await
+    }
+
+    /// `POST /data/object/search/{path}`, every page: the direct children of an object, read
+    /// with the tolerance and guards of [`ImmutaClient::list_connections`]. Whether Immuta lists
+    /// only direct children or every descendant is unconfirmed; deeper hits are dropped here, so
+    /// callers get the direct children either way.
+    pub async fn list_object_children(&self, path: &[String]) -> Result<Vec<ObjectHit>, ApiError> {
+        let search = format!("/data/object/search/{}", object_url_path(path)?);
+        let mut hits = self.search_all(&search, "child objects").await?;
+        hits.retain(|h| h.object_path.len() == path.len() + 1 && h.object_path.starts_with(path));
+        Ok(hits)
+    }
+
+    /// How many objects are below `path`: the search's total, else the hits of a page that is
+    /// not full; `None` when neither tells. (Callers prefer [`LiveObject::child_count`] when
+    /// the tenant reports one.)
+    pub async fn count_object_children(&self, path: &[String]) -> Result<Option<u64>, ApiError> {
+        let path = format!(
+            "/data/object/search/{}?offset=0&size={SEARCH_PAGE}",
+            object_url_path(path)?
+        );
+        let body = serde_json::json!({});
+        let page: SearchPage = self
+            .call(Method::POST, &path, Some(&body), Call::Read, |r| {
+                SearchPage::from_response(&r)
+            })
+            .await?;
+        let got = page.hits.len();
+        Ok(page
+            .total
+            .or((got < SEARCH_PAGE).then_some(got))
+            .map(|n| n as u64))
     }
 
     /// `POST /data/object/search`, every page: the top-level objects, i.e. the connections.
@@ -265,10 +327,16 @@ impl ImmutaClient {
     /// `offset`), or one that does not end is an error: connctl never concludes that something
     /// does not exist from an answer it could not read.
     pub async fn list_connections(&self) -> Result<Vec<ObjectHit>, ApiError> {
+        self.search_all("/data/object/search", "connections").await
+    }
+
+    /// Every page of the search at `search` (a path without query): the paging loop shared by
+    /// the connection and child listings. `what` names the listed things in errors.
+    async fn search_all(&self, search: &str, what: &str) -> Result<Vec<ObjectHit>, ApiError> {
         let mut all: Vec<ObjectHit> = Vec::new();
         let mut seen = std::collections::BTreeSet::new();
         for _ in 0..SEARCH_MAX_PAGES {
-            let path = format!("/data/object/search?offset={}&size={SEARCH_PAGE}", all.len());
+            let path = format!("{search}?offset={}&size={SEARCH_PAGE}", all.len());
             let body = serde_json::json!({});
             let page: SearchPage = self
                 .call(Method::POST, &path, Some(&body), Call::Read, |r| {
@@ -286,14 +354,18 @@ impl ImmutaClient {
             match page.total {
                 Some(total) if all.len() >= total => return Ok(all),
                 Some(total) if stalled => {
-                    return Err(incomplete_listing(format!(
-                        "the listing stopped at {} of the {total} connections it reported (the server may ignore `offset`)",
-                        all.len()
-                    )));
+                    return Err(incomplete_listing(
+                        search,
+                        format!(
+                            "the listing stopped at {} of the {total} {what} it reported (the server may ignore `offset`)",
+                            all.len()
+                        ),
+                    ));
                 }
                 None if got < SEARCH_PAGE => return Ok(all),
                 None if stalled => {
                     return Err(incomplete_listing(
+                        search,
                         "a full page came again: the server seems to ignore `offset`, so whether the listing is complete is unknown"
                             .into(),
                     ));
@@ -301,34 +373,22 @@ impl ImmutaClient {
                 _ => {}
             }
         }
-        Err(incomplete_listing(format!(
-            "the listing did not end after {SEARCH_MAX_PAGES} pages"
-        )))
+        Err(incomplete_listing(
+            search,
+            format!("the listing did not end after {SEARCH_MAX_PAGES} pages"),
+        ))
     }
 
-    /// `PUT /data/settings/{key}`; returns the `bulkId`.
+    /// `PUT /data/settings/{key}`; returns the `bulkId`. The connection's own object:
+    /// [`ImmutaClient::update_object_settings`] with the key as the whole path.
     pub async fn update_settings(&self, key: &str, body: &Value) -> Result<Option<String>, ApiError> {
-        let path = format!("/data/settings/{}", seg(key));
-        self.call(Method::PUT, &path, Some(body), Call::Idempotent, |r| r.bulk_id())
-            .await
+        self.update_object_settings(&[key.to_owned()], body).await
     }
 
-    /// `POST /data/object/search/{key}`: how many objects are below a connection — the
-    /// listing's total, else the hits of a page that is not full; `None` when neither tells.
-    /// The answer is read as tolerantly as the connection listing ([`SearchPage`]).
+    /// `POST /data/object/search/{key}`: how many objects are below a connection
+    /// ([`ImmutaClient::count_object_children`] with the key as the whole path).
     pub async fn count_children(&self, key: &str) -> Result<Option<u64>, ApiError> {
-        let path = format!("/data/object/search/{}?offset=0&size={SEARCH_PAGE}", seg(key));
-        let body = serde_json::json!({});
-        let page: SearchPage = self
-            .call(Method::POST, &path, Some(&body), Call::Read, |r| {
-                SearchPage::from_response(&r)
-            })
-            .await?;
-        let got = page.hits.len();
-        Ok(page
-            .total
-            .or((got < SEARCH_PAGE).then_some(got))
-            .map(|n| n as u64))
+        self.count_object_children(&[key.to_owned()]).await
     }
 
     /// `DELETE /data/object/{key}`; an already-absent object counts as deleted.
@@ -378,11 +438,11 @@ impl ImmutaClient {
     }
 }
 
-/// The error for a connection listing that cannot be trusted to be complete.
-fn incomplete_listing(problem: String) -> ApiError {
+/// The error for a listing that cannot be trusted to be complete.
+fn incomplete_listing(search: &str, problem: String) -> ApiError {
     ApiError::UnexpectedAnswer {
         method: "POST".into(),
-        path: "/data/object/search".into(),
+        path: search.into(),
         status: 200,
         problem,
         excerpt: "(answers not shown)".into(),
@@ -411,10 +471,78 @@ fn strip_query(path: &str) -> &str {
     path.split('?').next().unwrap_or(path)
 }
 
+/// An object path (connection key first) as it appears in a URL: each name percent-encoded on
+/// its own, so `/`, `.`, `%`, spaces and non-ASCII never split or change a segment, joined with
+/// `/`. The one place object paths are put into URLs. A path that no URL can carry (empty, an
+/// empty name, or a name that is `.` or `..`, which URL parsers resolve away even encoded) is an
+/// error, never a request to another object.
+pub fn object_url_path(path: &[String]) -> Result<String, ApiError> {
+    if path.is_empty() {
+        return Err(ApiError::BadObjectPath {
+            path: String::new(),
+            reason: "it is empty".into(),
+        });
+    }
+    let mut out = Vec::with_capacity(path.len());
+    for name in path {
+        if name.is_empty() || name == "." || name == ".." {
+            return Err(ApiError::BadObjectPath {
+                path: path.join("/"),
+                reason: format!("the name `{name}` cannot be sent in a URL path"),
+            });
+        }
+        out.push(seg(name));
+    }
+    Ok(out.join("/"))
+}
+
 /// Percent-encodes one path segment (connection keys may hold only safe characters, but ids
 /// and keys from a server are not trusted to).
 fn seg(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes())
         .collect::<String>()
         .replace('+', "%20")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| (*n).to_owned()).collect()
+    }
+
+    #[test]
+    fn each_name_of_an_object_path_is_one_url_segment() {
+        let cases: [(&[&str], &str); 6] = [
+            (
+                &["sf-prod", "SALES", "PUBLIC", "ORDERS"],
+                "sf-prod/SALES/PUBLIC/ORDERS",
+            ),
+            (&["k", "odd/name", "T"], "k/odd%2Fname/T"),
+            (&["k", "my.db", "a.b.c"], "k/my.db/a.b.c"),
+            (&["k", "100%", "a b"], "k/100%25/a%20b"),
+            (&["k", "Zürich", "表"], "k/Z%C3%BCrich/%E8%A1%A8"),
+            (&["k", "q\"uote?#&+"], "k/q%22uote%3F%23%26%2B"),
+        ];
+        for (names, want) in cases {
+            assert_eq!(object_url_path(&path(names)).unwrap(), want, "{names:?}");
+        }
+    }
+
+    #[test]
+    fn a_path_no_url_can_carry_is_an_error_not_another_object() {
+        for names in [&[][..], &["k", ""][..], &["k", "."][..], &["k", "DB", ".."][..]] {
+            let err = object_url_path(&path(names)).unwrap_err();
+            assert!(matches!(err, ApiError::BadObjectPath { .. }), "{names:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn an_encoded_path_survives_url_parsing_unchanged() {
+        // The URL parser must not decode or resolve what `object_url_path` encoded.
+        let encoded = object_url_path(&path(&["k", "a/b", "..x", "%2e", "c d"])).unwrap();
+        let url = reqwest::Url::parse(&format!("http://127.0.0.1/data/object/{encoded}")).unwrap();
+        assert_eq!(url.path(), "/data/object/k/a%2Fb/..x/%252e/c%20d");
+    }
 }

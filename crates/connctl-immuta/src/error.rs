@@ -66,6 +66,9 @@ pub enum ApiError {
         host: String,
         id: String,
     },
+    /// An object path that cannot be put into a URL (see [`crate::client::object_url_path`]).
+    #[error("the object path `{path}` cannot be sent to Immuta: {reason}")]
+    BadObjectPath { path: String, reason: String },
     /// `POST /data/connection/test` answered 200 with a failed check in its body.
     #[error("the dry run (POST /data/connection/test) failed: {reasons}")]
     DryRunFailed { reasons: String },
@@ -138,6 +141,7 @@ impl ApiError {
             ApiError::Status { .. }
             | ApiError::Decode { .. }
             | ApiError::DryRunFailed { .. }
+            | ApiError::BadObjectPath { .. }
             | ApiError::UnexpectedAnswer { .. } => return None,
         })
     }

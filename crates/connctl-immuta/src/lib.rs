@@ -15,7 +15,7 @@ mod response;
 mod snowflake;
 mod transport;
 
-pub use client::{ClientConfig, ImmutaClient, check_url};
+pub use client::{ClientConfig, ImmutaClient, check_url, object_url_path};
 pub use error::{ApiError, RedirectRefusal};
 pub use live::{
     Job, LiveConnection, LiveIntegration, LiveObject, ObjectHit, Registered, Script, SearchPage, jobs_from,

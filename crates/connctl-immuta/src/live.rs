@@ -143,16 +143,26 @@ impl LiveConnection {
     }
 }
 
-/// `GET /data/object/{key}`.
+/// `GET /data/object/{path}`: a data object at any depth (a connection, database, schema or
+/// table). The documented shape has a top-level `state` and each setting wrapped as
+/// `{value, hasDescendantsWithOverrides}`; the readers below also accept the other plausible
+/// shapes (bare settings, `settings.isActive` only, a `childCount`), all decided here.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LiveObject {
+    /// The connection key, then the names below it; empty when the answer omits it.
+    #[serde(default)]
+    pub object_path: Vec<String>,
     #[serde(default)]
     pub technology: Option<String>,
     #[serde(default)]
     pub state: Option<String>,
     #[serde(default)]
     pub settings: Map<String, Value>,
+    /// The settings set on this object itself rather than inherited (documented as an object;
+    /// its fields were not captured, so it is kept as Immuta sent it).
+    #[serde(default)]
+    pub overrides: Option<Value>,
     /// Objects below it, when Immuta says (the documented example has no such field; `DELETE`
     /// answers one). Without it, the children are counted with a search.
     #[serde(default)]
@@ -174,6 +184,24 @@ impl LiveObject {
             Some("inactive") => Some(false),
             _ => self.setting("isActive").and_then(Value::as_bool),
         }
+    }
+
+    /// Whether objects found below it later start active (`settings.activateNewChildren`,
+    /// wrapped or bare).
+    pub fn activate_new_children(&self) -> Option<bool> {
+        self.setting("activateNewChildren").and_then(Value::as_bool)
+    }
+
+    /// Whether some object below it has a setting of its own (set by a person, or by an
+    /// earlier change) that a change here would override. The docs show the flag on
+    /// `activateNewChildren`; the status' flag may sit on `isActive`: true when ANY wrapped
+    /// setting says so.
+    pub fn has_descendants_with_overrides(&self) -> bool {
+        self.settings.values().any(|v| {
+            v.get("hasDescendantsWithOverrides")
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+        })
     }
 }
 
@@ -428,5 +456,55 @@ mod tests {
         assert_eq!(bare.is_active(), Some(false));
         assert_eq!(bare.child_count, Some(7));
         assert_eq!(object(serde_json::json!({})).is_active(), None);
+    }
+
+    #[test]
+    fn each_plausible_object_shape_reads_the_same() {
+        let wrapped = |value: Value, flag: bool| serde_json::json!({"value": value, "hasDescendantsWithOverrides": flag});
+        // Documented: top-level `state`, each setting wrapped, the override flag on
+        // `activateNewChildren`, no child count.
+        let documented = object(serde_json::json!({
+            "objectPath": ["k", "SALES", "PUBLIC"], "technology": "Snowflake", "state": "active",
+            "settings": {"activateNewChildren": wrapped(Value::Bool(false), true),
+                         "dataOwners": wrapped(serde_json::json!([]), false)},
+            "overrides": {"activateNewChildren": false}}));
+        // The same object with the status only as `settings.isActive`, the flag on it, and a
+        // child count.
+        let flat_status = object(serde_json::json!({
+            "objectPath": ["k", "SALES", "PUBLIC"],
+            "settings": {"isActive": wrapped(Value::Bool(true), true),
+                         "activateNewChildren": wrapped(Value::Bool(false), false)},
+            "childCount": 12}));
+        // Bare (unwrapped) settings with no override flag anywhere.
+        let bare = object(serde_json::json!({
+            "objectPath": ["k", "SALES", "PUBLIC"],
+            "settings": {"isActive": true, "activateNewChildren": false}}));
+        for (name, o) in [
+            ("documented", &documented),
+            ("flat", &flat_status),
+            ("bare", &bare),
+        ] {
+            assert_eq!(o.object_path, ["k", "SALES", "PUBLIC"], "{name}");
+            assert_eq!(o.is_active(), Some(true), "{name}");
+            assert_eq!(o.activate_new_children(), Some(false), "{name}");
+        }
+        assert!(documented.has_descendants_with_overrides());
+        assert!(flat_status.has_descendants_with_overrides());
+        assert!(!bare.has_descendants_with_overrides());
+        assert_eq!(documented.child_count, None);
+        assert_eq!(flat_status.child_count, Some(12));
+        assert_eq!(
+            documented.overrides,
+            Some(serde_json::json!({"activateNewChildren": false}))
+        );
+        // Nothing said: nothing assumed.
+        let empty = object(serde_json::json!({"objectPath": ["k", "DB"]}));
+        assert_eq!(empty.activate_new_children(), None);
+        assert!(!empty.has_descendants_with_overrides());
+        // An inactive documented object with the flag only on `isActive`.
+        let off = object(serde_json::json!({"state": "INACTIVE",
+            "settings": {"isActive": wrapped(Value::Bool(false), true)}}));
+        assert_eq!(off.is_active(), Some(false));
+        assert!(off.has_descendants_with_overrides());
     }
 }

@@ -87,6 +87,20 @@ pub fn settings_update(conn: &Connection, changed: &[Setting]) -> Option<Value> 
     (!settings.is_empty()).then(|| json!({ "settings": settings }))
 }
 
+/// The body of `PUT /data/settings/{path}` for a data object: `{"settings": {…}}` with ONLY
+/// the given settings (an absent one is left as Immuta has it; `isActive` cascades to the
+/// object's children, so it is sent only when it is the change being made).
+pub fn object_settings(active: Option<bool>, activate_new_children: Option<bool>) -> Value {
+    let mut settings = Map::new();
+    if let Some(v) = active {
+        settings.insert("isActive".into(), json!(v));
+    }
+    if let Some(v) = activate_new_children {
+        settings.insert("activateNewChildren".into(), json!(v));
+    }
+    json!({ "settings": settings })
+}
+
 fn settings_object(conn: &Connection) -> Value {
     let mut settings = Map::new();
     settings.insert("isActive".into(), json!(conn.settings.is_active));

@@ -600,6 +600,103 @@ async fn an_unreadable_listing_is_an_error_never_an_empty_tenant() {
 }
 
 #[tokio::test]
+async fn object_calls_encode_each_name_and_list_children_over_all_pages() {
+    // 1,500 children of a schema whose name holds a `/`, with a smaller page than asked.
+    let immuta = Server::start(|seen, _| {
+        let (path, query) = seen
+            .path_and_query
+            .split_once('?')
+            .unwrap_or((&seen.path_and_query, ""));
+        match (seen.method.as_str(), path) {
+            ("POST", "/data/object/search/k/DB/odd%2Fname") => {
+                let offset = query
+                    .split('&')
+                    .find_map(|kv| kv.strip_prefix("offset="))
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .unwrap_or(0);
+                // Every 10th hit is a grandchild: a server that lists every descendant.
+                let page: Vec<Value> = (offset..1500)
+                    .take(600)
+                    .map(|i| match i % 10 {
+                        9 => json!({"objectPath": ["k", "DB", "odd/name", format!("T{i}"), "C"]}),
+                        _ => json!({"objectPath": ["k", "DB", "odd/name", format!("T{i}")]}),
+                    })
+                    .collect();
+                json_answer(StatusCode::OK, json!({"hits": page, "count": 1500}))
+            }
+            ("GET", "/data/object/k/my.db/100%25") => json_answer(
+                StatusCode::OK,
+                json!({"objectPath": ["k", "my.db", "100%"], "state": "inactive",
+                       "settings": {"activateNewChildren": {"value": true, "hasDescendantsWithOverrides": true}}}),
+            ),
+            ("PUT", "/data/settings/k/a%20b") => json_answer(StatusCode::OK, json!({"bulkId": "b-1"})),
+            ("POST", "/data/crawl/k/Z%C3%BCrich") => json_answer(StatusCode::OK, json!({"bulkId": "b-2"})),
+            _ => json_answer(StatusCode::NOT_FOUND, json!({"message": "no such object"})),
+        }
+    })
+    .await;
+    let client = client(&immuta.url);
+    let p = |names: &[&str]| names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
+
+    let children = client
+        .list_object_children(&p(&["k", "DB", "odd/name"]))
+        .await
+        .unwrap();
+    assert_eq!(children.len(), 1350, "the direct children only");
+    assert_eq!(children[1349].object_path[3], "T1498");
+    assert_eq!(
+        client
+            .count_object_children(&p(&["k", "DB", "odd/name"]))
+            .await
+            .unwrap(),
+        Some(1500)
+    );
+
+    let object = client
+        .get_data_object(&p(&["k", "my.db", "100%"]))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(object.is_active(), Some(false));
+    assert_eq!(object.activate_new_children(), Some(true));
+    assert!(object.has_descendants_with_overrides());
+    assert!(
+        client
+            .get_data_object(&p(&["k", "nope"]))
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let body = connctl_immuta::payload::object_settings(Some(true), None);
+    assert_eq!(body, json!({"settings": {"isActive": true}}));
+    let bulk = client
+        .update_object_settings(&p(&["k", "a b"]), &body)
+        .await
+        .unwrap();
+    assert_eq!(bulk.as_deref(), Some("b-1"));
+    assert_eq!(
+        client.crawl(&p(&["k", "Zürich"])).await.unwrap().as_deref(),
+        Some("b-2")
+    );
+
+    let seen = immuta.seen();
+    let put = seen.iter().find(|s| s.method == "PUT").unwrap();
+    assert_eq!(serde_json::from_str::<Value>(&put.body).unwrap(), body);
+    // Pages of 600 until the count: three searches for the listing, one for the count.
+    let searches = seen
+        .iter()
+        .filter(|s| s.path_and_query.starts_with("/data/object/search/"))
+        .count();
+    assert_eq!(searches, 4);
+    // An unaddressable name is refused before anything is sent.
+    let before = immuta.seen().len();
+    let err = client.get_data_object(&p(&["k", ".."])).await.unwrap_err();
+    assert!(matches!(err, ApiError::BadObjectPath { .. }), "{err}");
+    assert_eq!(immuta.seen().len(), before);
+}
+
+#[tokio::test]
 async fn jobs_accept_an_array_a_keyed_object_or_an_envelope() {
     let job = |id: &str, state: &str| json!({"id": id, "state": state, "output": null});
     let shapes = [
