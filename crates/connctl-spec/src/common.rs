@@ -108,6 +108,7 @@ pub(crate) struct CommonSpec {
     pub executor: Option<ExecutorKind>,
     pub settings: Option<SettingsSpec>,
     pub options: Option<OptionsSpec>,
+    pub objects: Vec<crate::objects::ObjectSpec>,
 }
 
 /// Where a connection was declared: the file and the 1-based line and column of its entry.

@@ -64,6 +64,10 @@ pub struct DatabricksSpec {
     /// Where Immuta's Databricks jobs run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_config: Option<JobConfig>,
+    /// Data objects below the connection whose status and settings connctl manages
+    /// (`docs/objects.md`); objects not listed follow their parent as Immuta decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objects: Option<Vec<crate::objects::ObjectSpec>>,
 }
 
 /// Databricks authentication, tagged by `type`.
@@ -171,6 +175,7 @@ impl DatabricksSpec {
             executor: self.executor,
             settings: self.settings,
             options: self.options,
+            objects: self.objects.unwrap_or_default(),
         };
         let databricks = Databricks {
             workspace_url: self.workspace_url,

@@ -29,6 +29,7 @@ pub(crate) fn build(spec: ConnectionSpec, defaults: &Defaults, origin: Origin, b
         executor,
         settings: own_settings,
         options: own_options,
+        objects,
     } = common;
     Connection {
         key,
@@ -37,6 +38,7 @@ pub(crate) fn build(spec: ConnectionSpec, defaults: &Defaults, origin: Origin, b
         executor: executor.or(defaults.executor),
         settings: settings(own_settings, defaults),
         options: options(own_options, defaults),
+        objects,
         platform,
     }
 }

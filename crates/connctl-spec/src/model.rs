@@ -80,6 +80,9 @@ pub struct Connection {
     pub executor: Option<ExecutorKind>,
     pub settings: Settings,
     pub options: Options,
+    /// The data objects below the connection connctl manages, parents before children
+    /// (validation guarantees the order and unique paths).
+    pub objects: Vec<crate::objects::ObjectSpec>,
     pub platform: Platform,
 }
 

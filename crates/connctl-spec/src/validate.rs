@@ -58,6 +58,7 @@ const COMMON: &[Field] = &[
     opt("executor", Ty::Executor),
     opt("settings", Ty::Nested(settings)),
     opt("options", Ty::Nested(options)),
+    opt("objects", Ty::Nested(crate::objects::check)),
     req("auth", Ty::Skip),
 ];
 

@@ -325,3 +325,54 @@ fn check_secrets_refuses_a_fifo_naming_connection_and_field() {
         "{text}"
     );
 }
+
+#[test]
+fn objects_load_in_order_with_their_quoted_names() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = dir.path().join("objects.yaml");
+    std::fs::write(
+        &spec,
+        r#"version: 1
+connections:
+  - key: dbx
+    technology: Databricks
+    workspaceUrl: acme.cloud.databricks.com
+    httpPath: /sql/1.0/warehouses/abc
+    catalog: immuta
+    auth: { type: token, token: { env: DBX_TOKEN } }
+    objects:
+      - path: main
+        active: true
+        activateNewChildren: false
+      - path: main/my.schema
+        activateNewChildren: true
+      - path: 'main/"odd/name ""x"""/T1'
+        active: false
+"#,
+    )
+    .expect("write");
+    let desired = load(&[&spec]).unwrap_or_else(|r| panic!("{r}"));
+    let objects = &desired.get("dbx").expect("dbx").objects;
+    let paths: Vec<Vec<String>> = objects.iter().map(|o| o.path.segments().to_vec()).collect();
+    assert_eq!(
+        paths,
+        [
+            vec!["main".to_owned()],
+            vec!["main".to_owned(), "my.schema".to_owned()],
+            vec!["main".to_owned(), "odd/name \"x\"".to_owned(), "T1".to_owned()],
+        ]
+    );
+    assert_eq!(
+        objects
+            .iter()
+            .map(|o| (o.active, o.activate_new_children))
+            .collect::<Vec<_>>(),
+        [(Some(true), Some(false)), (None, Some(true)), (Some(false), None)]
+    );
+    assert_eq!(objects[2].path.to_string(), r#"main/"odd/name ""x"""/T1"#);
+    assert_eq!(objects[2].path.full("dbx")[0], "dbx");
+    // Without `objects:` a connection manages none.
+    common::at_repo_root();
+    let example = load(&["connections.example.yaml"]).unwrap_or_else(|r| panic!("{r}"));
+    assert!(example.connections.iter().all(|c| c.objects.is_empty()));
+}

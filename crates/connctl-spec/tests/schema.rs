@@ -160,3 +160,24 @@ fn the_schema_knows_reserved_keys_and_oauth_credentials() {
         "the schema accepts an empty env name"
     );
 }
+
+#[test]
+fn the_schema_knows_objects() {
+    let mut base = yaml_to_json(&common::repo_root().join("connections.example.yaml"));
+    base["connections"][0]["objects"] = serde_json::json!([
+        { "path": "SALES", "active": true, "activateNewChildren": false },
+        { "path": "SALES/\"odd/name\"/T1", "active": false },
+        { "path": "SALES/PUBLIC", "activateNewChildren": true },
+    ]);
+    assert_eq!(errors(&base), Vec::<String>::new());
+    for bad in [
+        serde_json::json!({ "path": "SALES" }),
+        serde_json::json!({ "path": "SALES", "isActive": true }),
+        serde_json::json!({ "path": "", "active": true }),
+        serde_json::json!({ "path": "SALES", "active": "yes" }),
+    ] {
+        let mut value = base.clone();
+        value["connections"][0]["objects"] = serde_json::json!([bad.clone()]);
+        assert!(!errors(&value).is_empty(), "the schema accepts {bad}");
+    }
+}

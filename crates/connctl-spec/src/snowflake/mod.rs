@@ -71,6 +71,10 @@ pub struct SnowflakeSpec {
     /// Roles and users excluded from authorization checks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_role_pattern: Option<UserRolePattern>,
+    /// Data objects below the connection whose status and settings connctl manages
+    /// (`docs/objects.md`); objects not listed follow their parent as Immuta decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objects: Option<Vec<crate::objects::ObjectSpec>>,
 }
 
 /// Snowflake authentication, tagged by `type`.
@@ -225,6 +229,7 @@ impl SnowflakeSpec {
             executor: self.executor,
             settings: self.settings,
             options: self.options,
+            objects: self.objects.unwrap_or_default(),
         };
         let snowflake = Snowflake {
             host: self.host,
