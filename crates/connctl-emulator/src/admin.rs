@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, RawPathParams, State};
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, ApiResult, parse_json, parse_object};
@@ -163,7 +163,7 @@ pub async fn patch_integration(
 /// (a database, schema or table) as a person in the UI would; nothing else changes.
 pub async fn patch_object(
     State(st): State<Shared>,
-    Path(path): Path<String>,
+    raw: RawPathParams,
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
     let patch = parse_object(&body)?;
@@ -171,19 +171,17 @@ pub async fn patch_object(
     let Some(active) = patch.get("active").and_then(Value::as_bool) else {
         return Err(ApiError::bad_request("active: required boolean"));
     };
-    let mut parts = path.trim_matches('/').split('/').map(str::to_string);
-    let key = parts.next().unwrap_or_default();
-    let rest: Vec<String> = parts.collect();
-    let missing = || ApiError::not_found(format!("Data object '{path}' not found."));
+    let p = crate::immuta::objects::object_path(&raw)?;
+    let missing = || ApiError::not_found(format!("Data object '{}' not found.", p.shown));
     st.mutate(|s| {
-        let c = s.connections.get_mut(&key).ok_or_else(missing)?;
+        let c = s.connections.get_mut(&p.key).ok_or_else(missing)?;
         let child = c
-            .children
-            .iter_mut()
-            .find(|ch| !rest.is_empty() && ch.path == rest)
+            .find_mut(&p.rest)
+            .filter(|_| !p.rest.is_empty())
             .ok_or_else(missing)?;
         child.active = active;
-        Ok(Json(json!({"objectPath": path, "active": active})))
+        child.active_override = true;
+        Ok(Json(json!({"objectPath": p.shown, "active": active})))
     })
 }
 

@@ -25,6 +25,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 pub use faults::{FaultKind, InjectedFault, fault_decision};
+pub use immuta::objects::render::{ChildrenSearch, ObjectShape};
 pub use immuta::shapes::{JobsShape, SearchShape};
 pub use preflight::Prerequisite;
 
@@ -60,6 +61,13 @@ pub struct EmulatorConfig {
     /// Hosts with a Snowflake integration that no connection owns, from the start
     /// (`--existing-integration`; a reset clears them).
     pub existing_integrations: Vec<String>,
+    /// Enabling an object with this many objects below it, or more, is refused (Immuta: "limited
+    /// to parent objects with under 100,000 child objects"; `--max-activate-children`).
+    pub max_activate_children: u64,
+    /// The shape of `GET /data/object/{path}` answers (`--object-shape`).
+    pub object_shape: ObjectShape,
+    /// Which objects `POST /data/object/search/{path}` lists (`--children-search`).
+    pub children_search: ChildrenSearch,
 }
 
 impl Default for EmulatorConfig {
@@ -79,6 +87,9 @@ impl Default for EmulatorConfig {
             faults: Vec::new(),
             missing: Vec::new(),
             existing_integrations: Vec::new(),
+            max_activate_children: 100_000,
+            object_shape: ObjectShape::default(),
+            children_search: ChildrenSearch::default(),
         }
     }
 }

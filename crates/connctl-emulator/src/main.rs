@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Parser;
-use connctl_emulator::{EmulatorConfig, JobsShape, SearchShape};
+use connctl_emulator::{ChildrenSearch, EmulatorConfig, JobsShape, ObjectShape, SearchShape};
 
 /// An Immuta + Snowflake SQL API + Databricks Statement Execution API emulator for connctl tests,
 /// benchmarks and demos. All three APIs are served on one port; `/_emulator/` is the admin API.
@@ -58,6 +58,16 @@ struct Args {
     /// Start with a Snowflake integration on HOST that no connection owns (repeatable).
     #[arg(long, value_name = "HOST")]
     existing_integration: Vec<String>,
+    /// Refuse to enable an object with N or more objects below it (Immuta's limit: 100,000).
+    #[arg(long, default_value_t = 100_000, value_name = "N")]
+    max_activate_children: u64,
+    /// Shape of GET /data/object answers: documented, flat (no settings.isActive),
+    /// with-child-count or settings-only (no top-level state).
+    #[arg(long, value_enum, default_value_t = ObjectShape::Documented, value_name = "SHAPE", hide_possible_values = true)]
+    object_shape: ObjectShape,
+    /// What POST /data/object/search/{path} lists: descendants (every object below) or direct.
+    #[arg(long, value_enum, default_value_t = ChildrenSearch::Descendants, value_name = "WHICH", hide_possible_values = true)]
+    children_search: ChildrenSearch,
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
@@ -97,6 +107,9 @@ fn main() -> std::process::ExitCode {
         faults: Vec::new(),
         missing: args.missing,
         existing_integrations: args.existing_integration,
+        max_activate_children: args.max_activate_children,
+        object_shape: args.object_shape,
+        children_search: args.children_search,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,

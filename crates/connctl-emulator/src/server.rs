@@ -200,7 +200,12 @@ fn router(cfg: EmulatorConfig, other_host: OtherHost) -> std::io::Result<Router>
         )
         .route("/_emulator/integrations/{id}", patch(admin::patch_integration))
         .route("/_emulator/integrations", post(admin::add_integration))
-        .route("/_emulator/objects/{*path}", patch(admin::patch_object))
+        .route(
+            "/_emulator/objects/{*path}",
+            patch(admin::patch_object)
+                .post(immuta::objects::admin::post)
+                .get(immuta::objects::admin::get),
+        )
         .route(
             "/_emulator/faults",
             post(admin::add_fault)

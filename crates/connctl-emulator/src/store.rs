@@ -44,21 +44,54 @@ pub struct Connection {
     pub children: Vec<Child>,
 }
 
-/// A data object below a connection (database, schema or table). Its status follows the
-/// connection's whenever the connection's `isActive` is set, as Immuta documents.
+/// A data object below a connection (database, schema or table). Each has its own status and
+/// `activateNewChildren`, and knows which of them were set on itself (an override) rather than
+/// inherited; the tree's rules (cascade, crawl, overrides) are in `immuta::objects::tree`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Child {
     /// The object path without the connection key, e.g. `["DB", "PUBLIC", "ORDERS"]`.
     pub path: Vec<String>,
     pub active: bool,
+    /// The status was set on this object itself (through the API or the UI), not by a cascade.
+    #[serde(default)]
+    pub active_override: bool,
+    /// `activateNewChildren` set on this object itself; `None`: inherited from its parent.
+    #[serde(default)]
+    pub activate_new_children: Option<bool>,
+    /// Other settings set on it (`dataOwners`, `infrastructureAdmins`).
+    #[serde(default)]
+    pub extra: BTreeMap<String, Value>,
+    /// Known to Immuta. `false`: only in the warehouse (an admin seed) until the next crawl.
+    #[serde(default = "known")]
+    pub crawled: bool,
+}
+
+fn known() -> bool {
+    true
+}
+
+impl Child {
+    /// A crawled object with an inherited status and no settings of its own.
+    pub fn new(path: Vec<String>, active: bool) -> Child {
+        Child {
+            path,
+            active,
+            active_override: false,
+            activate_new_children: None,
+            extra: BTreeMap::new(),
+            crawled: true,
+        }
+    }
 }
 
 impl Connection {
-    /// Sets the connection's status and, like Immuta, every child object's with it.
+    /// Sets the connection's status and, like Immuta, every known child object's with it
+    /// (clearing their status overrides).
     pub fn set_active(&mut self, active: bool) {
         self.settings.is_active = active;
-        for child in &mut self.children {
+        for child in self.children.iter_mut().filter(|c| c.crawled) {
             child.active = active;
+            child.active_override = false;
         }
     }
 }

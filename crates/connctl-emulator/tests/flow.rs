@@ -190,12 +190,18 @@ async fn snowflake_manual_flow() {
     assert_eq!(o["objectPath"], json!(["snowflake-prod"]));
     assert_eq!(o["technology"], "Snowflake");
     assert_eq!(o["state"], "active");
-    // The documented shape: status in `state`, settings wrapped, no `settings.isActive`.
+    // The documented shape: status in `state` and, wrapped like every setting, as
+    // `settings.isActive` (the schema: "status, new children status, and data owners").
     assert_eq!(
         o["settings"]["activateNewChildren"],
         json!({"value": true, "hasDescendantsWithOverrides": false})
     );
-    assert!(o["settings"].get("isActive").is_none(), "{o}");
+    assert_eq!(
+        o["settings"]["isActive"],
+        json!({"value": true, "hasDescendantsWithOverrides": false})
+    );
+    assert_eq!(o["overrides"], json!({}), "a connection's settings are its own");
+    assert!(o.get("childCount").is_none(), "{o}");
     // The children followed the connection's status.
     let r = env
         .immuta(

@@ -113,20 +113,14 @@ fn children_of(reg: &Registration) -> Vec<Child> {
     };
     let active = reg.settings.is_active;
     let mut out = vec![
-        Child {
-            path: vec![db.to_string()],
-            active,
-        },
-        Child {
-            path: vec![db.to_string(), schema.to_string()],
-            active,
-        },
+        Child::new(vec![db.to_string()], active),
+        Child::new(vec![db.to_string(), schema.to_string()], active),
     ];
     for t in tables {
-        out.push(Child {
-            path: vec![db.to_string(), schema.to_string(), t.to_string()],
+        out.push(Child::new(
+            vec![db.to_string(), schema.to_string(), t.to_string()],
             active,
-        });
+        ));
     }
     out
 }
