@@ -20,6 +20,7 @@ mod test_immuta_truth;
 mod test_journal;
 mod test_lost_answers;
 mod test_objects;
+mod test_objects_emulator;
 mod test_plan;
 mod test_preflight;
 mod test_refresh_changed;

@@ -351,3 +351,41 @@ pub fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).expect("metadata").permissions().mode() & 0o777
 }
+
+// ---------------------------------------------------------------------------------------------
+// Data objects (#17): the emulator's object tree, through its admin API.
+
+/// An object path (connection key first) as a URL path, encoded as connctl's client encodes it.
+fn object_url(path: &[&str]) -> String {
+    let names: Vec<String> = path.iter().map(|n| (*n).to_owned()).collect();
+    connctl_immuta::object_url_path(&names).expect("an object path a URL can carry")
+}
+
+impl TestEnv {
+    /// Changes an object as a person in Immuta's UI would, with `{"isActive"?: bool,
+    /// "activateNewChildren"?: bool}` (an override; a status cascades to the objects below).
+    /// Answers the tree dump of [`TestEnv::object`].
+    pub fn set_object(&self, path: &[&str], settings: Value) -> Value {
+        let mut url = object_url(path);
+        // `…/seed` is the seed endpoint: an object really named `seed` is sent encoded.
+        if path.last() == Some(&"seed") {
+            url.replace_range(url.len() - 4.., "%73eed");
+        }
+        self.admin("POST", &format!("/_emulator/objects/{url}"), settings)
+    }
+
+    /// Adds warehouse objects below `path`, found by the next crawl: `children` is an array of
+    /// paths relative to it, each `"A/B"` or, for names holding `/`, `["odd/name", "T"]`.
+    pub fn seed_objects(&self, path: &[&str], children: Value) -> Value {
+        let url = format!("/_emulator/objects/{}/seed", object_url(path));
+        self.admin("POST", &url, serde_json::json!({ "children": children }))
+    }
+
+    /// The object at `path` and every object below it, crawled or not: `{objectPath, state,
+    /// activateNewChildren, objects: [{path, state, activeOverride, activateNewChildren,
+    /// activateNewChildrenOverride, crawled}]}`.
+    pub fn object(&self, path: &[&str]) -> Value {
+        let url = format!("/_emulator/objects/{}", object_url(path));
+        self.admin("GET", &url, Value::Null)
+    }
+}

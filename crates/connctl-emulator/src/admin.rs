@@ -9,7 +9,8 @@ use std::sync::atomic::Ordering;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, RawPathParams, State};
+use axum::extract::{Path, Query, State};
+use axum::http::Uri;
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, ApiResult, parse_json, parse_object};
@@ -161,17 +162,13 @@ pub async fn patch_integration(
 
 /// `PATCH /_emulator/objects/{key}/{…}` `{"active": bool}`: enable or disable one child object
 /// (a database, schema or table) as a person in the UI would; nothing else changes.
-pub async fn patch_object(
-    State(st): State<Shared>,
-    raw: RawPathParams,
-    body: Bytes,
-) -> ApiResult<Json<Value>> {
+pub async fn patch_object(State(st): State<Shared>, uri: Uri, body: Bytes) -> ApiResult<Json<Value>> {
     let patch = parse_object(&body)?;
     only_keys(&patch, &["active"])?;
     let Some(active) = patch.get("active").and_then(Value::as_bool) else {
         return Err(ApiError::bad_request("active: required boolean"));
     };
-    let p = crate::immuta::objects::object_path(&raw)?;
+    let p = crate::immuta::objects::object_path(&uri, crate::immuta::objects::admin::PREFIX)?;
     let missing = || ApiError::not_found(format!("Data object '{}' not found.", p.shown));
     st.mutate(|s| {
         let c = s.connections.get_mut(&p.key).ok_or_else(missing)?;

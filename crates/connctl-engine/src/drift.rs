@@ -63,7 +63,7 @@ pub fn drift(
 /// True when drift found something to report: a drifted or deleted connection, or a health
 /// problem (a failed integration, a missing object).
 pub fn found(plan: &Plan) -> bool {
-    !plan.changes.is_empty() || !plan.health.is_empty()
+    !plan.changes.is_empty() || !plan.health.is_empty() || !plan.objects.is_empty()
 }
 
 #[cfg(test)]

@@ -66,6 +66,22 @@ pub trait Immuta: Clone + Send + Sync + 'static {
     fn delete_object(&self, key: &str) -> impl Future<Output = Result<(), ApiError>> + Send;
     /// `GET /jobs?bulkId=`.
     fn jobs(&self, bulk_id: &str) -> impl Future<Output = Result<Vec<Job>, ApiError>> + Send;
+    /// `GET /data/object/{path}` at any depth (the key first); `None` on 404.
+    fn get_data_object(
+        &self,
+        path: &[String],
+    ) -> impl Future<Output = Result<Option<LiveObject>, ApiError>> + Send;
+    /// `PUT /data/settings/{path}` at any depth; the bulkId, if any.
+    fn update_object_settings(
+        &self,
+        path: &[String],
+        body: &Value,
+    ) -> impl Future<Output = Result<Option<String>, ApiError>> + Send;
+    /// `POST /data/object/search/{path}`: how many direct children the object has.
+    fn count_object_children(
+        &self,
+        path: &[String],
+    ) -> impl Future<Output = Result<Option<u64>, ApiError>> + Send;
 }
 
 impl Immuta for ImmutaClient {
@@ -113,5 +129,18 @@ impl Immuta for ImmutaClient {
     }
     async fn jobs(&self, bulk_id: &str) -> Result<Vec<Job>, ApiError> {
         ImmutaClient::jobs(self, bulk_id).await
+    }
+    async fn get_data_object(&self, path: &[String]) -> Result<Option<LiveObject>, ApiError> {
+        ImmutaClient::get_data_object(self, path).await
+    }
+    async fn update_object_settings(
+        &self,
+        path: &[String],
+        body: &Value,
+    ) -> Result<Option<String>, ApiError> {
+        ImmutaClient::update_object_settings(self, path, body).await
+    }
+    async fn count_object_children(&self, path: &[String]) -> Result<Option<u64>, ApiError> {
+        ImmutaClient::count_object_children(self, path).await
     }
 }

@@ -10,6 +10,7 @@ pub mod fields;
 pub mod immuta;
 pub mod journal;
 pub mod lock;
+pub mod objects;
 pub mod plan;
 pub mod preflight;
 pub mod refresh;

@@ -9,8 +9,8 @@ use anyhow::{Context as _, Result};
 use connctl_engine::apply::{Target, fingerprinted};
 use connctl_engine::backend::{Loaded, StateLocation};
 use connctl_engine::plan::{self, Action, DesiredView, Plan, PlanOptions};
-use connctl_engine::refresh;
 use connctl_engine::state::State;
+use connctl_engine::{objects, refresh};
 use connctl_immuta::ImmutaClient;
 use connctl_spec::Desired;
 
@@ -253,12 +253,70 @@ pub async fn make_plan(
     if let Some(client) = &client {
         refresh::count_cascades(client, &mut plan).await?;
     }
+    plan.objects = plan_objects(
+        &plan,
+        &targets,
+        state,
+        client.as_ref().filter(|_| live.is_some()),
+        live.as_ref(),
+        ctx.settings.parallelism(&args.common),
+    )
+    .await?;
     if let Some(url) = ctx.immuta_url(&args.common) {
         plan.state.tenant = Some(connctl_engine::state::normalise_tenant(&url));
     }
     plan.state.environment = ctx.environment().map(str::to_owned);
     plan.state.secrets_unknown = no_secrets;
     Ok(Planned { plan, targets })
+}
+
+/// The object rows of the plan's connections: their listed objects read from Immuta (one GET
+/// each, concurrent) when the plan refreshes, then decided against the state. A connection the
+/// plan registers has its objects set after its registration job; one the plan leaves alone
+/// (import, orphan, delete) has none planned.
+async fn plan_objects(
+    plan: &Plan,
+    targets: &BTreeMap<String, Target>,
+    state: &State,
+    client: Option<&ImmutaClient>,
+    live: Option<&refresh::Live>,
+    parallelism: usize,
+) -> Result<Vec<objects::ObjectChange>> {
+    let action = |key: &str| plan.changes.iter().find(|c| c.key == key).map(|c| c.action);
+    let registering = |key: &str| match action(key) {
+        Some(Action::Create | Action::Recreate | Action::Replace) => true,
+        Some(Action::Resume) => state
+            .connections
+            .get(key)
+            .is_none_or(|s| s.step != connctl_engine::state::Step::Registered),
+        _ => false,
+    };
+    let planned: Vec<&connctl_spec::Connection> = targets
+        .values()
+        .map(|t| &t.connection)
+        .filter(|c| !c.objects.is_empty())
+        .filter(|c| {
+            !matches!(
+                action(&c.key),
+                Some(Action::Import | Action::Orphan | Action::Delete | Action::Forget)
+            )
+        })
+        .collect();
+    let read = match (client, live) {
+        (Some(client), Some(live)) => {
+            let wanted = objects::to_read(
+                planned.iter().copied().filter(|c| live.keys.contains(&c.key)),
+                &registering,
+            );
+            Some(objects::refresh(client, wanted, parallelism).await?)
+        }
+        _ => None,
+    };
+    let mut rows = objects::plan(planned.into_iter(), state, read.as_ref(), &registering);
+    if let Some(client) = client {
+        objects::count_cascades(client, &mut rows).await?;
+    }
+    Ok(rows)
 }
 
 /// A `--target` that matches no connection anywhere is a typo, not "no changes": an error that

@@ -66,6 +66,9 @@ pub enum ApplyError {
     /// A followed bulk job ended failed.
     #[error("bulk job {bulk_id} failed")]
     JobFailed { bulk_id: String },
+    /// A data object of `objects:` is not in Immuta (not crawled yet, or a typo).
+    #[error("data object `{path}` of `{key}` is not in Immuta")]
+    ObjectMissing { key: String, path: String },
 }
 
 impl ApplyError {
@@ -96,6 +99,12 @@ impl ApplyError {
             | ApplyError::NoIntegration { .. }
             | ApplyError::RegistrationGaveUp { .. }
             | ApplyError::JobFailed { .. } => (None, None),
+            ApplyError::ObjectMissing { key, .. } => (
+                None,
+                Some(format!(
+                    "check the path's spelling, or run `connctl crawl {key}` so Immuta finds it"
+                )),
+            ),
         };
         source.into_iter().chain(own).collect()
     }

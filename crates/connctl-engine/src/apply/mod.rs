@@ -21,6 +21,7 @@ mod error;
 mod flow_tests;
 mod jobs;
 mod journal;
+mod objects;
 mod script;
 mod update;
 
@@ -37,6 +38,7 @@ use tokio::sync::{Notify, Semaphore};
 
 use crate::fields::{self, FieldMap};
 use crate::immuta::Immuta;
+use crate::objects::{ObjectAction, ObjectChange};
 use crate::plan::{Action, Change, Plan};
 use crate::state::{PendingOp, Task};
 use crate::store::StateStore;
@@ -170,11 +172,39 @@ pub async fn apply(
     let targets = Arc::new(targets);
     let limit = Arc::new(Semaphore::new(options.parallelism.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
-    for change in plan
+    // Object rows by connection, in plan order (parents first); a missing object cannot be set.
+    let mut object_rows: BTreeMap<String, Vec<ObjectChange>> = BTreeMap::new();
+    for row in plan.objects.iter().filter(|o| o.action != ObjectAction::Missing) {
+        object_rows.entry(row.key.clone()).or_default().push(row.clone());
+    }
+    let changes: Vec<Change> = plan
         .changes
         .iter()
         .filter(|c| !matches!(c.action, Action::Import | Action::Orphan))
-    {
+        .cloned()
+        .collect();
+    // Connections whose only changes are objects' get a change of their own to carry them.
+    let object_only: Vec<Change> = object_rows
+        .keys()
+        .filter(|k| !changes.iter().any(|c| &c.key == *k))
+        .filter_map(|k| {
+            let technology = targets.get(k)?.connection.technology().as_str().to_owned();
+            Some(Change {
+                key: k.clone(),
+                technology,
+                action: Action::Update,
+                operations: Vec::new(),
+                risk: crate::plan::Risk::InPlace,
+                fields: Vec::new(),
+                note: None,
+                cascade: None,
+                attributes: Vec::new(),
+            })
+        })
+        .collect();
+    for change in changes.iter().chain(&object_only) {
+        let rows = object_rows.remove(&change.key).unwrap_or_default();
+        let only_objects = change.operations.is_empty() && change.action == Action::Update;
         let worker = Worker {
             client: client.clone(),
             runner: runner.clone(),
@@ -197,7 +227,26 @@ pub async fn apply(
                 return (change.key, outcome);
             }
             worker.emit(&change.key, EventKind::Started(change.action));
-            let outcome = match worker.run(&change).await {
+            let run = async {
+                let connection = if only_objects {
+                    None
+                } else {
+                    Some(worker.run(&change).await?)
+                };
+                match connection {
+                    Some(Outcome::Applied { detail }) if !rows.is_empty() => {
+                        match worker.objects(&change.key, &change.technology, &rows).await? {
+                            Outcome::Applied { detail: objects } => Ok(Outcome::Applied {
+                                detail: format!("{detail}; {objects}"),
+                            }),
+                            other => Ok(other),
+                        }
+                    }
+                    Some(other) => Ok(other),
+                    None => worker.objects(&change.key, &change.technology, &rows).await,
+                }
+            };
+            let outcome = match run.await {
                 Ok(outcome) => outcome,
                 Err(Halt::Interrupted(detail)) => Outcome::Interrupted {
                     detail,

@@ -30,6 +30,9 @@ pub enum Call {
     UpdateIntegration,
     DeleteObject,
     Jobs,
+    GetDataObject,
+    UpdateObjectSettings,
+    CountObjectChildren,
 }
 
 /// What to do to the next call of a kind.
@@ -50,6 +53,15 @@ pub struct Registration {
     pub settings: Value,
 }
 
+/// One data object: its status, `activateNewChildren`, and whether a person set it on the
+/// object itself (an override, which a parent's status change clears).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FakeObject {
+    pub active: bool,
+    pub activate_new_children: bool,
+    pub overridden: bool,
+}
+
 #[derive(Default)]
 pub struct World {
     pub connections: BTreeMap<String, Registration>,
@@ -58,6 +70,10 @@ pub struct World {
     faults: Vec<(Call, Fault)>,
     /// The state each bulk job reports.
     pub job_states: BTreeMap<String, String>,
+    /// Data objects below the connections, by full path (key first).
+    pub objects: BTreeMap<Vec<String>, FakeObject>,
+    /// The body of each `PUT /data/settings/{path}` of an object, in order (path joined by `/`).
+    pub object_puts: Vec<(String, Value)>,
     next: u64,
 }
 
@@ -79,6 +95,30 @@ impl Fake {
                 settings: json!({}),
             },
         );
+    }
+
+    /// Data objects at `paths` (key first), inactive and not overridden.
+    pub fn seed_objects(&self, paths: &[&[&str]]) {
+        let mut w = self.world();
+        for p in paths {
+            let path: Vec<String> = p.iter().map(|s| (*s).to_owned()).collect();
+            w.objects.insert(path, FakeObject::default());
+        }
+    }
+
+    /// A person changes an object in Immuta's UI: an override, the status cascading below.
+    pub fn set_object(&self, path: &[&str], active: bool) {
+        let path: Vec<String> = path.iter().map(|s| (*s).to_owned()).collect();
+        let mut w = self.world();
+        set_status(&mut w.objects, &path, active);
+        if let Some(o) = w.objects.get_mut(&path) {
+            o.overridden = true;
+        }
+    }
+
+    pub fn object(&self, path: &[&str]) -> Option<FakeObject> {
+        let path: Vec<String> = path.iter().map(|s| (*s).to_owned()).collect();
+        self.world().objects.get(&path).copied()
     }
 
     /// The next call of `call` meets `fault` (faults of one kind queue up).
@@ -148,6 +188,18 @@ fn key_of(body: &Value) -> String {
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned()
+}
+
+/// Sets the status of `path` and of every object below it, clearing their overrides.
+fn set_status(objects: &mut BTreeMap<Vec<String>, FakeObject>, path: &[String], active: bool) {
+    for (p, o) in objects.iter_mut() {
+        if p.starts_with(path) {
+            o.active = active;
+            if p.len() > path.len() {
+                o.overridden = false;
+            }
+        }
+    }
 }
 
 fn script(sql: &str) -> Script {
@@ -278,6 +330,68 @@ impl Immuta for Fake {
         answer(fault, Call::DeleteObject, || {
             self.world().connections.remove(key);
         })
+    }
+
+    async fn get_data_object(&self, path: &[String]) -> Result<Option<LiveObject>, ApiError> {
+        let fault = self.enter(Call::GetDataObject, &path.join("/"));
+        let w = self.world();
+        let found = w.objects.get(path).copied();
+        let overrides = w
+            .objects
+            .iter()
+            .any(|(p, o)| p.len() > path.len() && p.starts_with(path) && o.overridden);
+        drop(w);
+        answer(fault, Call::GetDataObject, || {
+            found.map(|o| {
+                serde_json::from_value(json!({
+                    "objectPath": path,
+                    "state": if o.active { "active" } else { "inactive" },
+                    "settings": {
+                        "activateNewChildren": {"value": o.activate_new_children, "hasDescendantsWithOverrides": overrides},
+                    },
+                }))
+                .expect("object")
+            })
+        })
+    }
+
+    async fn update_object_settings(
+        &self,
+        path: &[String],
+        body: &Value,
+    ) -> Result<Option<String>, ApiError> {
+        let fault = self.enter(Call::UpdateObjectSettings, &path.join("/"));
+        let bulk = self.id("bulk");
+        if fault.is_none() && !self.world().objects.contains_key(path) {
+            return Err(status(Call::UpdateObjectSettings, 404));
+        }
+        answer(fault, Call::UpdateObjectSettings, || {
+            let mut w = self.world();
+            w.object_puts.push((path.join("/"), body.clone()));
+            let settings = body.get("settings");
+            if let Some(active) = settings.and_then(|s| s.get("isActive")).and_then(Value::as_bool) {
+                set_status(&mut w.objects, path, active);
+            }
+            if let Some(v) = settings
+                .and_then(|s| s.get("activateNewChildren"))
+                .and_then(Value::as_bool)
+                && let Some(o) = w.objects.get_mut(path)
+            {
+                o.activate_new_children = v;
+            }
+            Some(bulk)
+        })
+    }
+
+    async fn count_object_children(&self, path: &[String]) -> Result<Option<u64>, ApiError> {
+        let fault = self.enter(Call::CountObjectChildren, &path.join("/"));
+        let n = self
+            .world()
+            .objects
+            .keys()
+            .filter(|p| p.len() == path.len() + 1 && p.starts_with(path))
+            .count() as u64;
+        answer(fault, Call::CountObjectChildren, || Some(n))
     }
 
     async fn jobs(&self, bulk_id: &str) -> Result<Vec<Job>, ApiError> {

@@ -60,6 +60,7 @@ pub fn plan(
         not_read: None,
         spec_files,
         changes: Vec::new(),
+        objects: Vec::new(),
         unchanged: Vec::new(),
         unmanaged: Vec::new(),
         errors: Vec::new(),

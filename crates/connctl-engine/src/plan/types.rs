@@ -27,6 +27,10 @@ pub struct Plan {
     pub spec_files: Vec<String>,
     /// Every connection with something to do, sorted by key.
     pub changes: Vec<Change>,
+    /// Rows of the data objects listed under the connections (`objects:`), by connection in
+    /// key order, parents before children (`docs/objects.md`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub objects: Vec<crate::objects::ObjectChange>,
     /// Keys that need nothing.
     pub unchanged: Vec<String>,
     /// Live connections neither desired nor in state; never touched.
@@ -272,18 +276,29 @@ pub struct DesiredView<'a> {
 }
 
 impl Plan {
-    /// True when applying would change nothing.
+    /// True when applying would change nothing (a missing object cannot be set).
     pub fn is_empty(&self) -> bool {
         self.changes
             .iter()
             .all(|c| matches!(c.action, Action::Import | Action::Orphan))
+            && self
+                .objects
+                .iter()
+                .all(|o| o.action == crate::objects::ObjectAction::Missing)
     }
 
-    /// True when applying would delete or replace something.
+    /// True when applying would delete or replace something, or make a high-risk object change
+    /// (a deactivation, or an activation over children a person set).
     pub fn is_destructive(&self) -> bool {
         self.changes
             .iter()
             .any(|c| c.risk == Risk::Destructive && c.action != Action::Orphan)
+            || self.object_gates().next().is_some()
+    }
+
+    /// The object rows `apply` refuses without `--allow-cascade`.
+    pub fn object_gates(&self) -> impl Iterator<Item = &crate::objects::ObjectChange> {
+        self.objects.iter().filter(|o| o.high_risk.is_some())
     }
 
     /// The changes that set a connection's status (and so its children's).

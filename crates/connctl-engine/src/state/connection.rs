@@ -2,12 +2,14 @@
 //! flight, and the journal of its last steps. The JSON spelling is the one state files have
 //! always had.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 use super::now;
 use crate::fields::FieldMap;
+use crate::objects::ObjectSettings;
 
 /// Journal entries kept per connection; older ones are dropped.
 const JOURNAL_LIMIT: usize = 64;
@@ -37,6 +39,26 @@ pub struct ConnectionState {
     pub scripts: Vec<ScriptRecord>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub journal: Vec<JournalEntry>,
+    /// The data objects of `objects:` connctl set, by path as the YAML writes it (absent in
+    /// state files from before objects, which load unchanged).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub objects: BTreeMap<String, ObjectRecord>,
+}
+
+/// What connctl last set on one data object.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ObjectRecord {
+    /// The settings Immuta was last seen to match (the managed ones only).
+    pub applied: ObjectSettings,
+    /// A `PUT /data/settings/{path}` sent (or about to be) whose outcome is not confirmed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<ObjectSettings>,
+    /// The bulkId of the last change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bulk_id: Option<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub at: String,
 }
 
 /// Where a connection stands.
@@ -181,6 +203,8 @@ pub enum Task {
     Update,
     /// `PUT /data/settings/{key}`.
     Settings,
+    /// `PUT /data/settings/{key/path}` of a data object below the connection.
+    ObjectSettings,
     /// `POST /integrations/{id}/scripts/edit`.
     EditScript,
     /// `PUT /integrations/{id}`.
@@ -208,6 +232,7 @@ impl Task {
             Task::Register => "register",
             Task::Update => "update",
             Task::Settings => "settings",
+            Task::ObjectSettings => "object-settings",
             Task::EditScript => "edit-script",
             Task::UpdateIntegration => "update-integration",
             Task::DeleteScript => "delete-script",

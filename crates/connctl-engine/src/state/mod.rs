@@ -14,7 +14,8 @@ mod connection;
 mod file;
 
 pub use connection::{
-    BulkRecord, ConnectionState, JournalEntry, Pending, PendingOp, Phase, ScriptRecord, Step, Task,
+    BulkRecord, ConnectionState, JournalEntry, ObjectRecord, Pending, PendingOp, Phase, ScriptRecord, Step,
+    Task,
 };
 pub use file::{
     private_file, private_new_file, remove_stale_temporaries, resolve_path, survive_file_size_limit,

@@ -151,6 +151,21 @@ pub(super) async fn apply_locked(
         return Ok(0);
     }
     let cascading: Vec<&str> = plan.cascades().map(|c| c.key.as_str()).collect();
+    let gated: Vec<String> = plan
+        .object_gates()
+        .map(|o| format!("{}/{}", o.key, o.path))
+        .collect();
+    if !allow_cascade && !gated.is_empty() {
+        let error = Hinted::new(
+            format!(
+                "refusing a high-risk change of data object(s) {}: a deactivation, or an activation over children set differently, reaches every object below",
+                gated.join(", ")
+            ),
+            "review the plan above, then pass --allow-cascade if that is intended; nothing was sent",
+        );
+        refuse(vec![error.to_text()]);
+        return Err(error.into());
+    }
     if !allow_cascade && !cascading.is_empty() {
         let error = Hinted::new(
             format!(
@@ -230,11 +245,20 @@ pub(super) async fn apply_locked(
         ..ApplyOptions::default()
     };
     // Apply leaves imports and orphans alone (import is its own command).
-    let total = plan
+    let mut keys: std::collections::BTreeSet<&str> = plan
         .changes
         .iter()
         .filter(|c| !matches!(c.action, Action::Import | Action::Orphan))
-        .count();
+        .map(|c| c.key.as_str())
+        .collect();
+    // Connections whose only changes are their objects' run too.
+    keys.extend(
+        plan.objects
+            .iter()
+            .filter(|o| o.action != connctl_engine::objects::ObjectAction::Missing)
+            .map(|o| o.key.as_str()),
+    );
+    let total = keys.len();
     let progress = crate::view::progress::Progress::new(total, ctx.color);
     let sink = progress.sink();
     let outcomes = apply::apply(

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use anyhow::Result;
-use connctl_engine::drift;
+use connctl_engine::{drift, objects};
 
 use crate::cli::{CommonArgs, Format};
 use crate::context::{self, Context};
@@ -68,6 +68,11 @@ pub(super) async fn run(
     plan.state.tenant = Some(connctl_engine::state::normalise_tenant(client.base_url()));
     plan.state.environment = ctx.environment().map(str::to_owned);
     connctl_engine::refresh::count_cascades(&client, &mut plan).await?;
+    // The objects connctl set on the connections drift compares, each read once.
+    let recorded = objects::recorded(state, &|k| applied.contains_key(k) && live.keys.contains(k));
+    let seen = objects::refresh(&client, recorded, ctx.settings.parallelism(common)).await?;
+    plan.objects = objects::drift(state, &seen);
+    objects::count_cascades(&client, &mut plan.objects).await?;
     view::plan::print(&plan, format, Kind::Drift, ctx.color);
     Ok(if drift::found(&plan) { 2 } else { 0 })
 }

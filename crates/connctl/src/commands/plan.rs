@@ -68,7 +68,10 @@ pub(super) fn save_plan(out: &Path, plan: &Plan) -> Result<()> {
 pub(super) fn exit_for(plan: &Plan, detailed: bool) -> u8 {
     // An import sends nothing to Immuta, but it is still to do (it changes the state): 2. So is
     // a health problem (an integration failed, an object gone).
-    let to_do = plan.changes.iter().any(|c| c.action != Action::Orphan) || !plan.health.is_empty();
+    // So is an object row, a missing object included (someone must crawl or fix the path).
+    let to_do = plan.changes.iter().any(|c| c.action != Action::Orphan)
+        || !plan.health.is_empty()
+        || !plan.objects.is_empty();
     if !detailed || !to_do {
         0
     } else if plan.is_destructive() {

@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 
 use crate::cli::Format;
+use connctl_engine::objects::{HighRisk, ObjectAction, ObjectChange};
 use connctl_engine::plan::{Action, Attribute, Cause, Change, FieldChange, Plan};
 use owo_colors::{OwoColorize, Style};
 use serde_json::Value;
@@ -141,6 +142,112 @@ fn attribute_line(a: &Attribute) -> String {
     }
 }
 
+fn object_symbol(action: ObjectAction) -> &'static str {
+    match action {
+        ObjectAction::Activate | ObjectAction::Deactivate | ObjectAction::Settings => "~",
+        ObjectAction::Missing => "!",
+        ObjectAction::Record => "=",
+    }
+}
+
+fn object_style(row: &ObjectChange) -> Style {
+    match (row.action, row.high_risk) {
+        (_, Some(_)) | (ObjectAction::Missing, _) => Style::new().red(),
+        (ObjectAction::Record, _) => Style::new().cyan(),
+        _ => Style::new().yellow(),
+    }
+}
+
+/// One object row as text lines: the head (`~ deactivate SALES/PUBLIC  (12 child objects)`),
+/// then each setting (`active: true → false (config)`) and the notes.
+fn object_lines(row: &ObjectChange) -> (String, Vec<String>) {
+    let mut head = format!(
+        "{} {:<10} {}",
+        object_symbol(row.action),
+        row.action.as_str(),
+        row.path
+    );
+    if let Some(c) = &row.cascade {
+        let _ = write!(head, "  (cascades to {})", c.describe());
+    }
+    let mut lines: Vec<String> = row
+        .fields
+        .iter()
+        .map(|f| {
+            let before = f.before.map_or("(unknown)".to_owned(), |b| b.to_string());
+            format!(
+                "{}: {before} → {} ({})",
+                f.setting.as_str(),
+                f.after,
+                cause(f.cause)
+            )
+        })
+        .collect();
+    match row.action {
+        ObjectAction::Missing => lines.push(
+            "listed in the YAML but not in Immuta: not crawled yet (`connctl crawl`), or a typo".into(),
+        ),
+        ObjectAction::Record => lines.push("Immuta already matches; only the state records it".into()),
+        _ => {}
+    }
+    if let Some(ancestor) = &row.cascaded_from {
+        lines.push(format!("`{ancestor}`'s status change above reaches it first"));
+    }
+    if row.after_registration {
+        lines.push(
+            "set after the connection's registration job completes (the object exists after its first crawl)"
+                .into(),
+        );
+    }
+    match row.high_risk {
+        Some(HighRisk::Deactivation) => lines.push(
+            "high-risk: Immuta stops governing it and every object below; apply needs --allow-cascade".into(),
+        ),
+        Some(HighRisk::OverridesBelow) => lines.push(
+            "high-risk: objects below were set differently by hand (hasDescendantsWithOverrides); the cascade overrides them; apply needs --allow-cascade".into(),
+        ),
+        None => {}
+    }
+    if let Some(w) = &row.warning {
+        lines.push(format!("warning: {w}"));
+    }
+    (head, lines)
+}
+
+/// The object rows of `key`, as indented text lines.
+fn objects_text(plan: &Plan, key: &str, color: bool, out: &mut String) {
+    for row in plan.objects.iter().filter(|o| o.key == key) {
+        let (head, lines) = object_lines(row);
+        let _ = writeln!(out, "      {}", paint(&head, object_style(row), color));
+        for line in lines {
+            let _ = writeln!(out, "          # {line}");
+        }
+    }
+}
+
+/// Connections with object rows and no connection change, in key order.
+fn object_only_keys(plan: &Plan) -> Vec<&str> {
+    let mut keys: Vec<&str> = plan
+        .objects
+        .iter()
+        .map(|o| o.key.as_str())
+        .filter(|k| !plan.changes.iter().any(|c| c.key == *k))
+        .collect();
+    keys.dedup();
+    keys
+}
+
+/// How many object rows change something in Immuta, and how many are missing.
+fn object_counts(plan: &Plan) -> (usize, usize) {
+    let change = plan.objects.iter().filter(|o| o.action.sends()).count();
+    let missing = plan
+        .objects
+        .iter()
+        .filter(|o| o.action == ObjectAction::Missing)
+        .count();
+    (change, missing)
+}
+
 /// The field diff of one change as unified-diff lines (`-` Immuta now, `+` desired), one
 /// field at a time so each removal sits above its replacement.
 fn field_diff(change: &Change) -> Vec<(char, String, &'static str)> {
@@ -187,6 +294,13 @@ fn summary_line(plan: &Plan, kind: Kind) -> String {
             if s.unhealthy > 0 {
                 extra.push(format!("{} unhealthy", s.unhealthy));
             }
+            let (objects, missing) = object_counts(plan);
+            if objects > 0 {
+                extra.push(format!("{objects} data object(s) to change"));
+            }
+            if missing > 0 {
+                extra.push(format!("{missing} data object(s) missing"));
+            }
             if !extra.is_empty() {
                 line = format!("{line} ({})", extra.join(", "));
             }
@@ -197,6 +311,13 @@ fn summary_line(plan: &Plan, kind: Kind) -> String {
                 "Drift: {} connection(s) changed in Immuta outside connctl.",
                 s.drifted
             );
+            if !plan.objects.is_empty() {
+                let _ = write!(
+                    line,
+                    " {} data object(s) changed in Immuta outside connctl.",
+                    plan.objects.len()
+                );
+            }
             if s.unhealthy > 0 {
                 let _ = write!(line, " {} with health problems.", s.unhealthy);
             }
@@ -228,7 +349,7 @@ fn not_read_line(plan: &Plan) -> Option<String> {
 pub fn text(plan: &Plan, kind: Kind, color: bool) -> String {
     let mut out = String::new();
     let quiet = plan.health.is_empty() && (kind == Kind::Plan || plan.unmanaged.is_empty());
-    if plan.changes.is_empty() {
+    if plan.changes.is_empty() && plan.objects.is_empty() {
         match kind {
             Kind::Plan if plan.health.is_empty() => {
                 out.push_str("No changes. Immuta matches the configuration.\n")
@@ -297,6 +418,12 @@ pub fn text(plan: &Plan, kind: Kind, color: bool) -> String {
                 let line = format!("+   {}", attribute_line(a));
                 let _ = writeln!(out, "      {}", paint(&line, Style::new().green(), color));
             }
+            objects_text(plan, &change.key, color, &mut out);
+        }
+        for key in object_only_keys(plan) {
+            let head = format!("{:>3} {:<8} {key}", "~", "objects");
+            let _ = writeln!(out, "{}", paint(&head, Style::new().yellow(), color));
+            objects_text(plan, key, color, &mut out);
         }
         out.push('\n');
     }
@@ -377,7 +504,7 @@ pub fn markdown(plan: &Plan, kind: Kind) -> String {
     if let Some(line) = not_read_line(plan) {
         let _ = writeln!(head, "> [!NOTE]\n> {line}\n");
     }
-    if plan.changes.is_empty() {
+    if plan.changes.is_empty() && plan.objects.is_empty() {
         head.push_str(match kind {
             Kind::Plan => "No changes. Immuta matches the configuration.\n",
             Kind::Drift => "No drift.\n",
@@ -388,12 +515,19 @@ pub fn markdown(plan: &Plan, kind: Kind) -> String {
     let mut body = String::new();
     let mut shown = 0;
     for change in &plan.changes {
-        let block = markdown_change(change);
+        let block = markdown_change(change) + &markdown_objects(plan, &change.key);
         if head.len() + body.len() + block.len() + footer_room > MARKDOWN_LIMIT {
             break;
         }
         body.push_str(&block);
         shown += 1;
+    }
+    for key in object_only_keys(plan) {
+        let block = format!("<b>~ objects</b> {key}\n\n{}", markdown_objects(plan, key));
+        if head.len() + body.len() + block.len() + footer_room > MARKDOWN_LIMIT {
+            break;
+        }
+        body.push_str(&block);
     }
     let mut out = head + &body;
     if shown < plan.changes.len() {
@@ -406,6 +540,22 @@ pub fn markdown(plan: &Plan, kind: Kind) -> String {
         );
     }
     out
+}
+
+/// The object rows of `key` as a markdown list (empty when it has none).
+fn markdown_objects(plan: &Plan, key: &str) -> String {
+    let mut block = String::new();
+    for row in plan.objects.iter().filter(|o| o.key == key) {
+        let (head, lines) = object_lines(row);
+        let _ = writeln!(block, "- `{head}`");
+        for line in lines {
+            let _ = writeln!(block, "  - {line}");
+        }
+    }
+    if !block.is_empty() {
+        block.push('\n');
+    }
+    block
 }
 
 fn markdown_change(change: &Change) -> String {

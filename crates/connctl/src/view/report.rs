@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use connctl_engine::apply::Outcome;
-use connctl_engine::plan::Plan;
+use connctl_engine::plan::{Action, Plan};
 use connctl_engine::state::{Phase, State};
 use serde::Serialize;
 
@@ -181,8 +181,16 @@ impl ApplyReport {
                 .collect();
             connections.push(ConnectionReport {
                 key: key.clone(),
-                technology: change.map(|c| c.technology.clone()).unwrap_or_default(),
-                action: change.map_or("unknown", |c| c.action.as_str()),
+                technology: change
+                    .map(|c| c.technology.clone())
+                    .or_else(|| now.map(|s| s.technology.clone()))
+                    .unwrap_or_default(),
+                // A connection whose only changes are its objects' is updated in place.
+                action: match change {
+                    Some(c) => c.action.as_str(),
+                    None if plan.objects.iter().any(|o| &o.key == key) => Action::Update.as_str(),
+                    None => "unknown",
+                },
                 result,
                 detail: redact(&detail),
                 script,

@@ -4,21 +4,24 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{RawPathParams, State};
+use axum::extract::State;
+use axum::http::Uri;
 use serde_json::{Value, json};
 
 use super::{ObjectPath, apply_settings, not_found, object_path, render};
 use crate::error::{ApiError, ApiResult, parse_object};
 use crate::server::Shared;
 
+/// Where the object part of the admin API lives.
+pub const PREFIX: &str = "/_emulator/objects/";
+
 /// `POST /_emulator/objects/{path}` `{"isActive"?: bool, "activateNewChildren"?: bool}`: set them
 /// on the object as Immuta's UI does (an override; a status cascades to the objects below, and
 /// the children limit applies); answers the object. `POST /_emulator/objects/{path}/seed` adds
 /// warehouse objects ([`seed`]); an object really named `seed` is written `%73eed`.
-pub async fn post(State(st): State<Shared>, raw: RawPathParams, body: Bytes) -> ApiResult<Json<Value>> {
-    let raw_text = raw.iter().next().map(|(_, v)| v).unwrap_or_default();
-    let mut p = object_path(&raw)?;
-    if raw_text.trim_end_matches('/').ends_with("/seed") {
+pub async fn post(State(st): State<Shared>, uri: Uri, body: Bytes) -> ApiResult<Json<Value>> {
+    let mut p = object_path(&uri, PREFIX)?;
+    if uri.path().trim_end_matches('/').ends_with("/seed") {
         p.rest.pop();
         p.shown = p.full().join("/");
         return seed(&st, &p, &body);
@@ -92,8 +95,8 @@ fn seed(st: &Shared, p: &ObjectPath, body: &[u8]) -> ApiResult<Json<Value>> {
 }
 
 /// `GET /_emulator/objects/{path}`: the object and everything below it, crawled or not.
-pub async fn get(State(st): State<Shared>, raw: RawPathParams) -> ApiResult<Json<Value>> {
-    let p = object_path(&raw)?;
+pub async fn get(State(st): State<Shared>, uri: Uri) -> ApiResult<Json<Value>> {
+    let p = object_path(&uri, PREFIX)?;
     st.read(|s| dump(s, &p))
 }
 

@@ -12,7 +12,8 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Query, RawPathParams, State};
+use axum::extract::{Query, State};
+use axum::http::Uri;
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, ApiResult, parse_json};
@@ -45,13 +46,13 @@ impl ObjectPath {
     }
 }
 
-/// The object path of a `{*path}` route, each segment percent-decoded on its own (the raw
-/// capture is used: a decoded one would turn an encoded `/` into a separator).
-pub fn object_path(raw: &RawPathParams) -> ApiResult<ObjectPath> {
-    let text = raw.iter().next().map(|(_, v)| v).unwrap_or_default();
-    let text = text.trim_matches('/');
+/// The object path of a request to `{prefix}{path}`, each segment percent-decoded on its own.
+/// It is read from the URI as sent: a route's capture is decoded as a whole, which would turn an
+/// encoded `/` into a separator.
+pub fn object_path(uri: &Uri, prefix: &str) -> ApiResult<ObjectPath> {
+    let text = uri.path().strip_prefix(prefix).unwrap_or_default();
     let mut names = Vec::new();
-    for seg in text.split('/') {
+    for seg in text.trim_matches('/').split('/') {
         let name = percent_encoding::percent_decode_str(seg)
             .decode_utf8()
             .map_err(|_| ApiError::bad_request(format!("path: segment `{seg}` is not UTF-8 once decoded")))?;
@@ -69,8 +70,8 @@ pub fn object_path(raw: &RawPathParams) -> ApiResult<ObjectPath> {
     })
 }
 
-pub async fn get_one(State(st): State<Shared>, raw: RawPathParams) -> ApiResult<Json<Value>> {
-    let p = object_path(&raw)?;
+pub async fn get_one(State(st): State<Shared>, uri: Uri) -> ApiResult<Json<Value>> {
+    let p = object_path(&uri, "/data/object/")?;
     st.read(|s| {
         let c = s.connections.get(&p.key).ok_or_else(|| not_found(&p.shown))?;
         render::object(c, &p.rest, st.cfg.object_shape)
@@ -133,13 +134,13 @@ pub async fn search(
 /// shape of connections.
 pub async fn search_children(
     State(st): State<Shared>,
-    raw: RawPathParams,
+    uri: Uri,
     Query(q): Query<HashMap<String, String>>,
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
     let (offset, size) = page(&q)?;
     optional_object(&body)?;
-    let p = object_path(&raw)?;
+    let p = object_path(&uri, "/data/object/search/")?;
     st.read(|s| {
         let c = s.connections.get(&p.key).ok_or_else(|| not_found(&p.shown))?;
         if !c.knows(&p.rest) {
@@ -224,8 +225,8 @@ pub fn apply_settings(s: &mut Store, p: &ObjectPath, new: &Value, limit: u64) ->
 }
 
 /// `PUT /data/settings/{path}` `{"settings": {"isActive"?, "activateNewChildren"?, …}}` → `{bulkId}`.
-pub async fn settings(State(st): State<Shared>, raw: RawPathParams, body: Bytes) -> ApiResult<Json<Value>> {
-    let p = object_path(&raw)?;
+pub async fn settings(State(st): State<Shared>, uri: Uri, body: Bytes) -> ApiResult<Json<Value>> {
+    let p = object_path(&uri, "/data/settings/")?;
     let v = optional_object(&body)?;
     check_settings(&v)?;
     st.mutate(|s| {
@@ -241,8 +242,8 @@ pub async fn settings(State(st): State<Shared>, raw: RawPathParams, body: Bytes)
 
 /// `POST /data/crawl/{path}` `{"forceRecursiveCrawl"?: bool}` → `{bulkId}`: the objects seeded
 /// below `path` since the last crawl become known (see [`tree`]).
-pub async fn crawl(State(st): State<Shared>, raw: RawPathParams, body: Bytes) -> ApiResult<Json<Value>> {
-    let p = object_path(&raw)?;
+pub async fn crawl(State(st): State<Shared>, uri: Uri, body: Bytes) -> ApiResult<Json<Value>> {
+    let p = object_path(&uri, "/data/crawl/")?;
     let v = optional_object(&body)?;
     let mut errs = Vec::new();
     check(
@@ -266,8 +267,8 @@ pub async fn crawl(State(st): State<Shared>, raw: RawPathParams, body: Bytes) ->
 
 /// `DELETE /data/object/{key}` → `{objectPath: [key], childCount}`; removes the integration too.
 /// Deeper paths are 404 (deleting a database or table is not emulated).
-pub async fn delete_one(State(st): State<Shared>, raw: RawPathParams) -> ApiResult<Json<Value>> {
-    let p = object_path(&raw)?;
+pub async fn delete_one(State(st): State<Shared>, uri: Uri) -> ApiResult<Json<Value>> {
+    let p = object_path(&uri, "/data/object/")?;
     if !p.rest.is_empty() {
         return Err(not_found(&p.shown));
     }

@@ -226,4 +226,5 @@ pub(super) fn journal(s: &ConnectionState) -> Vec<(Task, Phase)> {
 
 mod create;
 mod delete;
+mod objects;
 mod update;
