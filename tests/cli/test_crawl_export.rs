@@ -29,22 +29,6 @@ fn applied() -> TestEnv {
     env
 }
 
-/// Adds warehouse objects below `path` (each relative to it: `"A/B"`, or `["odd/name", "T"]`
-/// for names holding `/`), unknown to Immuta until a crawl.
-fn seed_objects(env: &TestEnv, path: &str, children: Value) {
-    env.admin(
-        "POST",
-        &format!("/_emulator/objects/{path}/seed"),
-        json!({ "children": children }),
-    );
-}
-
-/// Changes an object's settings as a person does in Immuta's UI (an override; a status
-/// cascades to the objects below it).
-fn set_object(env: &TestEnv, path: &str, settings: Value) {
-    env.admin("POST", &format!("/_emulator/objects/{path}"), settings);
-}
-
 /// `GET /data/object/{path}` as Immuta answers it (`None`: 404).
 fn immuta_object(env: &TestEnv, path: &str) -> Option<Value> {
     let resp = reqwest::blocking::Client::new()
@@ -62,7 +46,7 @@ fn immuta_object(env: &TestEnv, path: &str) -> Option<Value> {
 #[test]
 fn crawl_finds_the_objects_the_warehouse_gained() {
     let env = applied();
-    seed_objects(&env, "sf-a/DB_A", json!(["SALES/ORDERS", "SALES/RETURNS"]));
+    env.seed_objects(&["sf-a", "DB_A"], json!(["SALES/ORDERS", "SALES/RETURNS"]));
     assert!(
         immuta_object(&env, "sf-a/DB_A/SALES").is_none(),
         "unknown to Immuta before a crawl"
@@ -158,11 +142,11 @@ fn crawl_no_wait_prints_the_bulk_id_and_follows_nothing() {
 /// deactivated, and `activateNewChildren` switched off on a schema.
 fn changed_in_the_ui() -> TestEnv {
     let env = applied();
-    seed_objects(&env, "sf-a/DB_A", json!(["SALES/T1", "SALES/T2"]));
+    env.seed_objects(&["sf-a", "DB_A"], json!(["SALES/T1", "SALES/T2"]));
     assert_eq!(env.run(&["crawl", "sf-a"]).code, 0);
-    set_object(&env, "sf-a/DB_A", json!({"isActive": true}));
-    set_object(&env, "sf-a/DB_A/PUBLIC/ORDERS", json!({"isActive": false}));
-    set_object(&env, "sf-a/DB_A/SALES", json!({"activateNewChildren": false}));
+    env.set_object(&["sf-a", "DB_A"], json!({"isActive": true}));
+    env.set_object(&["sf-a", "DB_A", "PUBLIC", "ORDERS"], json!({"isActive": false}));
+    env.set_object(&["sf-a", "DB_A", "SALES"], json!({"activateNewChildren": false}));
     env
 }
 
@@ -217,6 +201,37 @@ fn export_objects_writes_what_differs_from_the_parent_and_plans_with_no_change()
     assert_eq!(env.run(&["state", "rm", "sf-a"]).code, 0);
     let import = env.run(&["import", "exported.yaml", "--key", "sf-a"]);
     assert_eq!(import.code, 0, "{}", import.stderr);
+    // Each listed object is read and matches Immuta: the plan only records them in the state
+    // (import adopts the connection, not its objects), and applying that sends nothing.
+    let listed = ["DB_A", "DB_A/PUBLIC/ORDERS", "DB_A/SALES"].map(|p| format!("/data/object/sf-a/{p}"));
+    let reads = |env: &TestEnv| listed.clone().map(|p| env.count_requests("GET", &p));
+    let before = reads(&env);
+    insta::assert_snapshot!(env.snap(&["plan", "--detailed-exitcode", "exported.yaml"]), @"
+    exit: 2
+    --- stdout
+    connctl will take these actions (- Immuta now, + desired):
+
+      ~ objects  sf-a
+          = record     DB_A
+              # Immuta already matches; only the state records it
+          = record     DB_A/PUBLIC/ORDERS
+              # Immuta already matches; only the state records it
+          = record     DB_A/SALES
+              # Immuta already matches; only the state records it
+
+    Plan: 0 to create, 0 to update, 0 to replace, 0 to delete, 0 drifted.
+    Immuta: [URL]
+    --- stderr
+    ");
+    let after = reads(&env);
+    assert!(
+        before.iter().zip(&after).all(|(b, a)| a > b),
+        "the plan read each listed object: {before:?} then {after:?}"
+    );
+    let out = env.run(&["apply", "--auto-approve", "exported.yaml"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let sent = env.admin("GET", "/_emulator/state", Value::Null)["settingsRequests"].clone();
+    assert_eq!(sent, json!([]), "no settings were sent");
     let plan = env.run(&["plan", "--detailed-exitcode", "exported.yaml"]);
     assert_eq!(plan.code, 0, "{}\n{}", plan.stdout, plan.stderr);
 }
@@ -238,6 +253,12 @@ fn export_objects_of_an_untouched_tree_writes_no_objects() {
         env.count_requests("POST", "/data/object/search/sf-a/DB_A/PUBLIC/ORDERS"),
         0
     );
+    // The schema's listing gives each table's status: no table is read on its own.
+    assert_eq!(
+        env.count_requests("GET", "/data/object/sf-a/DB_A/PUBLIC/ORDERS"),
+        0
+    );
+    assert_eq!(env.count_requests("GET", "/data/object/sf-a/DB_A/PUBLIC"), 1);
 }
 
 #[test]
