@@ -46,7 +46,10 @@ fn immuta_object(env: &TestEnv, path: &str) -> Option<Value> {
 #[test]
 fn crawl_finds_the_objects_the_warehouse_gained() {
     let env = applied();
-    env.seed_objects(&["sf-a", "DB_A"], json!(["SALES/ORDERS", "SALES/RETURNS"]));
+    env.seed_objects(
+        &["sf-a", "DB_A"],
+        json!(["SALES/ORDERS", "SALES/RETURNS", ["odd/name", "T"]]),
+    );
     assert!(
         immuta_object(&env, "sf-a/DB_A/SALES").is_none(),
         "unknown to Immuta before a crawl"
@@ -69,6 +72,11 @@ fn crawl_finds_the_objects_the_warehouse_gained() {
         let object = immuta_object(&env, path).unwrap_or_else(|| panic!("{path} after the crawl"));
         assert_eq!(object["state"], "active", "{path}: {object}");
     }
+    // A name holding `/`, quoted as in the YAML, is crawled as one segment.
+    let out = env.run(&["crawl", "sf-a", "DB_A/\"odd/name\""]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(env.count_requests("POST", "/data/crawl/sf-a/DB_A/odd%2Fname"), 1);
+    assert!(immuta_object(&env, "sf-a/DB_A/odd%2Fname/T").is_some());
 }
 
 #[test]
