@@ -956,8 +956,9 @@ def b6_objects(bins: Path, scale: float, latency: int, keep: bool) -> list[Row]:
     """20 managed connections (seed_managed), each with 100 objects seeded into the emulator's
     tree (admin API: `POST /_emulator/objects/{path}/seed`, found as if crawled) and activated as
     a person does in Immuta's UI (`POST /_emulator/objects/{key}/{db}`, cascading to the schema
-    and tables); the YAML lists all 100 per connection as active, so the plan finds no change.
-    Then the emulator restarts on its --state-file with --latency-ms and `connctl plan` (a full
+    and tables); the YAML lists all 100 per connection as active, and an `apply` (at no latency)
+    records them in the state, sending nothing, so the plan finds no change. Then the emulator
+    restarts on its --state-file with --latency-ms and `connctl plan` (a full
     refresh: each connection and each listed object read once) is measured.
 
     Its floor is B5's kind: the same plan's local work (--refresh=false, same inputs, no
@@ -967,17 +968,6 @@ def b6_objects(bins: Path, scale: float, latency: int, keep: bool) -> list[Row]:
     with case_dir("B6", keep) as work:
         conns, emu_state = seed_managed(bins, work, n)
         paths = object_paths(per)
-        emu = Emulator(bins / "connctl-emulator", work, "--job-step-ms", "0", "--state-file", str(emu_state))
-        try:
-            for c in conns:
-                key = c["key"]
-                leaves = ["/".join(p) for p in paths if not any(q[: len(p)] == p and len(q) > len(p) for q in paths)]
-                emu.admin("POST", f"/_emulator/objects/{key}/seed", {"children": leaves, "crawled": True})
-                for p in paths:
-                    if len(p) == 1:
-                        emu.admin("POST", f"/_emulator/objects/{key}/{p[0]}", {"isActive": True})
-        finally:
-            emu.stop()
         listed = "    objects:\n" + "".join(f"      - path: {'/'.join(p)}\n        active: true\n" for p in paths)
         for f in (work / "connections").glob("*.yaml"):
             text = f.read_text()
@@ -990,6 +980,30 @@ def b6_objects(bins: Path, scale: float, latency: int, keep: bool) -> list[Row]:
                 nxt = min((i for i in (text.find(h, at + 1) for h in heads) if i > at), default=len(text))
                 text = text[:nxt] + listed + text[nxt:]
             f.write_text(text)
+        emu = Emulator(bins / "connctl-emulator", work, "--job-step-ms", "0", "--state-file", str(emu_state))
+        try:
+            leaves = ["/".join(p) for p in paths if not any(q[: len(p)] == p and len(q) > len(p) for q in paths)]
+            for c in conns:
+                key = c["key"]
+                emu.admin("POST", f"/_emulator/objects/{key}/seed", {"children": leaves, "crawled": True})
+                for p in paths:
+                    if len(p) == 1:
+                        emu.admin("POST", f"/_emulator/objects/{key}/{p[0]}", {"isActive": True})
+            # The state learns the listed objects (`= record` rows; nothing is sent), as after
+            # the apply that set them, so the measured plan has no change.
+            write_settings(work, emu.url)
+            run_connctl(
+                bins / "connctl", work,
+                ["apply", "--auto-approve", "--skip-preflight", "--parallelism", str(PARALLELISM), "connections"],
+            )
+            check(not emu.admin("GET", "/_emulator/state")["settingsRequests"], "B6: the recording apply sent settings")
+        finally:
+            emu.stop()
+        # The state names the tenant it was written for; the restarted emulator has another port.
+        state_path = work / ".connctl" / "state.json"
+        st = json.loads(state_path.read_text())
+        st.pop("tenant", None)
+        state_path.write_text(json.dumps(st, indent=2))
         common = ["plan", "--parallelism", str(PARALLELISM), "--color", "never", "--detailed-exitcode"]
         local = run_connctl(bins / "connctl", work, [*common, "--refresh=false", "connections"], ok=(0, 2))
         emu = Emulator(
