@@ -27,6 +27,10 @@ Cases (issue 7, docs/performance.md):
               YAML change to 10 of them (issue 16). Target: at most 35 requests, within 1.2x
               the floor (here: the same plan's local work, timed with --refresh=false, plus
               the latency floor).
+  B6 objects  `connctl plan --parallelism 32` of 20 managed connections listing 100 data
+              objects each (2,000: databases, schemas, tables) that match Immuta (issue 17),
+              --latency-ms 25. Target: within 1.2x the floor (as B5's: the same plan's local
+              work, timed with --refresh=false, plus the latency floor of its GETs).
 
 floor = requests needed x injected latency / parallelism, where "requests needed" is the minimum
 the protocol allows (see needed_* below): it is what a perfect client pays in latency and
@@ -452,7 +456,10 @@ def per_route(log: list[dict]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for e in log:
         p = e["path"]
-        p = re.sub(r"^/data/(connection|object|settings|crawl)/(?!test$|search$)[^/]+", r"/data/\1/{key}", p)
+        # Data objects below a connection (B6): the whole path folded.
+        p = re.sub(r"^/data/object/search/.+", "/data/object/search/{path}", p)
+        p = re.sub(r"^/data/(object|settings|crawl)/(?!search(/|$))[^/]+/.+", r"/data/\1/{path}", p)
+        p = re.sub(r"^/data/(connection|object|settings|crawl)/(?!test$|search$)[^/{]+$", r"/data/\1/{key}", p)
         p = re.sub(r"^/integrations/\d+", "/integrations/{id}", p)
         p = re.sub(r"^/api/v2/statements/[^/]+", "/api/v2/statements/{handle}", p)
         p = re.sub(r"^/api/2\.0/sql/statements/[^/]+", "/api/2.0/sql/statements/{id}", p)
@@ -933,6 +940,105 @@ def b5_changed(bins: Path, scale: float, latency: int, keep: bool) -> list[Row]:
         return [row]
 
 
+def object_paths(per: int) -> list[list[str]]:
+    """`per` object paths below a connection, parents first: databases D0.., each with a PUBLIC
+    schema holding tables (4 databases x (1 + 1 + 23) = 100 for per=100)."""
+    dbs = max(1, per // 25)
+    tables = max(0, per // dbs - 2)
+    paths: list[list[str]] = []
+    for d in range(dbs):
+        paths += [[f"D{d}"], [f"D{d}", "PUBLIC"]]
+        paths += [[f"D{d}", "PUBLIC", f"T{t:02d}"] for t in range(tables)]
+    return paths[:per]
+
+
+def b6_objects(bins: Path, scale: float, latency: int, keep: bool) -> list[Row]:
+    """20 managed connections (seed_managed), each with 100 objects seeded into the emulator's
+    tree (admin API: `POST /_emulator/objects/{path}/seed`, found as if crawled) and activated as
+    a person does in Immuta's UI (`POST /_emulator/objects/{key}/{db}`, cascading to the schema
+    and tables); the YAML lists all 100 per connection as active, and an `apply` (at no latency)
+    records them in the state, sending nothing, so the plan finds no change. Then the emulator
+    restarts on its --state-file with --latency-ms and `connctl plan` (a full
+    refresh: each connection and each listed object read once) is measured.
+
+    Its floor is B5's kind: the same plan's local work (--refresh=false, same inputs, no
+    request) plus the latency floor of the requests needed."""
+    n = max(1, round(20 * scale))
+    per = 100
+    with case_dir("B6", keep) as work:
+        conns, emu_state = seed_managed(bins, work, n)
+        paths = object_paths(per)
+        listed = "    objects:\n" + "".join(f"      - path: {'/'.join(p)}\n        active: true\n" for p in paths)
+        for f in (work / "connections").glob("*.yaml"):
+            text = f.read_text()
+            heads = [f"  - key: {c['key']}\n" for c in conns]
+            # Each entry ends where the next begins (or at the end of the file).
+            for head in heads:
+                at = text.find(head)
+                if at < 0:
+                    continue
+                nxt = min((i for i in (text.find(h, at + 1) for h in heads) if i > at), default=len(text))
+                text = text[:nxt] + listed + text[nxt:]
+            f.write_text(text)
+        emu = Emulator(bins / "connctl-emulator", work, "--job-step-ms", "0", "--state-file", str(emu_state))
+        try:
+            leaves = ["/".join(p) for p in paths if not any(q[: len(p)] == p and len(q) > len(p) for q in paths)]
+            for c in conns:
+                key = c["key"]
+                emu.admin("POST", f"/_emulator/objects/{key}/seed", {"children": leaves, "crawled": True})
+                for p in paths:
+                    if len(p) == 1:
+                        emu.admin("POST", f"/_emulator/objects/{key}/{p[0]}", {"isActive": True})
+            # The state learns the listed objects (`= record` rows; nothing is sent), as after
+            # the apply that set them, so the measured plan has no change.
+            write_settings(work, emu.url)
+            run_connctl(
+                bins / "connctl", work,
+                ["apply", "--auto-approve", "--skip-preflight", "--parallelism", str(PARALLELISM), "connections"],
+            )
+            check(not emu.admin("GET", "/_emulator/state")["settingsRequests"], "B6: the recording apply sent settings")
+        finally:
+            emu.stop()
+        # The state names the tenant it was written for; the restarted emulator has another port.
+        state_path = work / ".connctl" / "state.json"
+        st = json.loads(state_path.read_text())
+        st.pop("tenant", None)
+        state_path.write_text(json.dumps(st, indent=2))
+        common = ["plan", "--parallelism", str(PARALLELISM), "--color", "never", "--detailed-exitcode"]
+        local = run_connctl(bins / "connctl", work, [*common, "--refresh=false", "connections"], ok=(0, 2))
+        emu = Emulator(
+            bins / "connctl-emulator", work,
+            "--job-step-ms", "0", "--latency-ms", str(latency), "--state-file", str(emu_state),
+        )
+        try:
+            write_settings(work, emu.url)
+            r = run_connctl(bins / "connctl", work, [*common, "connections"], ok=(0, 2))
+            log = emu.requests()
+        finally:
+            emu.stop()
+        objects = n * len(paths)
+        # The listing page, each connection's three reads, then each listed object read once.
+        needed = needed_refresh(n) + objects
+        latency_floor = needed * latency / 1000 / PARALLELISM
+        row = Row("B6", f"plan, {objects} listed objects in {n} conns, p={PARALLELISM}",
+                  r.wall, count_requests(log), needed, r.rss_mb, r.cpu)
+        row.floor = local.wall + latency_floor
+        row.target = "<= 1.2x floor"
+        # A plan that does not read every listed object is fast for the wrong reason.
+        row.passed = r.code == 0 and row.requests >= needed and row.ratio is not None and row.ratio <= 1.2
+        summary = next((ln for ln in r.out.splitlines() if ln.startswith(("Plan:", "No changes"))), "")
+        row.notes.append(f"{summary or 'plan printed no summary line'} (exit {r.code}; 0 expected: no change)")
+        if row.requests < needed:
+            row.notes.append(f"only {row.requests} of the {needed} requests needed were made: listed objects were not read")
+        row.notes.append(
+            f"floor = local plan {local.wall:.2f} s (--refresh=false, same inputs) + latency floor "
+            f"{latency_floor:.3f} s ({needed} x {latency} ms / {PARALLELISM})"
+        )
+        row.notes.append(in_flight(row.requests, latency, r.wall))
+        row.notes.append("by route: " + json.dumps(per_route(log)))
+        return [row]
+
+
 # ----------------------------------------------------------------------------------------------
 
 
@@ -989,8 +1095,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog="See docs/performance.md.")
     ap.add_argument("--quick", action="store_true", help="sizes / 10: a smoke run")
     ap.add_argument("--scale", type=float, help="multiply every size by F (overrides --quick)")
-    ap.add_argument("--only", action="append", choices=["B1", "B2", "B3", "B3p", "B3s", "B4", "B5"], help="run only these cases (repeatable)")
-    ap.add_argument("--latency-ms", type=int, default=25, help="emulator latency for B2-B4 (default 25)")
+    ap.add_argument("--only", action="append", choices=["B1", "B2", "B3", "B3p", "B3s", "B4", "B5", "B6"], help="run only these cases (repeatable)")
+    ap.add_argument("--latency-ms", type=int, default=25, help="emulator latency for B2-B6 (default 25)")
     ap.add_argument("--bin-dir", help="folder with connctl and connctl-emulator (default: $CARGO_TARGET_DIR/release)")
     ap.add_argument("--keep", action="store_true", help="keep each case's temporary folder")
     ap.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
@@ -1003,11 +1109,11 @@ def main(argv: list[str] | None = None) -> int:
         if not (bins / exe).is_file():
             print(f"missing {bins / exe}: cargo build --release -p connctl -p connctl-emulator", file=sys.stderr)
             return 1
-    only = set(args.only or ["B1", "B2", "B3", "B3p", "B3s", "B4", "B5"])
+    only = set(args.only or ["B1", "B2", "B3", "B3p", "B3s", "B4", "B5", "B6"])
     lat = args.latency_ms
     rows: list[Row] = []
     b3_row, dbx_statements = None, None
-    for case in ("B1", "B2", "B3", "B3p", "B3s", "B4", "B5"):
+    for case in ("B1", "B2", "B3", "B3p", "B3s", "B4", "B5", "B6"):
         if case not in only:
             continue
         print(f"running {case} ...", file=sys.stderr, flush=True)
@@ -1017,6 +1123,8 @@ def main(argv: list[str] | None = None) -> int:
             rows += b2_refresh(bins, scale, lat, args.keep)
         elif case == "B5":
             rows += b5_changed(bins, scale, lat, args.keep)
+        elif case == "B6":
+            rows += b6_objects(bins, scale, lat, args.keep)
         elif case == "B3":
             got, dbx_statements = b3_apply(bins, scale, lat, args.keep)
             b3_row = got[0]

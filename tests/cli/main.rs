@@ -9,6 +9,7 @@ mod support;
 
 mod test_apply;
 mod test_crash;
+mod test_crawl_export;
 mod test_docs;
 mod test_drift;
 mod test_env;

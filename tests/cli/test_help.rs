@@ -42,6 +42,7 @@ pub const COMMANDS: &[&str] = &[
     "status",
     "import",
     "export",
+    "crawl",
     "state",
     "state list",
     "state show",

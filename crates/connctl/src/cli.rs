@@ -264,6 +264,25 @@ pub enum Command {
         /// (e.g. 'vault:kv/immuta/{key}#{field}').
         #[arg(long, value_name = "TEMPLATE")]
         secret_ref: Option<String>,
+        /// Also write each connection's data objects whose status or settings differ from their
+        /// parent's (what was changed in Immuta's UI), as `objects:` entries.
+        #[arg(long)]
+        objects: bool,
+    },
+    /// Ask Immuta to look for new objects below a connection or one of its objects, and wait
+    #[command(
+        after_help = "PATH is below the connection, as in the YAML's `objects:` (database, database/schema or database/schema/table); a name containing `/` is written in double quotes: 'SALES/\"odd/name\"'.\n\nExit status: 0 the crawl's job completed (or was started, with --no-wait), 1 the job failed or timed out, the path does not exist in Immuta, or an error.\n\nExamples:\n  connctl crawl snowflake-prod\n  connctl crawl snowflake-prod SALES/PUBLIC\n  connctl crawl snowflake-prod SALES --no-wait"
+    )]
+    Crawl {
+        /// The connection's key.
+        key: String,
+        /// The object below the connection to crawl from (default: the whole connection).
+        path: Option<String>,
+        /// Print the crawl's bulkId and return without following its job.
+        #[arg(long)]
+        no_wait: bool,
+        #[command(flatten)]
+        common: CommonArgs,
     },
     /// Inspect, edit, move or unlock the state (never touches Immuta)
     #[command(subcommand, after_help = "Example:\n  connctl state list")]

@@ -3,7 +3,10 @@
 //! Everything Immuta shows is written as it is; secrets, which Immuta never shows, become
 //! `{ env: NAME }` placeholders named after the connection and field, to be set (or replaced by
 //! `{ file: PATH }`) before `connctl import` adopts the connections. The entries are built by
-//! `connctl_immuta::read::export_entry`, where Immuta's field names are read.
+//! `connctl_immuta::read::export_entry`, where Immuta's field names are read; with
+//! `--objects`, [`objects`] adds the data objects set apart from their parent's settings.
+
+mod objects;
 
 use anyhow::Result;
 use connctl_immuta::ImmutaClient;
@@ -13,8 +16,14 @@ use crate::error::Hinted;
 
 /// Reads `keys` (every connection when empty) and returns the YAML document. With
 /// `secret_ref` (`vault:kv/immuta/{key}#{field}`), secrets become `{ secret: … }` references
-/// from that template instead of one environment variable each.
-pub async fn export(client: &ImmutaClient, keys: &[String], secret_ref: Option<&str>) -> Result<String> {
+/// from that template instead of one environment variable each. With `objects` (the
+/// parallelism of the walk), each connection also gets its `objects:` entries.
+pub async fn export(
+    client: &ImmutaClient,
+    keys: &[String],
+    secret_ref: Option<&str>,
+    objects: Option<usize>,
+) -> Result<String> {
     if let Some(template) = secret_ref {
         check_template(template)?;
     }
@@ -29,6 +38,7 @@ pub async fn export(client: &ImmutaClient, keys: &[String], secret_ref: Option<&
         keys.to_vec()
     };
     let mut connections = Vec::new();
+    let mut roots = Vec::new();
     for key in &keys {
         let connection = client
             .get_connection(key)
@@ -44,6 +54,16 @@ pub async fn export(client: &ImmutaClient, keys: &[String], secret_ref: Option<&
             integration.as_ref(),
             object.as_ref(),
         ));
+        roots.push((key.clone(), object));
+    }
+    if let Some(parallelism) = objects {
+        let below = objects::differing(client, &roots, parallelism).await?;
+        for (connection, (key, _)) in connections.iter_mut().zip(&roots) {
+            let entries = below.get(key).cloned().unwrap_or_default();
+            if let (false, Some(fields)) = (entries.is_empty(), connection.as_object_mut()) {
+                fields.insert("objects".into(), Value::Array(entries));
+            }
+        }
     }
     if let Some(template) = secret_ref {
         for connection in &mut connections {

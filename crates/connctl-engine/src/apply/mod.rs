@@ -44,6 +44,7 @@ use crate::state::{PendingOp, Task};
 use crate::store::StateStore;
 
 pub use error::ApplyError;
+pub use jobs::{JobEnd, follow_job};
 pub use script::{Purpose, RunError, RunOutcome, ScriptRunner};
 
 use self::update::changed_settings;

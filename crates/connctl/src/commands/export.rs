@@ -1,5 +1,6 @@
 //! `connctl export`: writes YAML for connections that exist in Immuta (secrets as placeholders, or
-//! provider references with `--secret-ref`).
+//! provider references with `--secret-ref`), and with `--objects` their data objects set apart
+//! from their parent's settings.
 
 use std::io::Write;
 use std::path::Path;
@@ -15,8 +16,10 @@ pub(super) async fn run(
     out: Option<&Path>,
     common: &CommonArgs,
     secret_ref: Option<&str>,
+    objects: bool,
 ) -> Result<u8> {
-    let yaml = crate::export::export(&ctx.client(common)?, keys, secret_ref).await?;
+    let walk = objects.then(|| ctx.settings.parallelism(common));
+    let yaml = crate::export::export(&ctx.client(common)?, keys, secret_ref, walk).await?;
     match out {
         Some(path) => {
             // 0600 like the state: it lists every connection and its settings.

@@ -13,6 +13,7 @@ use crate::context::Context;
 
 mod apply;
 mod completions;
+mod crawl;
 mod drift;
 mod export;
 mod import;
@@ -112,9 +113,27 @@ pub async fn run(cli: Cli, color: bool) -> Result<u8> {
             out,
             common,
             secret_ref,
+            objects,
         } => {
             let ctx = Context::new(&config, color)?;
-            export::run(&ctx, &keys, out.as_deref(), &common, secret_ref.as_deref()).await
+            export::run(
+                &ctx,
+                &keys,
+                out.as_deref(),
+                &common,
+                secret_ref.as_deref(),
+                objects,
+            )
+            .await
+        }
+        Command::Crawl {
+            key,
+            path,
+            no_wait,
+            common,
+        } => {
+            let ctx = Context::new(&config, color)?;
+            crawl::run(&ctx, &key, path.as_deref(), no_wait, &common).await
         }
         Command::Preflight {
             paths,

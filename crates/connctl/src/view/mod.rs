@@ -3,6 +3,7 @@
 //! are rendered once, in `main`).
 
 pub mod apply;
+pub mod crawl;
 pub mod import;
 pub mod notice;
 pub mod plan;
