@@ -19,3 +19,4 @@ pub mod saved;
 pub mod state;
 pub mod status;
 pub mod store;
+mod tasks;

@@ -306,7 +306,7 @@ pub async fn read_many(
     }
     let mut out = BTreeMap::new();
     while let Some(joined) = tasks.join_next().await {
-        let Ok((key, read)) = joined else { continue };
+        let (key, read) = crate::tasks::joined(joined);
         let seen =
             read?.map(|(connection, integration, object)| Seen::new(&key, connection, integration, object));
         out.insert(key, seen);

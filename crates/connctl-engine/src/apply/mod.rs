@@ -268,9 +268,8 @@ pub async fn apply(
     }
     let mut outcomes = BTreeMap::new();
     while let Some(joined) = tasks.join_next().await {
-        if let Ok((key, outcome)) = joined {
-            outcomes.insert(key, outcome);
-        }
+        let (key, outcome) = crate::tasks::joined(joined);
+        outcomes.insert(key, outcome);
     }
     outcomes
 }
