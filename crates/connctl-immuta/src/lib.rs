@@ -18,5 +18,6 @@ mod transport;
 pub use client::{ClientConfig, ImmutaClient, check_url, object_url_path};
 pub use error::{ApiError, RedirectRefusal};
 pub use live::{
-    Job, LiveConnection, LiveIntegration, LiveObject, ObjectHit, Registered, Script, SearchPage, jobs_from,
+    Job, JobState, LiveConnection, LiveIntegration, LiveObject, ObjectHit, Registered, Script, SearchPage,
+    jobs_from,
 };

@@ -309,15 +309,84 @@ impl SearchPage {
 pub struct Job {
     #[serde(default, deserialize_with = "id_string")]
     pub id: Option<String>,
-    pub state: String,
+    pub state: JobState,
 }
 
 impl Job {
     pub fn is_terminal(&self) -> bool {
+        self.state.is_terminal()
+    }
+}
+
+/// A job's `state`, as documented: `created`, `active`, `retry` (still running), `completed`,
+/// and the ends that did not complete the work, `failed`, `cancelled`, `expired`. A state the
+/// docs do not name is kept as read and counts as still running.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(from = "String")]
+pub enum JobState {
+    Created,
+    Active,
+    Retry,
+    Completed,
+    Failed,
+    Cancelled,
+    Expired,
+    Other(String),
+}
+
+impl JobState {
+    /// The job will not change any more.
+    pub fn is_terminal(&self) -> bool {
         matches!(
-            self.state.as_str(),
-            "completed" | "failed" | "cancelled" | "expired"
+            self,
+            JobState::Completed | JobState::Failed | JobState::Cancelled | JobState::Expired
         )
+    }
+
+    /// The job ended without doing its work: failed, cancelled or expired. A write awaited
+    /// through such a job is not done.
+    pub fn is_unsuccessful(&self) -> bool {
+        matches!(self, JobState::Failed | JobState::Cancelled | JobState::Expired)
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            JobState::Created => "created",
+            JobState::Active => "active",
+            JobState::Retry => "retry",
+            JobState::Completed => "completed",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+            JobState::Expired => "expired",
+            JobState::Other(s) => s,
+        }
+    }
+}
+
+impl From<String> for JobState {
+    fn from(s: String) -> JobState {
+        match s.to_ascii_lowercase().as_str() {
+            "created" => JobState::Created,
+            "active" => JobState::Active,
+            "retry" => JobState::Retry,
+            "completed" => JobState::Completed,
+            "failed" => JobState::Failed,
+            "cancelled" | "canceled" => JobState::Cancelled,
+            "expired" => JobState::Expired,
+            _ => JobState::Other(s),
+        }
+    }
+}
+
+impl From<&str> for JobState {
+    fn from(s: &str) -> JobState {
+        JobState::from(s.to_owned())
+    }
+}
+
+impl std::fmt::Display for JobState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

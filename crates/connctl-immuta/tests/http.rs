@@ -710,7 +710,8 @@ async fn jobs_accept_an_array_a_keyed_object_or_an_envelope() {
         let answer = body.clone();
         let immuta = Server::start(move |_, _| json_answer(StatusCode::OK, answer.clone())).await;
         let jobs = client(&immuta.url).jobs("bulk-1").await.unwrap();
-        let got: Vec<(Option<String>, String)> = jobs.into_iter().map(|j| (j.id, j.state)).collect();
+        let got: Vec<(Option<String>, String)> =
+            jobs.into_iter().map(|j| (j.id, j.state.to_string())).collect();
         assert_eq!(
             got,
             vec![

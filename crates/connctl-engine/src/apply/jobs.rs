@@ -37,8 +37,9 @@ impl std::fmt::Display for JobEnd {
     }
 }
 
-/// Polls the jobs of `bulk_id` every `poll` until all are terminal (any `failed` one makes it
-/// [`JobEnd::Failed`]), `timeout` has passed, or `stop` is requested.
+/// Polls the jobs of `bulk_id` every `poll` until all are terminal (any that failed, was
+/// cancelled or expired makes it [`JobEnd::Failed`]: its work was not done), `timeout` has
+/// passed, or `stop` is requested.
 pub async fn follow_job(
     client: &impl Immuta,
     bulk_id: &str,
@@ -54,7 +55,7 @@ pub async fn follow_job(
         let jobs = client.jobs(bulk_id).await?;
         let done = !jobs.is_empty() && jobs.iter().all(|j| j.is_terminal());
         if done || started.elapsed() > timeout {
-            return Ok(if jobs.iter().any(|j| j.state == "failed") {
+            return Ok(if jobs.iter().any(|j| j.state.is_unsuccessful()) {
                 JobEnd::Failed
             } else if done {
                 JobEnd::Completed
@@ -119,6 +120,11 @@ mod tests {
         assert_eq!(follow(&fake, long, &stop).await, JobEnd::Completed);
         fake.world().job_states.insert("bulk-9".into(), "failed".into());
         assert_eq!(follow(&fake, long, &stop).await, JobEnd::Failed);
+        // Ended without doing the work: not completed either.
+        for state in ["cancelled", "expired", "CANCELLED"] {
+            fake.world().job_states.insert("bulk-9".into(), state.into());
+            assert_eq!(follow(&fake, long, &stop).await, JobEnd::Failed, "{state}");
+        }
         // Never terminal: the timeout ends it, after at least one more poll.
         fake.world().job_states.insert("bulk-9".into(), "active".into());
         assert_eq!(

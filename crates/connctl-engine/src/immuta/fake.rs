@@ -405,7 +405,7 @@ impl Immuta for Fake {
         answer(fault, Call::Jobs, || {
             vec![Job {
                 id: Some(bulk_id.to_owned()),
-                state,
+                state: state.into(),
             }]
         })
     }

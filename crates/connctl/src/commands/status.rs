@@ -51,9 +51,11 @@ pub(super) async fn run(ctx: &Context, keys: &[String], common: &CommonArgs, jso
             // Gone from Immuta: its last job says nothing about it any more.
             _ if immuta.is_missing() => "-".into(),
             (Some(b), Some(c)) => match c.jobs(&b.bulk_id).await {
-                Ok(jobs) if !jobs.is_empty() => {
-                    jobs.iter().map(|j| j.state.clone()).collect::<Vec<_>>().join(",")
-                }
+                Ok(jobs) if !jobs.is_empty() => jobs
+                    .iter()
+                    .map(|j| j.state.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
                 Ok(_) => "unknown".into(),
                 Err(e) if e.is_not_found() => "unknown".into(),
                 Err(e) => {
