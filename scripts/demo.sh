@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make demo`: the bundled emulator plays Immuta, Snowflake and Databricks on a free loopback
 # port, and connctl walks connections.example.yaml through validate → plan → apply → status →
-# plan (no changes) → drift. The emulator is stopped on every exit path.
+# plan (no changes) → drift (a connection field and a data object edited in the UI) → repaired.
+# The emulator is stopped on every exit path.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bin="${CARGO_TARGET_DIR:-$root/target}/debug"
@@ -64,6 +65,10 @@ c plan --detailed-exitcode connections.yaml
 step "6. someone edits a connection in the Immuta UI" "(emulator admin API: warehouse → HAND_EDITED_WH)"
 curl -fsS -X PATCH "$url/_emulator/connections/snowflake-prod" -H 'content-type: application/json' \
   -d '{"connection":{"warehouse":"HAND_EDITED_WH"}}' > /dev/null
+echo "done"
+step "6b. … and turns a governed table off in the UI" "(emulator admin API: IMMUTA_PROD/PUBLIC/ORDERS inactive)"
+curl -fsS -X POST "$url/_emulator/objects/snowflake-prod/IMMUTA_PROD/PUBLIC/ORDERS" -H 'content-type: application/json' \
+  -d '{"isActive":false}' > /dev/null
 echo "done"
 
 step "7. drift: caught (exit 2)" "connctl drift connections.yaml"
