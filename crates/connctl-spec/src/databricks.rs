@@ -331,3 +331,13 @@ fn job_config(sink: &mut Sink<'_>, key: &Node, node: &Node, path: &str) {
         None
     });
 }
+
+/// What kind of Databricks principal a credential belongs to (SCIM `Me`): the connection's
+/// token or OAuth client must be a service principal. Read by the executor, judged by preflight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrincipalKind {
+    ServicePrincipal,
+    User,
+    /// The answer does not say (neither an application id nor an e-mail).
+    Unknown,
+}

@@ -3,8 +3,8 @@
 //! credentials, so their checks are "not checked").
 
 use connctl_engine::preflight::{
-    BoxFuture, ExistingConnection, ImmutaProbe, ImmutaUser, IntegrationSummary, Principal, PrincipalKind,
-    ProbeError, Rows, WarehouseProbe,
+    BoxFuture, ExistingConnection, ImmutaProbe, ImmutaUser, IntegrationSummary, Principal, ProbeError, Rows,
+    WarehouseProbe,
 };
 use connctl_exec::{ExecError, ExecutorConfig, Target};
 use connctl_immuta::{ApiError, ImmutaClient};
@@ -160,11 +160,7 @@ impl WarehouseProbe for Warehouse<'_> {
                 })?;
             Ok(Principal {
                 name: p.name,
-                kind: match p.kind {
-                    connctl_exec::PrincipalKind::ServicePrincipal => PrincipalKind::ServicePrincipal,
-                    connctl_exec::PrincipalKind::User => PrincipalKind::User,
-                    connctl_exec::PrincipalKind::Unknown => PrincipalKind::Unknown,
-                },
+                kind: p.kind,
             })
         })
     }

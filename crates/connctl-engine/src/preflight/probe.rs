@@ -77,14 +77,7 @@ pub struct ImmutaUser {
     pub permissions: Vec<String>,
 }
 
-/// What kind of Databricks principal a credential belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PrincipalKind {
-    ServicePrincipal,
-    User,
-    /// The answer does not say.
-    Unknown,
-}
+pub use connctl_spec::databricks::PrincipalKind;
 
 /// The Databricks principal a connection's own credential authenticates as.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,14 +13,7 @@ use super::{Context, WAREHOUSE};
 use crate::ExecError;
 use crate::http::{self, Repeat};
 
-/// What kind of principal a credential belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PrincipalKind {
-    ServicePrincipal,
-    User,
-    /// The answer does not say (neither an application id nor an e-mail).
-    Unknown,
-}
+pub use connctl_spec::databricks::PrincipalKind;
 
 /// The principal SCIM `Me` names.
 #[derive(Debug, Clone, PartialEq, Eq)]
