@@ -179,11 +179,7 @@ impl LiveObject {
     /// Whether the object is active: the documented top-level `state` (`active` | `inactive`),
     /// else an `isActive` setting (wrapped or bare) for tenants that report one.
     pub fn is_active(&self) -> Option<bool> {
-        match self.state.as_deref().map(str::to_ascii_lowercase).as_deref() {
-            Some("active") => Some(true),
-            Some("inactive") => Some(false),
-            _ => self.setting("isActive").and_then(Value::as_bool),
-        }
+        state_is_active(self.state.as_deref()).or_else(|| self.setting("isActive").and_then(Value::as_bool))
     }
 
     /// Whether objects found below it later start active (`settings.activateNewChildren`,
@@ -236,6 +232,21 @@ impl ObjectHit {
     /// The connection key: the first element of the object path.
     pub fn key(&self) -> Option<&str> {
         self.object_path.first().map(String::as_str)
+    }
+
+    /// The hit's status, when the listing says (`state`: `active` | `inactive`).
+    pub fn is_active(&self) -> Option<bool> {
+        state_is_active(self.state.as_deref())
+    }
+}
+
+/// An object's documented `state` (`active` | `inactive`, any case) as a status; `None` for
+/// anything else. The one reading of `state`, for objects and listing hits alike.
+fn state_is_active(state: Option<&str>) -> Option<bool> {
+    match state.map(str::to_ascii_lowercase).as_deref() {
+        Some("active") => Some(true),
+        Some("inactive") => Some(false),
+        _ => None,
     }
 }
 

@@ -90,7 +90,7 @@ pub async fn differing(
         match done?? {
             Found::Children { parent, children } => {
                 for hit in children {
-                    let status = status_of(&hit);
+                    let status = hit.is_active();
                     let path = hit.object_path;
                     match status {
                         Some(active) if path.len() > MAX_OBJECT_DEPTH => {
@@ -117,15 +117,6 @@ pub async fn differing(
         .into_iter()
         .map(|(key, entries)| (key, entries.into_values().collect()))
         .collect())
-}
-
-/// A listed child's status, when the listing says (`state`: `active` | `inactive`).
-fn status_of(hit: &ObjectHit) -> Option<bool> {
-    match hit.state.as_deref().map(str::to_ascii_lowercase).as_deref() {
-        Some("active") => Some(true),
-        Some("inactive") => Some(false),
-        _ => None,
-    }
 }
 
 /// Adds the entry of `path` (key first) to its connection's, if it differs from its parent.
