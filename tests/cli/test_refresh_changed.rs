@@ -239,6 +239,76 @@ fn a_saved_changed_plan_is_stale_when_a_connection_it_read_moved_in_immuta() {
     );
 }
 
+/// The integration id behind each connection, as the emulator has it.
+fn live_integration_ids(env: &TestEnv) -> std::collections::BTreeMap<String, String> {
+    env.admin("GET", "/_emulator/state", serde_json::Value::Null)["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let key = c["connectionKey"].as_str().unwrap().to_owned();
+            (key, c["integrationId"].as_str().unwrap().to_owned())
+        })
+        .collect()
+}
+
+/// The integration id the state records per connection (`None` when it has none).
+fn recorded_integration_ids(env: &TestEnv) -> Vec<(String, Option<String>)> {
+    let state = env.state();
+    state["connections"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, c)| (k.clone(), c["integrationId"].as_str().map(str::to_owned)))
+        .collect()
+}
+
+#[test]
+fn an_apply_records_the_integration_ids_its_refresh_read_and_a_plan_does_not() {
+    let env = TestEnv::new();
+    env.write("c.yaml", &yaml(&[("sf-a", "WH"), ("sf-b", "WH"), ("sf-c", "WH")]));
+    let out = env.run(&["apply", "--auto-approve", "c.yaml"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    // A registration's answer names no integration: a fresh create records none.
+    let none: Vec<(String, Option<String>)> = ["sf-a", "sf-b", "sf-c"]
+        .iter()
+        .map(|k| (k.to_string(), None))
+        .collect();
+    assert_eq!(recorded_integration_ids(&env), none);
+
+    // A plan reads them, and writes nothing.
+    let before = std::fs::read(env.path(".connctl/state.json")).unwrap();
+    let out = env.run(&["plan", "--detailed-exitcode", "c.yaml"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(std::fs::read(env.path(".connctl/state.json")).unwrap(), before);
+
+    // An apply with nothing to change records them, in one write.
+    let serial = env.state()["serial"].as_u64().unwrap();
+    let out = env.run(&["apply", "--auto-approve", "c.yaml"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let live = live_integration_ids(&env);
+    let want: Vec<(String, Option<String>)> =
+        live.iter().map(|(k, id)| (k.clone(), Some(id.clone()))).collect();
+    assert_eq!(recorded_integration_ids(&env), want);
+    assert_eq!(env.state()["serial"].as_u64().unwrap(), serial + 1);
+
+    // Known ids: the next apply has nothing to record and writes nothing.
+    let before = std::fs::read(env.path(".connctl/state.json")).unwrap();
+    let out = env.run(&["apply", "--auto-approve", "c.yaml"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(std::fs::read(env.path(".connctl/state.json")).unwrap(), before);
+
+    // A --refresh=changed apply of one edit records nothing for the others, and keeps the
+    // edited connection's id through its update.
+    env.write(
+        "c.yaml",
+        &yaml(&[("sf-a", "WH2"), ("sf-b", "WH"), ("sf-c", "WH")]),
+    );
+    let out = env.run(&["apply", "--auto-approve", "--refresh=changed", "c.yaml"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(recorded_integration_ids(&env), want);
+}
+
 #[test]
 fn refresh_rejects_an_unknown_value_naming_the_choices() {
     let env = TestEnv::new();

@@ -104,6 +104,23 @@ pub struct Live {
 }
 
 impl Live {
+    /// The integration ids read for connections the state records without them (or with
+    /// another): an apply writes them into the state, so that later refreshes read each of
+    /// those connections in one round trip rather than two chained ones (the connection, then
+    /// the integration it names).
+    pub fn learned(&self, state: &State) -> BTreeMap<String, String> {
+        self.integration_ids
+            .iter()
+            .filter(|(key, id)| {
+                state
+                    .connections
+                    .get(*key)
+                    .is_some_and(|s| s.integration_id.as_ref() != Some(*id))
+            })
+            .map(|(k, id)| (k.clone(), id.clone()))
+            .collect()
+    }
+
     /// A stable fingerprint of what was read for `key` (`absent` when not live).
     pub fn fingerprint(&self, key: &str) -> String {
         if !self.keys.contains(key) {
@@ -455,5 +472,31 @@ mod tests {
         let s = select(Scope::All, &desired, &state, |_| true);
         assert_eq!(s.keys.len(), 7);
         assert_eq!(s.not_read, None);
+    }
+
+    #[test]
+    fn learned_ids_are_those_the_state_lacks_or_records_differently() {
+        let (_, mut state) = world();
+        if let Some(s) = state.connections.get_mut("same") {
+            s.integration_id = Some("1".into());
+        }
+        if let Some(s) = state.connections.get_mut("edited") {
+            s.integration_id = Some("2".into());
+        }
+        let live = Live {
+            integration_ids: [
+                ("same", "1"),
+                ("edited", "20"),
+                ("removed", "3"),
+                ("not-in-state", "4"),
+            ]
+            .into_iter()
+            .map(|(k, id)| (k.to_owned(), id.to_owned()))
+            .collect(),
+            ..Live::default()
+        };
+        let learned = live.learned(&state);
+        let got: Vec<(&str, &str)> = learned.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(got, [("edited", "20"), ("removed", "3")]);
     }
 }

@@ -249,6 +249,35 @@ impl StateStore {
         .await
     }
 
+    /// Changes the connections already in the state for which `change` says it changed
+    /// something, all in one write; returns how many. Nothing is written when none changed.
+    pub async fn update_existing(
+        &self,
+        mut change: impl FnMut(&str, &mut ConnectionState) -> bool,
+    ) -> Result<usize, StateError> {
+        let (changed, mine) = {
+            let mut cached = self.lock();
+            let cached = &mut *cached;
+            let mut changed = Vec::new();
+            for (key, entry) in &mut cached.state.connections {
+                if change(key, entry) {
+                    changed.push(key.clone());
+                }
+            }
+            if changed.is_empty() {
+                return Ok(0);
+            }
+            cached.dirty.extend(changed.iter().cloned());
+            cached.delta.extend(changed.iter().cloned());
+            (
+                changed.len(),
+                self.inner.changed.fetch_add(1, Ordering::SeqCst) + 1,
+            )
+        };
+        self.commit(mine).await?;
+        Ok(changed)
+    }
+
     /// Removes a connection from the state; returns once that is on disk.
     pub async fn remove(&self, key: &str) -> Result<(), StateError> {
         self.write(key, |state| {

@@ -190,6 +190,9 @@ pub fn views(targets: &BTreeMap<String, Target>) -> BTreeMap<String, DesiredView
 pub struct Planned {
     pub plan: Plan,
     pub targets: BTreeMap<String, Target>,
+    /// Integration ids the refresh read that the state lacks (see [`refresh::Live::learned`]):
+    /// an apply records them; a plan never writes the state.
+    pub learned: BTreeMap<String, String>,
 }
 
 /// Refreshes (unless `--refresh=false`) and plans `desired` against `state`.
@@ -269,7 +272,12 @@ pub async fn make_plan(
     }
     plan.state.environment = ctx.environment().map(str::to_owned);
     plan.state.secrets_unknown = no_secrets;
-    Ok(Planned { plan, targets })
+    let learned = live.map(|l| l.learned(state)).unwrap_or_default();
+    Ok(Planned {
+        plan,
+        targets,
+        learned,
+    })
 }
 
 /// The object rows of the plan's connections: their listed objects read from Immuta (one GET

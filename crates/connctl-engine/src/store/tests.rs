@@ -154,3 +154,40 @@ async fn removals_and_an_emptied_state_are_written_exactly() {
     );
     assert!(State::load(&path).unwrap().connections.is_empty());
 }
+
+#[tokio::test]
+async fn update_existing_changes_only_known_connections_in_one_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.json");
+    let mut initial = State::new();
+    for key in ["a", "b", "c"] {
+        initial
+            .connections
+            .insert(key.into(), ConnectionState::new("Snowflake"));
+    }
+    let store = StateStore::new(initial, path.clone());
+    let none = store.update_existing(|_, _| false).await.unwrap();
+    assert_eq!(none, 0);
+    assert!(!path.exists(), "nothing changed, yet the state was written");
+    let ids = BTreeMap::from([("a", "7"), ("c", "9"), ("unknown", "1")]);
+    let changed = store
+        .update_existing(|key, s| match ids.get(key) {
+            Some(id) => {
+                s.integration_id = Some((*id).to_owned());
+                true
+            }
+            None => false,
+        })
+        .await
+        .unwrap();
+    assert_eq!(changed, 2);
+    let on_disk = State::load(&path).unwrap();
+    assert_eq!(on_disk.serial, 1, "two connections changed in one write");
+    assert_eq!(on_disk.connections.len(), 3, "an unknown key was added");
+    let id = |k: &str| on_disk.connections[k].integration_id.clone();
+    assert_eq!(
+        (id("a"), id("b"), id("c")),
+        (Some("7".into()), None, Some("9".into()))
+    );
+    assert_eq!(on_disk, store.snapshot());
+}

@@ -1,5 +1,6 @@
 //! `connctl apply`: makes Immuta match the YAML or a saved plan, under the writer's lock.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -145,6 +146,11 @@ pub(super) async fn apply_locked(
         bail!(error);
     }
     if plan.is_empty() {
+        if !planned.learned.is_empty() {
+            let store = StateStore::open(loaded, location.clone(), lock);
+            record_learned(&store, &planned.learned).await?;
+            store.finish().await?;
+        }
         if json {
             print!("{}", ApplyReport::no_changes().to_json());
         }
@@ -237,6 +243,7 @@ pub(super) async fn apply_locked(
     ));
     let before = loaded.state.clone();
     let store = StateStore::open(loaded, location.clone(), lock);
+    record_learned(&store, &planned.learned).await?;
     let options = ApplyOptions {
         parallelism: ctx.settings.parallelism(&args.common),
         wait,
@@ -304,6 +311,22 @@ pub(super) async fn apply_locked(
 
 /// Where apply's human text goes: standard output, or standard error when standard output
 /// carries the JSON report.
+/// Records the integration ids the refresh read and the state lacked, in one write before any
+/// change (as Terraform's apply keeps what its refresh read): the next plan then reads those
+/// connections in one round trip instead of two chained ones.
+async fn record_learned(store: &StateStore, learned: &BTreeMap<String, String>) -> Result<()> {
+    store
+        .update_existing(|key, s| match learned.get(key) {
+            Some(id) if s.integration_id.as_ref() != Some(id) => {
+                s.integration_id = Some(id.clone());
+                true
+            }
+            _ => false,
+        })
+        .await?;
+    Ok(())
+}
+
 pub(super) fn human_out(json: bool) -> Box<dyn Write> {
     if json {
         Box::new(std::io::stderr())

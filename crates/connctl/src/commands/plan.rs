@@ -19,7 +19,7 @@ pub(super) async fn run(
 ) -> Result<u8> {
     let (loaded, location) = ctx.read_state(&args.common).await?;
     let desired = ctx.load_desired(&args.paths)?;
-    let Planned { plan, targets } =
+    let Planned { plan, targets, .. } =
         context::make_plan(ctx, args, desired, &loaded.state, Some(DEFAULT_MAX_DELETES)).await?;
     context::refuse_lost_state(&plan, &loaded, &location, args.allow_empty_state)?;
     // `--preflight`: the checks apply's gate would run, for the same connections.

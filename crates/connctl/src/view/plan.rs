@@ -272,6 +272,7 @@ pub fn text(plan: &Plan, kind: Kind, color: bool) -> String {
                 )
             }
         };
+        let rows = object_rows(plan);
         for change in &plan.changes {
             let head = format!(
                 "{:>3} {:<8} {}",
@@ -315,12 +316,12 @@ pub fn text(plan: &Plan, kind: Kind, color: bool) -> String {
                 let line = format!("+   {}", attribute_line(a));
                 let _ = writeln!(out, "      {}", paint(&line, Style::new().green(), color));
             }
-            objects_text(plan, &change.key, color, &mut out);
+            objects_text(&rows, &change.key, color, &mut out);
         }
-        for key in object_only_keys(plan) {
+        for key in object_only_keys(plan, &rows) {
             let head = format!("{:>3} {:<8} {key}", "~", "objects");
             let _ = writeln!(out, "{}", paint(&head, Style::new().yellow(), color));
-            objects_text(plan, key, color, &mut out);
+            objects_text(&rows, key, color, &mut out);
         }
         out.push('\n');
     }
@@ -411,16 +412,17 @@ pub fn markdown(plan: &Plan, kind: Kind) -> String {
     let footer_room = 400;
     let mut body = String::new();
     let mut shown = 0;
+    let rows = object_rows(plan);
     for change in &plan.changes {
-        let block = markdown_change(change) + &markdown_objects(plan, &change.key);
+        let block = markdown_change(change) + &markdown_objects(&rows, &change.key);
         if head.len() + body.len() + block.len() + footer_room > MARKDOWN_LIMIT {
             break;
         }
         body.push_str(&block);
         shown += 1;
     }
-    for key in object_only_keys(plan) {
-        let block = format!("<b>~ objects</b> {key}\n\n{}", markdown_objects(plan, key));
+    for key in object_only_keys(plan, &rows) {
+        let block = format!("<b>~ objects</b> {key}\n\n{}", markdown_objects(&rows, key));
         if head.len() + body.len() + block.len() + footer_room > MARKDOWN_LIMIT {
             break;
         }

@@ -1,6 +1,8 @@
 //! The object rows of a plan (issue #17): symbols and styles, and the lines of each row in
 //! text and markdown, under their connection.
 
+use std::collections::BTreeMap;
+
 use super::*;
 
 pub(super) fn object_symbol(action: ObjectAction) -> &'static str {
@@ -75,9 +77,21 @@ pub(super) fn object_lines(row: &ObjectChange) -> (String, Vec<String>) {
     (head, lines)
 }
 
+/// A plan's object rows by connection key (in their plan order), built once per rendering so
+/// that a plan of many connections does not scan every row for each.
+pub(super) type ObjectRows<'a> = BTreeMap<&'a str, Vec<&'a ObjectChange>>;
+
+pub(super) fn object_rows(plan: &Plan) -> ObjectRows<'_> {
+    let mut rows: ObjectRows<'_> = BTreeMap::new();
+    for row in &plan.objects {
+        rows.entry(row.key.as_str()).or_default().push(row);
+    }
+    rows
+}
+
 /// The object rows of `key`, as indented text lines.
-pub(super) fn objects_text(plan: &Plan, key: &str, color: bool, out: &mut String) {
-    for row in plan.objects.iter().filter(|o| o.key == key) {
+pub(super) fn objects_text(rows: &ObjectRows<'_>, key: &str, color: bool, out: &mut String) {
+    for row in rows.get(key).into_iter().flatten() {
         let (head, lines) = object_lines(row);
         let _ = writeln!(out, "      {}", paint(&head, object_style(row), color));
         for line in lines {
@@ -87,15 +101,9 @@ pub(super) fn objects_text(plan: &Plan, key: &str, color: bool, out: &mut String
 }
 
 /// Connections with object rows and no connection change, in key order.
-pub(super) fn object_only_keys(plan: &Plan) -> Vec<&str> {
-    let mut keys: Vec<&str> = plan
-        .objects
-        .iter()
-        .map(|o| o.key.as_str())
-        .filter(|k| !plan.changes.iter().any(|c| c.key == *k))
-        .collect();
-    keys.dedup();
-    keys
+pub(super) fn object_only_keys<'a>(plan: &Plan, rows: &ObjectRows<'a>) -> Vec<&'a str> {
+    let changed: std::collections::BTreeSet<&str> = plan.changes.iter().map(|c| c.key.as_str()).collect();
+    rows.keys().copied().filter(|k| !changed.contains(k)).collect()
 }
 
 /// How many object rows change something in Immuta, and how many are missing.
@@ -110,9 +118,9 @@ pub(super) fn object_counts(plan: &Plan) -> (usize, usize) {
 }
 
 /// The object rows of `key` as a markdown list (empty when it has none).
-pub(super) fn markdown_objects(plan: &Plan, key: &str) -> String {
+pub(super) fn markdown_objects(rows: &ObjectRows<'_>, key: &str) -> String {
     let mut block = String::new();
-    for row in plan.objects.iter().filter(|o| o.key == key) {
+    for row in rows.get(key).into_iter().flatten() {
         let (head, lines) = object_lines(row);
         let _ = writeln!(block, "- `{head}`");
         for line in lines {
