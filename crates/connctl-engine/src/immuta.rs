@@ -17,8 +17,12 @@ pub mod fake;
 
 /// The Immuta API as the engine uses it. Futures are `Send` so workers can run on any thread.
 pub trait Immuta: Clone + Send + Sync + 'static {
-    /// `POST /data/object/search`, every page: the connections Immuta lists.
-    fn list_connections(&self) -> impl Future<Output = Result<Vec<ObjectHit>, ApiError>> + Send;
+    /// `POST /data/object/search`, every page: the connections Immuta lists. `expected` (how
+    /// many the state records) lets the pages be asked at once.
+    fn list_connections(
+        &self,
+        expected: usize,
+    ) -> impl Future<Output = Result<Vec<ObjectHit>, ApiError>> + Send;
     /// `GET /data/connection/{key}`; `None` on 404.
     fn get_connection(
         &self,
@@ -85,8 +89,8 @@ pub trait Immuta: Clone + Send + Sync + 'static {
 }
 
 impl Immuta for ImmutaClient {
-    async fn list_connections(&self) -> Result<Vec<ObjectHit>, ApiError> {
-        ImmutaClient::list_connections(self).await
+    async fn list_connections(&self, expected: usize) -> Result<Vec<ObjectHit>, ApiError> {
+        ImmutaClient::list_connections(self, expected).await
     }
     async fn get_connection(&self, key: &str) -> Result<Option<LiveConnection>, ApiError> {
         ImmutaClient::get_connection(self, key).await

@@ -143,7 +143,7 @@ pub async fn refresh(
     wanted: &BTreeSet<String>,
     parallelism: usize,
 ) -> Result<Live, ApiError> {
-    let hits = client.list_connections().await?;
+    let hits = client.list_connections(state.connections.len()).await?;
     let keys: BTreeSet<String> = hits.iter().filter_map(|h| h.key().map(str::to_owned)).collect();
     let to_read = managed(state, wanted.iter().filter(|k| keys.contains(*k)));
     let reads = read_many(client, to_read, parallelism).await?;
@@ -151,8 +151,9 @@ pub async fn refresh(
 }
 
 /// Reads Immuta for a [`Selection`]. With [`Scope::Changed`] the few reads do not wait for the
-/// listing: they run beside it (one slot of `parallelism` is the listing's), and a key the
-/// listing lacks but a read finds counts as live.
+/// listing: they run beside it (one slot of `parallelism` is the listing's; its pages, as many
+/// as the state's count needs, up to four, are asked at once), and a key the listing lacks but
+/// a read finds counts as live.
 ///
 /// The listing is kept because correctness needs it: an added key may already exist in Immuta
 /// (the plan says import, never create over it, and a lost state is refused loudly), and a
@@ -169,7 +170,8 @@ pub async fn refresh_selected(
     }
     let to_read = managed(state, selection.keys.iter());
     let reading = read_many(client, to_read, parallelism.saturating_sub(1));
-    let (hits, reads) = tokio::try_join!(client.list_connections(), reading)?;
+    let listing = client.list_connections(state.connections.len());
+    let (hits, reads) = tokio::try_join!(listing, reading)?;
     let mut keys: BTreeSet<String> = hits.iter().filter_map(|h| h.key().map(str::to_owned)).collect();
     keys.extend(reads.iter().filter(|(_, r)| r.is_some()).map(|(k, _)| k.clone()));
     Ok(assemble(keys, reads))

@@ -32,21 +32,17 @@ use crate::live::{
 use crate::response::Response;
 use crate::transport::transport_reason;
 
+mod listing;
 mod path;
 pub mod preflight;
 mod send;
 
+use listing::SEARCH_PAGE;
 pub use path::object_url_path;
 use path::seg;
 
 /// Hops a GET may follow, all to the same origin.
 pub const MAX_REDIRECTS: usize = 5;
-
-/// Page size asked of `POST /data/object/search`.
-const SEARCH_PAGE: usize = 1000;
-
-/// Pages read at most before the listing is declared endless (an error, never a partial list).
-const SEARCH_MAX_PAGES: usize = 1000;
 
 /// How to reach Immuta.
 #[derive(Debug, Clone)]
@@ -297,7 +293,7 @@ impl ImmutaClient {
     /// callers get the direct children either way.
     pub async fn list_object_children(&self, path: &[String]) -> Result<Vec<ObjectHit>, ApiError> {
         let search = format!("/data/object/search/{}", object_url_path(path)?);
-        let mut hits = self.search_all(&search, "child objects").await?;
+        let mut hits = self.search_all(&search, "child objects", 0).await?;
         hits.retain(|h| h.object_path.len() == path.len() + 1 && h.object_path.starts_with(path));
         Ok(hits)
     }
@@ -321,67 +317,6 @@ impl ImmutaClient {
             .total
             .or((got < SEARCH_PAGE).then_some(got))
             .map(|n| n as u64))
-    }
-
-    /// `POST /data/object/search`, every page: the top-level objects, i.e. the connections.
-    ///
-    /// The envelope and paging are undocumented, so the page shapes of [`SearchPage`] are
-    /// accepted; pages are read until the reported total is reached or, without a total, a page
-    /// is shorter than asked. Hits are de-duplicated by object path. An unreadable page, a
-    /// listing that stalls before its total or repeats a full page (a server that ignores
-    /// `offset`), or one that does not end is an error: connctl never concludes that something
-    /// does not exist from an answer it could not read.
-    pub async fn list_connections(&self) -> Result<Vec<ObjectHit>, ApiError> {
-        self.search_all("/data/object/search", "connections").await
-    }
-
-    /// Every page of the search at `search` (a path without query): the paging loop shared by
-    /// the connection and child listings. `what` names the listed things in errors.
-    async fn search_all(&self, search: &str, what: &str) -> Result<Vec<ObjectHit>, ApiError> {
-        let mut all: Vec<ObjectHit> = Vec::new();
-        let mut seen = std::collections::BTreeSet::new();
-        for _ in 0..SEARCH_MAX_PAGES {
-            let path = format!("{search}?offset={}&size={SEARCH_PAGE}", all.len());
-            let body = serde_json::json!({});
-            let page: SearchPage = self
-                .call(Method::POST, &path, Some(&body), Call::Read, |r| {
-                    SearchPage::from_response(&r)
-                })
-                .await?;
-            let got = page.hits.len();
-            let before = all.len();
-            for hit in page.hits {
-                if seen.insert(hit.object_path.clone()) {
-                    all.push(hit);
-                }
-            }
-            let stalled = got == 0 || all.len() == before;
-            match page.total {
-                Some(total) if all.len() >= total => return Ok(all),
-                Some(total) if stalled => {
-                    return Err(incomplete_listing(
-                        search,
-                        format!(
-                            "the listing stopped at {} of the {total} {what} it reported (the server may ignore `offset`)",
-                            all.len()
-                        ),
-                    ));
-                }
-                None if got < SEARCH_PAGE => return Ok(all),
-                None if stalled => {
-                    return Err(incomplete_listing(
-                        search,
-                        "a full page came again: the server seems to ignore `offset`, so whether the listing is complete is unknown"
-                            .into(),
-                    ));
-                }
-                _ => {}
-            }
-        }
-        Err(incomplete_listing(
-            search,
-            format!("the listing did not end after {SEARCH_MAX_PAGES} pages"),
-        ))
     }
 
     /// `PUT /data/settings/{key}`; returns the `bulkId`. The connection's own object:
@@ -444,17 +379,6 @@ impl ImmutaClient {
 }
 
 /// The error for a listing that cannot be trusted to be complete.
-fn incomplete_listing(search: &str, problem: String) -> ApiError {
-    ApiError::UnexpectedAnswer {
-        method: "POST".into(),
-        path: search.into(),
-        status: 200,
-        problem,
-        excerpt: "(answers not shown)".into(),
-        outcome_unknown: false,
-    }
-}
-
 /// `Ok(None)` for a 404 (the object is absent), the value otherwise.
 fn absent_as_none<T>(got: Result<T, ApiError>) -> Result<Option<T>, ApiError> {
     match got {

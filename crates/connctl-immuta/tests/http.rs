@@ -520,14 +520,14 @@ async fn the_listing_accepts_each_envelope_and_pages() {
     for (name, shape) in shapes {
         // 2,500 connections: three pages of 1,000 asked.
         let immuta = tenant(2500, None, shape).await;
-        let hits = client(&immuta.url).list_connections().await.unwrap();
+        let hits = client(&immuta.url).list_connections(0).await.unwrap();
         assert_eq!(hits.len(), 2500, "{name}");
         assert_eq!(hits[2499].key(), Some("c2499"), "{name}");
         assert_eq!(immuta.seen().len(), 3, "{name}: pages read");
     }
     // A server with a smaller page than asked, and a count: pages until the count.
     let immuta = tenant(250, Some(100), |p, n| json!({"hits": p, "count": n})).await;
-    assert_eq!(client(&immuta.url).list_connections().await.unwrap().len(), 250);
+    assert_eq!(client(&immuta.url).list_connections(0).await.unwrap().len(), 250);
     assert_eq!(immuta.seen().len(), 3);
 }
 
@@ -542,7 +542,7 @@ async fn the_listing_deduplicates_and_never_passes_off_a_part_as_the_whole() {
     })
     .await;
     let keys: Vec<String> = client(&immuta.url)
-        .list_connections()
+        .list_connections(0)
         .await
         .unwrap()
         .iter()
@@ -556,7 +556,7 @@ async fn the_listing_deduplicates_and_never_passes_off_a_part_as_the_whole() {
         json_answer(StatusCode::OK, json!({"hits": all, "count": 5000}))
     })
     .await;
-    let err = client(&immuta.url).list_connections().await.unwrap_err();
+    let err = client(&immuta.url).list_connections(0).await.unwrap_err();
     assert!(err.to_string().contains("stopped at 1000 of the 5000"), "{err}");
     assert_eq!(immuta.seen().len(), 2);
 
@@ -566,13 +566,107 @@ async fn the_listing_deduplicates_and_never_passes_off_a_part_as_the_whole() {
         json_answer(StatusCode::OK, Value::Array(all))
     })
     .await;
-    let err = client(&immuta.url).list_connections().await.unwrap_err();
+    let err = client(&immuta.url).list_connections(0).await.unwrap_err();
     assert!(err.to_string().contains("ignore `offset`"), "{err}");
 
     // A count larger than what the pages hold: an error, not a short list.
     let immuta = tenant(30, None, |p, _| json!({"hits": p, "count": 31})).await;
-    let err = client(&immuta.url).list_connections().await.unwrap_err();
+    let err = client(&immuta.url).list_connections(0).await.unwrap_err();
     assert!(err.to_string().contains("stopped at 30 of the 31"), "{err}");
+}
+
+/// The offsets of the listing pages a server saw, in order.
+fn offsets(server: &Server) -> Vec<usize> {
+    server
+        .seen()
+        .iter()
+        .filter_map(|s| {
+            let (_, q) = s.path_and_query.split_once("offset=")?;
+            q.split('&').next()?.parse().ok()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_listing_asks_the_pages_it_expects_at_once() {
+    // Each page waits until all three were asked: a client asking them one after another
+    // would get a refusal for the first instead (after a generous bound, not a timing check).
+    let gate = Arc::new(tokio::sync::Barrier::new(3));
+    let app = axum::Router::new().fallback(move |req: Request| {
+        let gate = gate.clone();
+        async move {
+            let query = req.uri().query().unwrap_or_default().to_owned();
+            let offset: usize = query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("offset="))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            if tokio::time::timeout(Duration::from_secs(20), gate.wait())
+                .await
+                .is_err()
+            {
+                return json_answer(
+                    StatusCode::BAD_REQUEST,
+                    json!({"message": "pages not asked at once"}),
+                );
+            }
+            let page: Vec<Value> = (offset..2500.min(offset + 1000))
+                .map(|i| hit(&format!("c{i:04}")))
+                .collect();
+            json_answer(StatusCode::OK, json!({"hits": page, "count": 2500}))
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let hits = client(&url).list_connections(2500).await.unwrap();
+    assert_eq!(hits.len(), 2500);
+    assert_eq!(hits[2499].key(), Some("c2499"));
+}
+
+#[tokio::test]
+async fn pages_asked_ahead_are_used_only_where_they_fit() {
+    // A server with smaller pages than asked: the pages asked ahead (1000, 2000) start past
+    // where the listing stands, so they are dropped and it goes on page by page.
+    let immuta = tenant(250, Some(100), |p, n| json!({"hits": p, "count": n})).await;
+    let hits = client(&immuta.url).list_connections(2500).await.unwrap();
+    assert_eq!(hits.len(), 250);
+    assert_eq!(hits[249].key(), Some("c0249"));
+    let mut asked = offsets(&immuta);
+    asked.sort_unstable();
+    assert_eq!(asked, [0, 100, 200, 1000, 2000]);
+
+    // Fewer connections than expected, and a server that refuses an offset past its end: the
+    // refused page was not needed, so the listing is whole and no error.
+    let immuta = Server::start(|seen, _| {
+        let offset: usize = seen
+            .path_and_query
+            .split_once("offset=")
+            .and_then(|(_, q)| q.split('&').next()?.parse().ok())
+            .unwrap_or(0);
+        if offset >= 900 {
+            return json_answer(StatusCode::BAD_REQUEST, json!({"message": "offset past the end"}));
+        }
+        let page: Vec<Value> = (offset..900).map(|i| hit(&format!("c{i:04}"))).collect();
+        json_answer(StatusCode::OK, json!({"hits": page, "count": 900}))
+    })
+    .await;
+    assert_eq!(
+        client(&immuta.url).list_connections(2000).await.unwrap().len(),
+        900
+    );
+
+    // A server that ignores `offset` is still caught when the pages were asked at once.
+    let immuta = Server::start(|_, _| {
+        let all: Vec<Value> = (0..1000).map(|i| hit(&format!("c{i}"))).collect();
+        json_answer(StatusCode::OK, json!({"hits": all, "count": 5000}))
+    })
+    .await;
+    let err = client(&immuta.url).list_connections(5000).await.unwrap_err();
+    assert!(err.to_string().contains("stopped at 1000 of the 5000"), "{err}");
+    let mut asked = offsets(&immuta);
+    asked.sort_unstable();
+    assert_eq!(asked, [0, 1000, 2000, 3000]);
 }
 
 #[tokio::test]
@@ -587,7 +681,7 @@ async fn an_unreadable_listing_is_an_error_never_an_empty_tenant() {
     ] {
         let answer = body.clone();
         let immuta = Server::start(move |_, _| json_answer(StatusCode::OK, answer.clone())).await;
-        let err = client(&immuta.url).list_connections().await.unwrap_err();
+        let err = client(&immuta.url).list_connections(0).await.unwrap_err();
         assert!(
             matches!(err, ApiError::UnexpectedAnswer { .. }),
             "{body}: {err:?}"
