@@ -380,3 +380,40 @@ fn a_saved_plan_goes_stale_when_a_listed_object_changes() {
     assert!(out.stderr.contains("sf-prod objects"), "{}", out.stderr);
     assert_eq!(object_puts(&env), before, "a stale plan sends nothing");
 }
+
+#[test]
+fn a_new_connections_object_reached_by_a_cascade_is_a_prediction_then_applied() {
+    let env = env();
+    env.write(
+        "c.yaml",
+        &format!(
+            "{CONNECTION}    executor: snowflake
+    objects:
+      - path: IMMUTA_DB
+        active: true
+      - path: IMMUTA_DB/PUBLIC
+        active: true
+"
+        ),
+    );
+    let plan = env.snap(&["plan", "c.yaml"]);
+    let rows: Vec<&str> = plan
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("~ activate"))
+        .take_while(|l| !l.is_empty())
+        .collect();
+    insta::assert_snapshot!(rows.join("\n"), @"
+    ~ activate   IMMUTA_DB  (cascades to child count unknown)
+        # active: (unknown) → true (config)
+        # set after the connection's registration job completes (the object exists after its first crawl)
+    = record     IMMUTA_DB/PUBLIC
+        # expected to match (it cannot be read before registration); apply reads it after the registration job and sends only what differs
+        # `IMMUTA_DB`'s status change above reaches it first
+        # set after the connection's registration job completes (the object exists after its first crawl)
+    ");
+    let out = env.run(&["apply", "--auto-approve", "--wait", "c.yaml"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(env.object(&["sf-prod", "IMMUTA_DB", "PUBLIC"])["state"], "active");
+    let out = env.run(&["plan", "--detailed-exitcode", "c.yaml"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+}

@@ -281,8 +281,9 @@ pub enum Command {
         /// Print the crawl's bulkId and return without following its job.
         #[arg(long)]
         no_wait: bool,
-        #[command(flatten)]
-        common: CommonArgs,
+        /// Immuta URL (overrides connctl.toml). A crawl reads and writes no state.
+        #[arg(long, env = "IMMUTA_URL", value_name = "URL")]
+        immuta_url: Option<String>,
     },
     /// Inspect, edit, move or unlock the state (never touches Immuta)
     #[command(subcommand, after_help = "Example:\n  connctl state list")]

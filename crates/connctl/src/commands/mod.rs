@@ -130,9 +130,14 @@ pub async fn run(cli: Cli, color: bool) -> Result<u8> {
             key,
             path,
             no_wait,
-            common,
+            immuta_url,
         } => {
             let ctx = Context::new(&config, color)?;
+            let common = crate::cli::CommonArgs {
+                immuta_url,
+                state: None,
+                parallelism: None,
+            };
             crawl::run(&ctx, &key, path.as_deref(), no_wait, &common).await
         }
         Command::Preflight {

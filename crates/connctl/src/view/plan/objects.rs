@@ -50,6 +50,10 @@ pub(super) fn object_lines(row: &ObjectChange) -> (String, Vec<String>) {
         ObjectAction::Missing => lines.push(
             "listed in the YAML but not in Immuta: not crawled yet (`connctl crawl`), or a typo".into(),
         ),
+        // A new connection's object is not read yet: that it will match is a prediction.
+        ObjectAction::Record if row.after_registration => lines.push(
+            "expected to match (it cannot be read before registration); apply reads it after the registration job and sends only what differs".into(),
+        ),
         ObjectAction::Record => lines.push("Immuta already matches; only the state records it".into()),
         _ => {}
     }
