@@ -207,41 +207,34 @@ fn export_objects_writes_what_differs_from_the_parent_and_plans_with_no_change()
     // the same tenant.
     env.set_env("SF_A_PASSWORD", "canary-sf-password-7c1");
     assert_eq!(env.run(&["state", "rm", "sf-a"]).code, 0);
-    let import = env.run(&["import", "exported.yaml", "--key", "sf-a"]);
-    assert_eq!(import.code, 0, "{}", import.stderr);
-    // Each listed object is read and matches Immuta: the plan only records them in the state
-    // (import adopts the connection, not its objects), and applying that sends nothing.
     let listed = ["DB_A", "DB_A/PUBLIC/ORDERS", "DB_A/SALES"].map(|p| format!("/data/object/sf-a/{p}"));
     let reads = |env: &TestEnv| listed.clone().map(|p| env.count_requests("GET", &p));
     let before = reads(&env);
-    insta::assert_snapshot!(env.snap(&["plan", "--detailed-exitcode", "exported.yaml"]), @"
-    exit: 2
+    // Import reads each listed object and records those Immuta has as listed (all three).
+    insta::assert_snapshot!(env.snap(&["import", "exported.yaml", "--key", "sf-a"]), @"
+    exit: 0
     --- stdout
-    connctl will take these actions (- Immuta now, + desired):
-
-      ~ objects  sf-a
-          = record     DB_A
-              # Immuta already matches; only the state records it
-          = record     DB_A/PUBLIC/ORDERS
-              # Immuta already matches; only the state records it
-          = record     DB_A/SALES
-              # Immuta already matches; only the state records it
-
-    Plan: 0 to create, 0 to update, 0 to replace, 0 to delete, 0 drifted.
-    Immuta: [URL]
+    Imported 1: sf-a
+    Recorded 3 listed data object(s) that Immuta has as the YAML lists them.
     --- stderr
     ");
     let after = reads(&env);
     assert!(
         before.iter().zip(&after).all(|(b, a)| a > b),
-        "the plan read each listed object: {before:?} then {after:?}"
+        "import read each listed object: {before:?} then {after:?}"
     );
+    let recorded: Vec<String> = env.state()["connections"]["sf-a"]["objects"]
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
+    assert_eq!(recorded, ["DB_A", "DB_A/PUBLIC/ORDERS", "DB_A/SALES"]);
+    // So the first plan after the import has nothing to do, and applying sends nothing.
+    let plan = env.run(&["plan", "--detailed-exitcode", "exported.yaml"]);
+    assert_eq!(plan.code, 0, "{}\n{}", plan.stdout, plan.stderr);
     let out = env.run(&["apply", "--auto-approve", "exported.yaml"]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     let sent = env.admin("GET", "/_emulator/state", Value::Null)["settingsRequests"].clone();
     assert_eq!(sent, json!([]), "no settings were sent");
-    let plan = env.run(&["plan", "--detailed-exitcode", "exported.yaml"]);
-    assert_eq!(plan.code, 0, "{}\n{}", plan.stdout, plan.stderr);
 }
 
 #[test]

@@ -7,9 +7,10 @@ use std::fmt;
 
 use serde_json::Value;
 
+use crate::objects::{ObjectAction, ObjectChange};
 use crate::plan::DesiredView;
 use crate::refresh::Seen;
-use crate::state::{ConnectionState, Phase, State, Step, Task};
+use crate::state::{ConnectionState, ObjectRecord, Phase, State, Step, Task};
 
 /// Which connections to adopt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,6 +156,10 @@ pub struct Adoption {
     pub left_for_apply: Vec<String>,
     /// The selection's problems, then those found reading Immuta.
     pub problems: Vec<Problem>,
+    /// Listed data objects of the adopted connections recorded as Immuta has them
+    /// ([`adopt_objects`]), and those left to the plan (they differ, or are missing).
+    pub objects_recorded: usize,
+    pub objects_left: usize,
 }
 
 /// Records in `state` each selected connection that Immuta has (`seen`, as read for the keys
@@ -214,6 +219,39 @@ pub fn adopt(
         out.adopted.push(key);
     }
     out
+}
+
+/// Records in `state` each listed object that Immuta already has as the YAML wants it (a
+/// `= record` row of [`crate::objects::plan`] made for the adopted connections against what was
+/// just read), as `apply` would record it; an object that differs or is missing is left to the
+/// plan, which shows it. So is one that matches only once an ancestor's planned status change
+/// reaches it: Immuta does not have it yet. Returns how many were recorded.
+pub fn adopt_objects(state: &mut State, rows: &[ObjectChange]) -> usize {
+    let mut recorded = 0;
+    let matching = rows
+        .iter()
+        .filter(|r| r.action == ObjectAction::Record && r.cascaded_from.is_none());
+    for row in matching {
+        let Some(entry) = state.connections.get_mut(&row.key) else {
+            continue;
+        };
+        entry.objects.insert(
+            row.path.clone(),
+            ObjectRecord {
+                applied: row.settings,
+                pending: None,
+                bulk_id: None,
+                at: crate::state::now(),
+            },
+        );
+        entry.journal(
+            Task::Import,
+            Phase::Done,
+            Some(format!("object {}: Immuta matches the YAML", row.path)),
+        );
+        recorded += 1;
+    }
+    recorded
 }
 
 #[cfg(test)]

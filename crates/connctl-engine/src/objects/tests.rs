@@ -368,3 +368,30 @@ fn high_risk_rows_make_the_plan_destructive_and_gated() {
     assert_eq!(v["high_risk"], json!("deactivation"));
     assert_eq!(v["settings"], json!({"active": false}));
 }
+
+#[test]
+fn import_records_only_the_objects_immuta_has_as_listed() {
+    // DB is active in Immuta and the YAML turns it off; PUBLIC is active too and listed off, so
+    // it matches only once DB's change reaches it; ORDERS is inactive as listed; GONE is not in
+    // Immuta.
+    let conn = connection(
+        "      - path: DB\n        active: false\n      - path: DB/PUBLIC\n        active: false\n      - path: DB/PUBLIC/ORDERS\n        active: false\n      - path: DB/GONE\n        active: true\n",
+    );
+    let mut state = registered_state();
+    let live: LiveObjects = [
+        (obj("DB"), Some(seen(true, false))),
+        (obj("DB/PUBLIC"), Some(seen(true, false))),
+        (obj("DB/PUBLIC/ORDERS"), Some(seen(false, false))),
+        (obj("DB/GONE"), None),
+    ]
+    .into_iter()
+    .collect();
+    let rows = plan(std::iter::once(&conn), &state, Some(&live), &|_| false);
+    assert_eq!(crate::adopt::adopt_objects(&mut state, &rows), 1);
+    let recorded: Vec<(&str, ObjectSettings)> = state.connections[KEY]
+        .objects
+        .iter()
+        .map(|(p, r)| (p.as_str(), r.applied))
+        .collect();
+    assert_eq!(recorded, [("DB/PUBLIC/ORDERS", want(Some(false), None))]);
+}

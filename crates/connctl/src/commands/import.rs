@@ -7,6 +7,7 @@ use anyhow::Result;
 use connctl_engine::adopt::{self, Selection};
 use connctl_engine::backend::{Loaded, StateLocation};
 use connctl_engine::lock::WriterLock;
+use connctl_engine::objects;
 
 use super::release;
 use crate::Reported;
@@ -51,7 +52,21 @@ pub(super) async fn import_locked(
     let to_read = selected.keys().map(|k| (k.clone(), None)).collect();
     let parallelism = ctx.settings.parallelism(common);
     let seen = connctl_engine::refresh::read_many(&client, to_read, parallelism).await?;
-    let outcome = adopt::adopt(&mut state, selected, &context::views(&targets), seen);
+    let mut outcome = adopt::adopt(&mut state, selected, &context::views(&targets), seen);
+    // The adopted connections' listed objects: read, and those Immuta has as the YAML lists
+    // them recorded, so that the first plan after an import has nothing to record.
+    let adopted: Vec<&connctl_spec::Connection> = outcome
+        .adopted
+        .iter()
+        .filter_map(|k| targets.get(k).map(|t| &t.connection))
+        .collect();
+    let listed = objects::to_read(adopted.iter().copied(), &|_| false);
+    if !listed.is_empty() {
+        let live = objects::refresh(&client, listed, parallelism).await?;
+        let rows = objects::plan(adopted.iter().copied(), &state, Some(&live), &|_| false);
+        outcome.objects_recorded = adopt::adopt_objects(&mut state, &rows);
+        outcome.objects_left = rows.len() - outcome.objects_recorded;
+    }
     if !outcome.adopted.is_empty() {
         lock.verify()?;
         location.save(&mut state, version).await?;

@@ -9,9 +9,19 @@ pub fn print(adoption: &Adoption) -> bool {
         adopted,
         left_for_apply,
         problems,
+        objects_recorded,
+        objects_left,
     } = adoption;
     if !adopted.is_empty() {
         println!("Imported {}: {}", adopted.len(), adopted.join(", "));
+    }
+    if *objects_recorded > 0 {
+        println!("Recorded {objects_recorded} listed data object(s) that Immuta has as the YAML lists them.");
+    }
+    if *objects_left > 0 {
+        println!(
+            "{objects_left} listed data object(s) differ from the YAML or are missing in Immuta: `connctl plan` shows them."
+        );
     }
     if !left_for_apply.is_empty() {
         println!(
