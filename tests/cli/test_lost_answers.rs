@@ -124,6 +124,10 @@ enum Scenario {
     Replace,
     /// Connections leave the YAML; `apply --prune` deletes them and saves their cleanup.
     Prune,
+    /// Data objects listed under live connections: a database activated, a table deactivated
+    /// (each cascading), a schema's `activateNewChildren` turned off, each a
+    /// `PUT /data/settings/{path}`.
+    Objects,
 }
 
 const SF_STATEMENTS: &str = "/api/v2/statements";
@@ -163,6 +167,12 @@ impl Scenario {
                 ("POST", "/integrations/*/scripts/delete"),
                 ("DELETE", "/data/object/*"),
             ],
+            // One pattern per depth: database (catalog), schema, table.
+            Scenario::Objects => &[
+                ("PUT", "/data/settings/*/*"),
+                ("PUT", "/data/settings/*/*/*"),
+                ("PUT", "/data/settings/*/*/*/*"),
+            ],
         }
     }
 
@@ -175,6 +185,7 @@ impl Scenario {
             Scenario::Replace => (Some(spec(n, &v1)), spec(n, &Version { replaced: true, ..v1 })),
             // Half of the connections leave.
             Scenario::Prune => (Some(spec(n, &v1)), spec(n / 2, &v1)),
+            Scenario::Objects => (Some(spec(n, &v1)), spec(n, &Version { objects: true, ..v1 })),
         }
     }
 
@@ -231,6 +242,9 @@ struct Version {
     changed: bool,
     /// database / catalog: the identity.
     replaced: bool,
+    /// `objects:` under each connection (its database or catalog on, a schema's new children
+    /// off, a table off).
+    objects: bool,
 }
 
 /// `n` connections alternating Snowflake (SQL API executor) and Databricks (Statement
@@ -254,6 +268,9 @@ fn spec(n: usize, v: &Version) -> String {
                 wh = if v.changed { "WH2" } else { "WH" },
                 active = v.changed,
             ));
+            if v.objects {
+                s.push_str(&objects(&format!("IMMUTA_{i}_{id}"), "PUBLIC", "ORDERS"));
+            }
         } else {
             s.push_str(&format!(
                 "  - key: dbx-{i}
@@ -269,9 +286,26 @@ fn spec(n: usize, v: &Version) -> String {
                 active = v.changed,
                 ws = if v.changed { "42" } else { "41" },
             ));
+            if v.objects {
+                s.push_str(&objects(&format!("immuta_{i}_{id}"), "default", "orders"));
+            }
         }
     }
     s
+}
+
+/// The `objects:` of one connection, at each depth the emulator's registration creates.
+fn objects(db: &str, schema: &str, table: &str) -> String {
+    format!(
+        "    objects:
+      - path: {db}
+        active: true
+      - path: {db}/{schema}
+        activateNewChildren: false
+      - path: {db}/{schema}/{table}
+        active: false
+"
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -815,6 +849,11 @@ fn lost_answers_on_prune() {
     lost_answer_suite(Scenario::Prune);
 }
 
+#[test]
+fn lost_answers_on_objects() {
+    lost_answer_suite(Scenario::Objects);
+}
+
 // ---------------------------------------------------------------------------------------------
 // The redirect suite: each redirect code on each write endpoint (to the other host), and on
 // the reads (to the other host: refused; to the same origin: followed).
@@ -829,6 +868,7 @@ fn redirects_on_writes_send_nothing_sensitive_and_claim_nothing() {
         Scenario::Update,
         Scenario::Replace,
         Scenario::Prune,
+        Scenario::Objects,
     ] {
         for code in codes {
             let faults: Vec<Fault> = scenario
