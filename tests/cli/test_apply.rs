@@ -1422,3 +1422,42 @@ fn apply_json_of_a_refusal_says_why_and_sends_nothing() {
     "#);
     assert_eq!(env.count_requests("POST", "/integrations/scripts/create"), 0);
 }
+
+#[test]
+fn a_registration_job_that_does_not_complete_fails_the_awaited_apply_and_keeps_the_connection() {
+    let env = TestEnv::new();
+    env.write(
+        "c.yaml",
+        "version: 1
+connections:
+  - key: sf-job
+    technology: Snowflake
+    host: job.snowflakecomputing.com
+    warehouse: WH
+    database: DB
+    role: R
+    auth: { type: userPassword, username: SYS, password: { env: CONNCTL_TEST_SF_PASSWORD } }
+",
+    );
+    env.admin(
+        "POST",
+        "/_emulator/jobs/end-next",
+        serde_json::json!({"origin": "register", "state": "cancelled"}),
+    );
+    let out = env.run(&["apply", "--auto-approve", "--wait", "c.yaml"]);
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let error = out
+        .stdout
+        .lines()
+        .find(|l| l.contains("did not complete"))
+        .unwrap_or_else(|| panic!("no job error: {}\n{}", out.stdout, out.stderr));
+    assert!(error.contains("sf-job"), "{error}");
+    assert!(out.stdout.contains("`connctl crawl KEY`"), "{}", out.stdout);
+    // The registration itself went through: the state says so, with the job's end.
+    let state = env.state();
+    let conn = &state["connections"]["sf-job"];
+    assert_eq!(conn["step"], "registered");
+    assert_eq!(conn["bulkIds"][0]["jobState"], "failed", "{conn}");
+    let plan = env.run(&["plan", "--detailed-exitcode", "c.yaml"]);
+    assert_eq!(plan.code, 0, "{}\n{}", plan.stdout, plan.stderr);
+}

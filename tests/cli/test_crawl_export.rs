@@ -275,3 +275,21 @@ fn export_objects_with_an_unreadable_listing_is_an_error_and_writes_nothing() {
     insta::assert_snapshot!(out.stderr, @"error: cannot list the objects below `sf-a/DB_A/SALES`: POST /data/object/search/sf-a/DB_A/SALES failed with 403: injected fault for POST /data/object/search/sf-a/DB_A/SALES?offset=0&size=1000");
     assert!(!env.path("exported.yaml").exists(), "nothing written");
 }
+
+#[test]
+fn a_crawl_whose_job_fails_exits_1_naming_the_job() {
+    let env = applied();
+    env.admin(
+        "POST",
+        "/_emulator/jobs/end-next",
+        json!({"origin": "crawl", "state": "failed"}),
+    );
+    insta::assert_snapshot!(env.snap(&["crawl", "sf-a", "DB_A"]), @"
+    exit: 1
+    --- stdout
+    Crawl of sf-a/DB_A started: bulkId [UUID]
+    --- stderr
+    error: the crawl of `sf-a/DB_A` failed (job [UUID])
+      = help: Immuta's job page (or GET /jobs?bulkId=…) says why; crawl again once it is fixed
+    ");
+}

@@ -212,6 +212,32 @@ pub async fn add_integration(State(st): State<Shared>, body: Bytes) -> ApiResult
     })
 }
 
+/// `POST /_emulator/jobs/end-next` `{"origin": "register"|"update"|"settings"|"crawl", "state":
+/// "failed", "count"?: 1}`: the next `count` bulks that origin issues have their job end in
+/// `state` instead of `completed` (a job Immuta could not finish).
+pub async fn end_next_jobs(State(st): State<Shared>, body: Bytes) -> ApiResult<Json<Value>> {
+    let v = parse_object(&body)?;
+    only_keys(&v, &["origin", "state", "count"])?;
+    let origin = match v.get("origin").and_then(Value::as_str) {
+        Some(o @ ("register" | "update" | "settings" | "crawl")) => o.to_owned(),
+        _ => {
+            return Err(ApiError::bad_request(
+                "origin: one of register, update, settings, crawl",
+            ));
+        }
+    };
+    let Some(state) = v.get("state").and_then(Value::as_str).filter(|s| !s.is_empty()) else {
+        return Err(ApiError::bad_request("state: required string, e.g. failed"));
+    };
+    let count = v.get("count").and_then(Value::as_u64).unwrap_or(1);
+    let state = state.to_owned();
+    st.mutate(|s| {
+        let ends = s.job_ends.entry(origin.clone()).or_default();
+        ends.extend((0..count).map(|_| state.clone()));
+        Ok(Json(json!({"origin": origin, "pending": ends.len()})))
+    })
+}
+
 /// `POST /_emulator/faults` `{"method", "path", "count"?: 1, "kind"?, "status"?, "applied"?: false,
 /// "delay_ms"?, "to"?: "other", "echo"?: false}`. `path` may hold `*` segments. Without `kind`: `status` (503
 /// unless given), or `late` when only `delay_ms` is given. See docs/emulator.md.

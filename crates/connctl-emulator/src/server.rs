@@ -221,6 +221,7 @@ fn router(cfg: EmulatorConfig, other_host: OtherHost) -> std::io::Result<Router>
                 .delete(admin::clear_faults),
         )
         .route("/_emulator/state", get(admin::state))
+        .route("/_emulator/jobs/end-next", post(admin::end_next_jobs))
         .route(
             "/_emulator/other-host",
             get(admin::other_host).delete(admin::clear_other_host),

@@ -144,6 +144,10 @@ pub struct Job {
     pub id: String,
     pub bulk_id: String,
     pub created_ms: u64,
+    /// How the job ends, when not `completed` (`failed`, `cancelled`, …): set through
+    /// `POST /_emulator/jobs/end-next` for the next bulk of an origin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<String>,
 }
 
 /// The outcome of a warehouse request, decided at submission.
@@ -210,6 +214,10 @@ pub struct Store {
     /// Every `PUT /data/settings` body, in order, for tests to read (settings hold no secrets).
     #[serde(default)]
     pub settings_requests: Vec<Value>,
+    /// Per bulk origin (`register`, `update`, `settings`, `crawl`): how the next jobs it issues
+    /// end instead of `completed`, first come first used.
+    #[serde(default)]
+    pub job_ends: BTreeMap<String, Vec<String>>,
     #[serde(skip)]
     index: HashMap<(Tech, String), Vec<(usize, usize)>>,
     #[serde(skip)]
@@ -319,12 +327,18 @@ impl Store {
     pub fn new_bulk(&mut self, now: u64, key: &str, origin: &str) -> String {
         let bulk_id = uuid::Uuid::new_v4().to_string();
         let job_id = uuid::Uuid::new_v4().to_string();
+        let end = self
+            .job_ends
+            .get_mut(origin)
+            .filter(|ends| !ends.is_empty())
+            .map(|ends| ends.remove(0));
         self.jobs.insert(
             job_id.clone(),
             Job {
                 id: job_id.clone(),
                 bulk_id: bulk_id.clone(),
                 created_ms: now,
+                end,
             },
         );
         self.bulks.insert(bulk_id.clone(), vec![job_id]);
@@ -340,10 +354,10 @@ impl Store {
 }
 
 /// `created → active → completed`, one state per `step_ms` after creation.
-pub fn job_state(job: &Job, now: u64, step_ms: u64) -> &'static str {
+pub fn job_state(job: &Job, now: u64, step_ms: u64) -> &str {
     let elapsed = now.saturating_sub(job.created_ms);
     if step_ms == 0 || elapsed >= 2 * step_ms {
-        "completed"
+        job.end.as_deref().unwrap_or("completed")
     } else if elapsed >= step_ms {
         "active"
     } else {

@@ -63,8 +63,8 @@ pub enum ApplyError {
     /// Every answer to the registration was lost and a read never found it.
     #[error("registration did not go through after {attempts} attempts")]
     RegistrationGaveUp { attempts: u32 },
-    /// A followed bulk job ended failed.
-    #[error("bulk job {bulk_id} failed")]
+    /// A followed bulk job ended without completing (failed, cancelled or expired).
+    #[error("bulk job {bulk_id} did not complete (failed, cancelled or expired)")]
     JobFailed { bulk_id: String },
     /// A data object of `objects:` is not in Immuta (not crawled yet, or a typo).
     #[error("data object `{path}` of `{key}` is not in Immuta")]
@@ -97,8 +97,14 @@ impl ApplyError {
             | ApplyError::SaveScript { .. }
             | ApplyError::NotInYaml { .. }
             | ApplyError::NoIntegration { .. }
-            | ApplyError::RegistrationGaveUp { .. }
-            | ApplyError::JobFailed { .. } => (None, None),
+            | ApplyError::RegistrationGaveUp { .. } => (None, None),
+            // The write was accepted; only the job that followed it (a crawl) did not finish.
+            ApplyError::JobFailed { bulk_id } => (
+                None,
+                Some(format!(
+                    "the change itself was made; Immuta's job page (GET /jobs?bulkId={bulk_id}) says why its job did not complete. Objects a registration's job did not find: `connctl crawl KEY` once that is fixed"
+                )),
+            ),
             ApplyError::ObjectMissing { key, .. } => (
                 None,
                 Some(format!(
@@ -178,6 +184,10 @@ mod tests {
                 "another connctl run may be using the state now; when none is, run `connctl plan` to see where things stand"
             ]
         );
-        assert!(ApplyError::JobFailed { bulk_id: "b".into() }.help().is_empty());
+        let help = ApplyError::JobFailed { bulk_id: "b".into() }.help();
+        assert!(
+            help.len() == 1 && help[0].contains("GET /jobs?bulkId=b"),
+            "{help:?}"
+        );
     }
 }
