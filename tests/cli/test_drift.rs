@@ -175,11 +175,12 @@ fn status_without_immuta_shows_the_recorded_state_with_a_warning() {
     std::fs::write(&state_path, serde_json::to_string_pretty(&state).unwrap()).unwrap();
     let unreachable = env.run(&["status", "--immuta-url", "http://127.0.0.1:1"]);
     assert_warned(&unreachable.stderr, "http://127.0.0.1:1");
-    insta::assert_snapshot!(format!("exit: {}\n{}", unreachable.code, unreachable.stdout), @r"
+    insta::assert_snapshot!(format!("exit: {}\n{}", unreachable.code, unreachable.stdout), @"
     exit: 0
     KEY                          TECHNOLOGY  STEP                LAST BULK ID                           JOB        IMMUTA
     dbx-b                        Databricks  registered          [UUID]   completed  unknown
     sf-a                         Snowflake   registered          [UUID]   completed  unknown
+    Immuta: http://127.0.0.1:[PORT]
     ");
     state["tenant"] = tenant;
     std::fs::write(&state_path, serde_json::to_string_pretty(&state).unwrap()).unwrap();

@@ -258,6 +258,11 @@ fn without_a_selected_environment_commands_that_reach_immuta_stop_with_the_names
     let out = t.env.run(&["plan"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stdout.ends_with("(environment dev)\n"), "{}", out.stdout);
+    // status names the tenant and environment its rows are about, as the plan does.
+    let out = t.env.run(&["status"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let last = out.stdout.lines().last().unwrap_or_default();
+    assert_eq!(t.norm(last), "Immuta: [URL] (environment dev)", "{}", out.stdout);
     assert_eq!(TwoTenants::total(&t.prod.url()), 0);
 }
 

@@ -106,5 +106,13 @@ pub(super) async fn run(ctx: &Context, keys: &[String], common: &CommonArgs, jso
     if !rows.is_empty() {
         print!("{}", view::status::interrupted(&state, keys));
     }
+    // Last, as in a plan: which tenant (and environment) these rows are about.
+    let tenant = ctx
+        .immuta_url(common)
+        .map(|u| connctl_engine::state::normalise_tenant(&u))
+        .or(state.tenant.clone());
+    if let Some(line) = view::status::tenant_line(tenant.as_deref(), ctx.environment()) {
+        print!("{line}");
+    }
     Ok(0)
 }

@@ -54,6 +54,15 @@ const COLUMNS: [(&str, u16); 6] = [
     ("IMMUTA", 0),
 ];
 
+/// `Immuta: URL (environment NAME)`, as under a plan; `None` without a URL.
+pub fn tenant_line(tenant: Option<&str>, environment: Option<&str>) -> Option<String> {
+    let tenant = tenant?;
+    Some(match environment {
+        Some(env) => format!("Immuta: {tenant} (environment {env})\n"),
+        None => format!("Immuta: {tenant}\n"),
+    })
+}
+
 /// The rows as JSON.
 pub fn json(rows: &[Row]) -> serde_json::Result<String> {
     serde_json::to_string_pretty(rows).map(|text| text + "\n")
