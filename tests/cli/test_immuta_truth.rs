@@ -417,6 +417,7 @@ fn a_404_on_the_integration_or_the_object_is_not_no_changes() {
     KEY                          TECHNOLOGY  STEP                LAST BULK ID                           JOB        IMMUTA
     dbx-b                        Databricks  registered          [UUID]   completed  integration missing
     sf-a                         Snowflake   registered          [UUID]   completed  object missing
+    Immuta: [URL]
     --- stderr
     ");
 }

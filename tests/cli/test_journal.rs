@@ -157,6 +157,7 @@ fn a_lost_delete_answer_keeps_the_cleanup_script_until_it_is_handed_over() {
     sf-keep                      Snowflake   registered          [UUID]   completed  ok
     sf-orphan                    Snowflake   deleting            [UUID]   completed  deleting
     sf-orphan: an interrupted delete; its cleanup script is saved at .connctl/scripts/sf-orphan.delete.sql and the next apply finishes it
+    Immuta: [URL]
     --- stderr
     ");
 
