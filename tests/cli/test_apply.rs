@@ -1449,7 +1449,7 @@ connections:
     let error = out
         .stdout
         .lines()
-        .find(|l| l.contains("did not complete"))
+        .find(|l| l.contains("did not complete: Immuta says it cancelled"))
         .unwrap_or_else(|| panic!("no job error: {}\n{}", out.stdout, out.stderr));
     assert!(error.contains("sf-job"), "{error}");
     assert!(out.stdout.contains("`connctl crawl KEY`"), "{}", out.stdout);
@@ -1457,7 +1457,7 @@ connections:
     let state = env.state();
     let conn = &state["connections"]["sf-job"];
     assert_eq!(conn["step"], "registered");
-    assert_eq!(conn["bulkIds"][0]["jobState"], "failed", "{conn}");
+    assert_eq!(conn["bulkIds"][0]["jobState"], "cancelled", "{conn}");
     let plan = env.run(&["plan", "--detailed-exitcode", "c.yaml"]);
     assert_eq!(plan.code, 0, "{}\n{}", plan.stdout, plan.stderr);
 }

@@ -289,7 +289,7 @@ fn a_crawl_whose_job_fails_exits_1_naming_the_job() {
     --- stdout
     Crawl of sf-a/DB_A started: bulkId [UUID]
     --- stderr
-    error: the crawl of `sf-a/DB_A` failed (job [UUID])
+    error: the crawl of `sf-a/DB_A` did not complete: Immuta says it failed (job [UUID])
       = help: Immuta's job page (or GET /jobs?bulkId=…) says why; crawl again once it is fixed
     ");
 }

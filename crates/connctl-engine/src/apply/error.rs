@@ -63,9 +63,10 @@ pub enum ApplyError {
     /// Every answer to the registration was lost and a read never found it.
     #[error("registration did not go through after {attempts} attempts")]
     RegistrationGaveUp { attempts: u32 },
-    /// A followed bulk job ended without completing (failed, cancelled or expired).
-    #[error("bulk job {bulk_id} did not complete (failed, cancelled or expired)")]
-    JobFailed { bulk_id: String },
+    /// A followed bulk job ended without completing: `end` is how (failed, cancelled or
+    /// expired).
+    #[error("bulk job {bulk_id} did not complete: Immuta says it {end}")]
+    JobFailed { bulk_id: String, end: &'static str },
     /// A data object of `objects:` is not in Immuta (not crawled yet, or a typo).
     #[error("data object `{path}` of `{key}` is not in Immuta")]
     ObjectMissing { key: String, path: String },
@@ -99,7 +100,7 @@ impl ApplyError {
             | ApplyError::NoIntegration { .. }
             | ApplyError::RegistrationGaveUp { .. } => (None, None),
             // The write was accepted; only the job that followed it (a crawl) did not finish.
-            ApplyError::JobFailed { bulk_id } => (
+            ApplyError::JobFailed { bulk_id, .. } => (
                 None,
                 Some(format!(
                     "the change itself was made; Immuta's job page (GET /jobs?bulkId={bulk_id}) says why its job did not complete. Objects a registration's job did not find: `connctl crawl KEY` once that is fixed"
@@ -184,7 +185,11 @@ mod tests {
                 "another connctl run may be using the state now; when none is, run `connctl plan` to see where things stand"
             ]
         );
-        let help = ApplyError::JobFailed { bulk_id: "b".into() }.help();
+        let help = ApplyError::JobFailed {
+            bulk_id: "b".into(),
+            end: "failed",
+        }
+        .help();
         assert!(
             help.len() == 1 && help[0].contains("GET /jobs?bulkId=b"),
             "{help:?}"

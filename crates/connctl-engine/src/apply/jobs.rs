@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use connctl_immuta::ApiError;
+use connctl_immuta::{ApiError, JobState};
 
 use super::{ApplyError, EventKind, Flow, Stop, Worker};
 use crate::immuta::Immuta;
@@ -13,20 +13,40 @@ use crate::state::Task;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobEnd {
     Completed,
+    /// Ended without doing its work, as Immuta says: failed, cancelled or expired.
     Failed,
+    Cancelled,
+    Expired,
     TimedOut,
     /// A stop was requested while following it; the job goes on in Immuta.
     Stopping,
 }
 
 impl JobEnd {
-    /// As the apply report says it; the first three are also what the state records.
-    fn as_str(self) -> &'static str {
+    /// As the apply report says it; all but the last are also what the state records.
+    pub fn as_str(self) -> &'static str {
         match self {
             JobEnd::Completed => "completed",
             JobEnd::Failed => "failed",
+            JobEnd::Cancelled => "cancelled",
+            JobEnd::Expired => "expired",
             JobEnd::TimedOut => "timed out waiting",
             JobEnd::Stopping => "not followed to its end: connctl is stopping",
+        }
+    }
+
+    /// The job ended without doing its work: the write awaited through it is not done.
+    pub fn is_unsuccessful(self) -> bool {
+        matches!(self, JobEnd::Failed | JobEnd::Cancelled | JobEnd::Expired)
+    }
+
+    /// The end of an unsuccessful job state.
+    fn unsuccessful(state: &JobState) -> Option<JobEnd> {
+        match state {
+            JobState::Failed => Some(JobEnd::Failed),
+            JobState::Cancelled => Some(JobEnd::Cancelled),
+            JobState::Expired => Some(JobEnd::Expired),
+            _ => None,
         }
     }
 }
@@ -37,9 +57,9 @@ impl std::fmt::Display for JobEnd {
     }
 }
 
-/// Polls the jobs of `bulk_id` every `poll` until all are terminal (any that failed, was
-/// cancelled or expired makes it [`JobEnd::Failed`]: its work was not done), `timeout` has
-/// passed, or `stop` is requested.
+/// Polls the jobs of `bulk_id` every `poll` until all are terminal (the first that failed,
+/// was cancelled or expired gives the end: its work was not done), `timeout` has passed, or
+/// `stop` is requested.
 pub async fn follow_job(
     client: &impl Immuta,
     bulk_id: &str,
@@ -55,13 +75,15 @@ pub async fn follow_job(
         let jobs = client.jobs(bulk_id).await?;
         let done = !jobs.is_empty() && jobs.iter().all(|j| j.is_terminal());
         if done || started.elapsed() > timeout {
-            return Ok(if jobs.iter().any(|j| j.state.is_unsuccessful()) {
-                JobEnd::Failed
-            } else if done {
-                JobEnd::Completed
-            } else {
-                JobEnd::TimedOut
-            });
+            return Ok(
+                if let Some(end) = jobs.iter().find_map(|j| JobEnd::unsuccessful(&j.state)) {
+                    end
+                } else if done {
+                    JobEnd::Completed
+                } else {
+                    JobEnd::TimedOut
+                },
+            );
         }
         tokio::time::sleep(poll).await;
     }
@@ -91,9 +113,10 @@ impl<C: Immuta> Worker<C> {
                 }
             })
             .await?;
-        if end == JobEnd::Failed {
+        if end.is_unsuccessful() {
             return Err(ApplyError::JobFailed {
                 bulk_id: bulk_id.to_owned(),
+                end: end.as_str(),
             }
             .into());
         }
@@ -120,10 +143,16 @@ mod tests {
         assert_eq!(follow(&fake, long, &stop).await, JobEnd::Completed);
         fake.world().job_states.insert("bulk-9".into(), "failed".into());
         assert_eq!(follow(&fake, long, &stop).await, JobEnd::Failed);
-        // Ended without doing the work: not completed either.
-        for state in ["cancelled", "expired", "CANCELLED"] {
+        // Ended without doing the work: not completed either, and told apart.
+        for (state, end) in [
+            ("cancelled", JobEnd::Cancelled),
+            ("expired", JobEnd::Expired),
+            ("CANCELLED", JobEnd::Cancelled),
+        ] {
             fake.world().job_states.insert("bulk-9".into(), state.into());
-            assert_eq!(follow(&fake, long, &stop).await, JobEnd::Failed, "{state}");
+            let got = follow(&fake, long, &stop).await;
+            assert_eq!(got, end, "{state}");
+            assert!(got.is_unsuccessful(), "{state}");
         }
         // Never terminal: the timeout ends it, after at least one more poll.
         fake.world().job_states.insert("bulk-9".into(), "active".into());

@@ -76,8 +76,8 @@ pub(super) async fn run(
             view::crawl::completed(&shown);
             Ok(0)
         }
-        JobEnd::Failed => Err(Hinted::new(
-            format!("the crawl of `{shown}` failed (job {bulk_id})"),
+        JobEnd::Failed | JobEnd::Cancelled | JobEnd::Expired => Err(Hinted::new(
+            format!("the crawl of `{shown}` did not complete: Immuta says it {end} (job {bulk_id})"),
             "Immuta's job page (or GET /jobs?bulkId=…) says why; crawl again once it is fixed",
         )
         .into()),

@@ -123,7 +123,7 @@ async fn a_followed_job_that_failed_fails_the_connection_and_is_recorded() {
     let e = failed(&out[KEY]);
     assert_eq!(
         e.to_string(),
-        "bulk job bulk-1 did not complete (failed, cancelled or expired)"
+        "bulk job bulk-1 did not complete: Immuta says it failed"
     );
     let s = w.entry().unwrap();
     let job = s.bulk_ids.iter().find(|b| b.bulk_id == "bulk-1").unwrap();
