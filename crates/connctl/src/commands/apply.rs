@@ -309,8 +309,6 @@ pub(super) async fn apply_locked(
     Ok(code)
 }
 
-/// Where apply's human text goes: standard output, or standard error when standard output
-/// carries the JSON report.
 /// Records the integration ids the refresh read and the state lacked, in one write before any
 /// change (as Terraform's apply keeps what its refresh read): the next plan then reads those
 /// connections in one round trip instead of two chained ones.
@@ -327,6 +325,8 @@ async fn record_learned(store: &StateStore, learned: &BTreeMap<String, String>) 
     Ok(())
 }
 
+/// Where apply's human text goes: standard output, or standard error when standard output
+/// carries the JSON report.
 pub(super) fn human_out(json: bool) -> Box<dyn Write> {
     if json {
         Box::new(std::io::stderr())
