@@ -830,3 +830,38 @@ async fn jobs_accept_an_array_a_keyed_object_or_an_envelope() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_current_user_is_read_only_from_an_answer_that_lists_permissions() {
+    let answer = |body: Value| async move {
+        let immuta = Server::start(move |_, _| json_answer(StatusCode::OK, body.clone())).await;
+        client(&immuta.url).current_user().await
+    };
+    // The swagger's shape: own and group permissions, either may be missing.
+    let user = answer(json!({"userid": "svc", "permissions": ["CREATE_DATA_SOURCE"], "groupPermissions": ["APPLICATION_ADMIN"]}))
+        .await
+        .unwrap();
+    let held: Vec<&String> = user.all_permissions().collect();
+    assert_eq!(held, ["CREATE_DATA_SOURCE", "APPLICATION_ADMIN"]);
+    let user = answer(json!({"userid": "svc", "groupPermissions": []}))
+        .await
+        .unwrap();
+    assert_eq!(user.all_permissions().count(), 0, "an empty list is an answer");
+    // Another shape is not a user without permissions (preflight would fail a good key).
+    for body in [
+        json!({"userid": "svc"}),
+        json!({"user": {"permissions": ["CREATE_DATA_SOURCE"]}}),
+        json!({}),
+    ] {
+        let err = answer(body.clone()).await.unwrap_err();
+        assert!(
+            matches!(err, ApiError::UnexpectedAnswer { .. }),
+            "{body}: {err:?}"
+        );
+        assert!(
+            err.to_string()
+                .contains("neither `permissions` nor `groupPermissions`"),
+            "{err}"
+        );
+    }
+}

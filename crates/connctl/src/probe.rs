@@ -81,12 +81,7 @@ impl ImmutaProbe for Immuta<'_> {
             let user = self.client.current_user().await.map_err(api_error)?;
             Ok(ImmutaUser {
                 name: user.userid.clone(),
-                permissions: user
-                    .permissions
-                    .iter()
-                    .chain(&user.group_permissions)
-                    .cloned()
-                    .collect(),
+                permissions: user.all_permissions().cloned().collect(),
             })
         })
     }

@@ -17,28 +17,31 @@ pub struct CurrentUser {
     pub userid: Option<String>,
     /// Permissions granted to the user itself.
     #[serde(default)]
-    pub permissions: Vec<String>,
+    pub permissions: Option<Vec<String>>,
     /// Permissions the user holds through its groups.
     #[serde(default)]
-    pub group_permissions: Vec<String>,
+    pub group_permissions: Option<Vec<String>>,
 }
 
 impl CurrentUser {
-    /// Whether the user holds `permission`, itself or through a group.
-    pub fn holds(&self, permission: &str) -> bool {
-        self.permissions
-            .iter()
-            .chain(&self.group_permissions)
-            .any(|p| p.eq_ignore_ascii_case(permission))
+    /// Every permission the user holds, itself or through a group.
+    pub fn all_permissions(&self) -> impl Iterator<Item = &String> {
+        self.permissions.iter().chain(&self.group_permissions).flatten()
     }
 }
 
 impl ImmutaClient {
     /// `GET /bim/rpc/user/current`: "Gets the currently logged in user's information" (in the
-    /// tenant's own swagger, not in the public API guides).
+    /// tenant's own swagger, not in the public API guides). An answer that lists neither
+    /// `permissions` nor `groupPermissions` is another shape than the swagger's: an unexpected
+    /// answer, never a user who holds nothing (preflight would then fail a good key).
     pub async fn current_user(&self) -> Result<CurrentUser, ApiError> {
         self.call(Method::GET, "/bim/rpc/user/current", None, Call::Read, |r| {
-            r.json_as()
+            let user: CurrentUser = r.json_as()?;
+            if user.permissions.is_none() && user.group_permissions.is_none() {
+                return Err(r.unexpected("it lists neither `permissions` nor `groupPermissions`"));
+            }
+            Ok(user)
         })
         .await
     }
