@@ -13,8 +13,9 @@ Cases (issue 7, docs/performance.md):
   B3p preflt  `connctl preflight --parallelism 32` of B3's 500 connections: the read-only checks
               apply runs before its first write unless --skip-preflight, so B3 + B3p is what a
               default `apply` of 500 creates costs. No target: the row reports its requests,
-              wall and floor (needed = one GET /integrations, one connection lookup per key and
-              each check's statements: 3 per Snowflake, 6 per Databricks connection with audit).
+              wall and floor (needed = three Immuta reads, one connection lookup per key and
+              each check's statements: 6 per Snowflake, 8 + SCIM Me per Databricks connection
+              with audit; see needed_preflight).
   B3s apply   B3 with the state in S3: moto on loopback (from target/test-tools, `make
               test-deps`), behind a counting proxy; fake credentials, AWS_ENDPOINT_URL.
               Target: wall within 1.3x B3's; the table shows requests and KB sent to the
@@ -625,11 +626,16 @@ def b3_apply(bins: Path, scale: float, latency: int, keep: bool, state: str | No
 
 
 def needed_preflight(sf: int, dbx: int) -> int:
-    """GET /integrations once, GET /data/connection/{key} per connection, then the statements:
-    Snowflake SHOW GRANTS (the setup role's own; inherited roles add more), SHOW WAREHOUSES,
-    SHOW DATABASES; Databricks (one workspace each here, audit on) the metastore, its grants,
-    SHOW CATALOGS and the three system.access tables."""
-    return 1 + (sf + dbx) + sf * 3 + dbx * 6
+    """The requests the checks need (docs/preflight.md). Immuta: GET /integrations, the
+    connection-API probe (POST /data/object/search) and GET /bim/rpc/user/current once, then
+    GET /data/connection/{key} per connection. Snowflake, with the executor's role ACCOUNTADMIN:
+    SHOW GRANTS TO ROLE for it and each role it inherits in the emulator (SECURITYADMIN,
+    USERADMIN, SYSADMIN), SHOW WAREHOUSES and SHOW DATABASES: 6. Databricks (one workspace each
+    here, audit on): the metastore, current_user(), the metastore's grants, one
+    is_account_group_member (the runner holds CREATE CATALOG through a group), SHOW CATALOGS and
+    the three system.access tables: 8, plus SCIM Me with the connection's own token. Statements
+    connections of one workspace share are asked once; here each has its own workspace."""
+    return 3 + (sf + dbx) + sf * 6 + dbx * (8 + 1)
 
 
 def b3p_preflight(bins: Path, scale: float, latency: int, keep: bool) -> list[Row]:
