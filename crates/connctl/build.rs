@@ -1,8 +1,9 @@
 //! Records the git commit connctl is built from, for `connctl --version`.
 //!
 //! `CONNCTL_GIT_COMMIT` in the environment wins (a container or packaging build without `.git`);
-//! otherwise `git rev-parse`, and `unknown` when there is no git or no repository (a source
-//! tarball, `cargo install` from a registry copy).
+//! otherwise `git rev-parse`, with `-dirty` when tracked files differ from that commit, and
+//! `unknown` when there is no git or no repository (a source tarball, `cargo install` from a
+//! registry copy).
 
 use std::path::Path;
 use std::process::Command;
@@ -25,8 +26,23 @@ fn main() {
         .ok()
         .filter(|c| !c.trim().is_empty());
     let commit = from_env
-        .or_else(|| git(&["rev-parse", "--short=12", "HEAD"]))
+        .or_else(|| {
+            let head = git(&["rev-parse", "--short=12", "HEAD"])?;
+            // `git status` prints nothing for a clean tree (then `git` gives `None`).
+            let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).is_some();
+            Some(if dirty { format!("{head}-dirty") } else { head })
+        })
         .unwrap_or_else(|| "unknown".to_owned());
+    // An edit can make the tree dirty (or clean again) without moving HEAD: watch every
+    // tracked top-level file and folder (not `target/`, which each build changes).
+    if let (Some(root), Some(names)) = (
+        git(&["rev-parse", "--show-toplevel"]),
+        git(&["ls-tree", "--name-only", "HEAD"]),
+    ) {
+        for name in names.lines() {
+            println!("cargo:rerun-if-changed={root}/{name}");
+        }
+    }
     // Build again when HEAD moves: HEAD itself, the branch it points to, and packed refs.
     let mut watched = vec!["HEAD".to_owned(), "packed-refs".to_owned()];
     if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {

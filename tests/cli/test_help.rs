@@ -150,23 +150,32 @@ fn man_pages_come_from_the_same_definitions() {
     );
 }
 
-/// Issue 16: `--version` names the version and the git commit it was built from (`unknown`
-/// without git, or the `CONNCTL_GIT_COMMIT` given to the build).
+/// Issue 16: `--version` names the version and the git commit it was built from, `-dirty` when
+/// tracked files differ from it (`unknown` without git, or the `CONNCTL_GIT_COMMIT` given to
+/// the build).
 #[test]
 fn version_names_the_git_commit() {
     let env = TestEnv::new();
     let out = env.run(&["--version"]);
     assert_eq!(out.code, 0);
-    let expected_commit = match option_env!("CONNCTL_GIT_COMMIT").filter(|c| !c.is_empty()) {
-        Some(given) => given.to_owned(),
-        None => std::process::Command::new("git")
-            .args(["rev-parse", "--short=12", "HEAD"])
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
             .current_dir(crate::support::repo())
             .output()
             .ok()
             .filter(|o| o.status.success())
             .map(|o| String::from_utf8(o.stdout).unwrap().trim().to_owned())
-            .unwrap_or_else(|| "unknown".into()),
+    };
+    let expected_commit = match option_env!("CONNCTL_GIT_COMMIT").filter(|c| !c.is_empty()) {
+        Some(given) => given.to_owned(),
+        None => match git(&["rev-parse", "--short=12", "HEAD"]) {
+            Some(head) => match git(&["status", "--porcelain", "--untracked-files=no"]) {
+                Some(changes) if !changes.is_empty() => format!("{head}-dirty"),
+                _ => head,
+            },
+            None => "unknown".into(),
+        },
     };
     assert_eq!(
         out.stdout,
