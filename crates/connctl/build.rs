@@ -19,6 +19,25 @@ fn git(args: &[&str]) -> Option<String> {
     (out.status.success() && !text.is_empty()).then(|| text.to_owned())
 }
 
+/// Whether tracked files differ from HEAD. A status that cannot be read counts as dirty: the
+/// version then claims less, never more. `--no-optional-locks`: a build beside another git
+/// process must not fail on (or hold) the index lock.
+fn dirty() -> bool {
+    let out = Command::new("git")
+        .args([
+            "--no-optional-locks",
+            "status",
+            "--porcelain",
+            "--untracked-files=no",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output();
+    match out {
+        Ok(out) if out.status.success() => !out.stdout.iter().all(u8::is_ascii_whitespace),
+        _ => true,
+    }
+}
+
 fn main() {
     println!("cargo:rerun-if-env-changed=CONNCTL_GIT_COMMIT");
     println!("cargo:rerun-if-changed=build.rs");
@@ -28,9 +47,7 @@ fn main() {
     let commit = from_env
         .or_else(|| {
             let head = git(&["rev-parse", "--short=12", "HEAD"])?;
-            // `git status` prints nothing for a clean tree (then `git` gives `None`).
-            let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).is_some();
-            Some(if dirty { format!("{head}-dirty") } else { head })
+            Some(if dirty() { format!("{head}-dirty") } else { head })
         })
         .unwrap_or_else(|| "unknown".to_owned());
     // An edit can make the tree dirty (or clean again) without moving HEAD: watch every

@@ -1458,6 +1458,11 @@ connections:
     let conn = &state["connections"]["sf-job"];
     assert_eq!(conn["step"], "registered");
     assert_eq!(conn["bulkIds"][0]["jobState"], "cancelled", "{conn}");
-    let plan = env.run(&["plan", "--detailed-exitcode", "c.yaml"]);
+    // Its YAML is unchanged since the apply, yet a --refresh=changed plan reads it again: the
+    // job that did not complete may have left Immuta behind.
+    let reads = || env.count_requests("GET", "/data/connection/sf-job");
+    let before = reads();
+    let plan = env.run(&["plan", "--refresh=changed", "--detailed-exitcode", "c.yaml"]);
     assert_eq!(plan.code, 0, "{}\n{}", plan.stdout, plan.stderr);
+    assert_eq!(reads(), before + 1, "the plan did not read sf-job");
 }

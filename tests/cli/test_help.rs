@@ -170,9 +170,14 @@ fn version_names_the_git_commit() {
     let expected_commit = match option_env!("CONNCTL_GIT_COMMIT").filter(|c| !c.is_empty()) {
         Some(given) => given.to_owned(),
         None => match git(&["rev-parse", "--short=12", "HEAD"]) {
-            Some(head) => match git(&["status", "--porcelain", "--untracked-files=no"]) {
-                Some(changes) if !changes.is_empty() => format!("{head}-dirty"),
-                _ => head,
+            Some(head) => match git(&[
+                "--no-optional-locks",
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+            ]) {
+                Some(changes) if changes.is_empty() => head,
+                _ => format!("{head}-dirty"),
             },
             None => "unknown".into(),
         },

@@ -298,15 +298,27 @@ fn an_apply_records_the_integration_ids_its_refresh_read_and_a_plan_does_not() {
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert_eq!(std::fs::read(env.path(".connctl/state.json")).unwrap(), before);
 
-    // A --refresh=changed apply of one edit records nothing for the others, and keeps the
-    // edited connection's id through its update.
+    // A --refresh=changed apply of one edit reads, and so records, nothing for the others
+    // (sf-b's id, dropped here, stays unknown), and keeps the edited connection's id through
+    // its update.
+    let mut state = env.state();
+    state["connections"]["sf-b"]
+        .as_object_mut()
+        .unwrap()
+        .remove("integrationId");
+    let text = serde_json::to_string_pretty(&state).unwrap();
+    std::fs::write(env.path(".connctl/state.json"), text).unwrap();
     env.write(
         "c.yaml",
         &yaml(&[("sf-a", "WH2"), ("sf-b", "WH"), ("sf-c", "WH")]),
     );
     let out = env.run(&["apply", "--auto-approve", "--refresh=changed", "c.yaml"]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    assert_eq!(recorded_integration_ids(&env), want);
+    let expected: Vec<(String, Option<String>)> = want
+        .iter()
+        .map(|(k, id)| (k.clone(), id.clone().filter(|_| k != "sf-b")))
+        .collect();
+    assert_eq!(recorded_integration_ids(&env), expected);
 }
 
 #[test]

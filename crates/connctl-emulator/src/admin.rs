@@ -229,7 +229,13 @@ pub async fn end_next_jobs(State(st): State<Shared>, body: Bytes) -> ApiResult<J
     let Some(state) = v.get("state").and_then(Value::as_str).filter(|s| !s.is_empty()) else {
         return Err(ApiError::bad_request("state: required string, e.g. failed"));
     };
-    let count = v.get("count").and_then(Value::as_u64).unwrap_or(1);
+    let count = match v.get("count") {
+        None => 1,
+        Some(c) => match c.as_u64() {
+            Some(n @ 1..=10_000) => n,
+            _ => return Err(ApiError::bad_request("count: a number from 1 to 10000")),
+        },
+    };
     let state = state.to_owned();
     st.mutate(|s| {
         let ends = s.job_ends.entry(origin.clone()).or_default();

@@ -18,10 +18,12 @@ pub mod fake;
 /// The Immuta API as the engine uses it. Futures are `Send` so workers can run on any thread.
 pub trait Immuta: Clone + Send + Sync + 'static {
     /// `POST /data/object/search`, every page: the connections Immuta lists. `expected` (how
-    /// many the state records) lets the pages be asked at once.
+    /// many the state records) lets the pages be asked at once, at most `in_flight` of them
+    /// ([`connctl_immuta::pages_at_once`]).
     fn list_connections(
         &self,
         expected: usize,
+        in_flight: usize,
     ) -> impl Future<Output = Result<Vec<ObjectHit>, ApiError>> + Send;
     /// `GET /data/connection/{key}`; `None` on 404.
     fn get_connection(
@@ -89,8 +91,8 @@ pub trait Immuta: Clone + Send + Sync + 'static {
 }
 
 impl Immuta for ImmutaClient {
-    async fn list_connections(&self, expected: usize) -> Result<Vec<ObjectHit>, ApiError> {
-        ImmutaClient::list_connections(self, expected).await
+    async fn list_connections(&self, expected: usize, in_flight: usize) -> Result<Vec<ObjectHit>, ApiError> {
+        ImmutaClient::list_connections(self, expected, in_flight).await
     }
     async fn get_connection(&self, key: &str) -> Result<Option<LiveConnection>, ApiError> {
         ImmutaClient::get_connection(self, key).await

@@ -68,9 +68,11 @@ pub fn select(
         if !in_scope(key) {
             continue;
         }
-        // Unchanged: registered as the YAML still wants it, nothing left half-done.
+        // Unchanged: registered as the YAML still wants it, nothing left half-done, and the
+        // last job followed did its work (a failed update job may have changed nothing).
         let unchanged = s.pending.is_none()
             && s.step == Step::Registered
+            && !s.last_bulk().is_some_and(|b| b.did_not_complete())
             && desired
                 .get(key)
                 .is_some_and(|w| s.applied.as_ref() == Some(&w.fields));
@@ -143,7 +145,9 @@ pub async fn refresh(
     wanted: &BTreeSet<String>,
     parallelism: usize,
 ) -> Result<Live, ApiError> {
-    let hits = client.list_connections(state.connections.len()).await?;
+    let hits = client
+        .list_connections(state.connections.len(), parallelism)
+        .await?;
     let keys: BTreeSet<String> = hits.iter().filter_map(|h| h.key().map(str::to_owned)).collect();
     let to_read = managed(state, wanted.iter().filter(|k| keys.contains(*k)));
     let reads = read_many(client, to_read, parallelism).await?;
@@ -151,9 +155,9 @@ pub async fn refresh(
 }
 
 /// Reads Immuta for a [`Selection`]. With [`Scope::Changed`] the few reads do not wait for the
-/// listing: they run beside it (one slot of `parallelism` is the listing's; its pages, as many
-/// as the state's count needs, up to four, are asked at once), and a key the listing lacks but
-/// a read finds counts as live.
+/// listing: they run beside it (the listing's pages, as many as the state's count needs, up to
+/// four, are asked at once in slots of `parallelism` set aside for them), and a key the listing
+/// lacks but a read finds counts as live.
 ///
 /// The listing is kept because correctness needs it: an added key may already exist in Immuta
 /// (the plan says import, never create over it, and a lost state is refused loudly), and a
@@ -169,8 +173,11 @@ pub async fn refresh_selected(
         return refresh(client, state, &selection.keys, parallelism).await;
     }
     let to_read = managed(state, selection.keys.iter());
-    let reading = read_many(client, to_read, parallelism.saturating_sub(1));
-    let listing = client.list_connections(state.connections.len());
+    // The listing's pages and the reads share `parallelism`.
+    let expected = state.connections.len();
+    let pages = connctl_immuta::pages_at_once(expected, parallelism.saturating_sub(1));
+    let reading = read_many(client, to_read, parallelism.saturating_sub(pages));
+    let listing = client.list_connections(expected, pages);
     let (hits, reads) = tokio::try_join!(listing, reading)?;
     let mut keys: BTreeSet<String> = hits.iter().filter_map(|h| h.key().map(str::to_owned)).collect();
     keys.extend(reads.iter().filter(|(_, r)| r.is_some()).map(|(k, _)| k.clone()));
@@ -474,6 +481,22 @@ mod tests {
         let s = select(Scope::All, &desired, &state, |_| true);
         assert_eq!(s.keys.len(), 7);
         assert_eq!(s.not_read, None);
+    }
+
+    #[test]
+    fn changed_reads_a_connection_whose_last_job_did_not_complete() {
+        let (desired, mut state) = world();
+        for (key, job) in [("same", "failed"), ("interrupted", "completed")] {
+            if let Some(s) = state.connections.get_mut(key) {
+                s.record_bulk("b-1".into(), "update");
+                if let Some(b) = s.bulk_ids.last_mut() {
+                    b.job_state = Some(job.into());
+                }
+            }
+        }
+        let s = select(Scope::Changed, &desired, &state, |_| true);
+        assert!(s.keys.contains("same"), "{:?}", s.keys);
+        assert_eq!(s.not_read, Some(0));
     }
 
     #[test]

@@ -32,7 +32,7 @@ use crate::live::{
 use crate::response::Response;
 use crate::transport::transport_reason;
 
-mod listing;
+pub mod listing;
 mod path;
 pub mod preflight;
 mod send;
@@ -293,7 +293,7 @@ impl ImmutaClient {
     /// callers get the direct children either way.
     pub async fn list_object_children(&self, path: &[String]) -> Result<Vec<ObjectHit>, ApiError> {
         let search = format!("/data/object/search/{}", object_url_path(path)?);
-        let mut hits = self.search_all(&search, "child objects", 0).await?;
+        let mut hits = self.search_all(&search, "child objects", 1).await?;
         hits.retain(|h| h.object_path.len() == path.len() + 1 && h.object_path.starts_with(path));
         Ok(hits)
     }

@@ -15,6 +15,7 @@ mod response;
 mod snowflake;
 mod transport;
 
+pub use client::listing::pages_at_once;
 pub use client::{ClientConfig, ImmutaClient, check_url, object_url_path};
 pub use error::{ApiError, RedirectRefusal};
 pub use live::{

@@ -354,6 +354,12 @@ impl JobState {
         )
     }
 
+    /// The job ended without doing its work: failed, cancelled or expired. A write awaited
+    /// through such a job is not done.
+    pub fn is_unsuccessful(&self) -> bool {
+        matches!(self, JobState::Failed | JobState::Cancelled | JobState::Expired)
+    }
+
     pub fn as_str(&self) -> &str {
         match self {
             JobState::Created => "created",

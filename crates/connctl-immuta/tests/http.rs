@@ -520,14 +520,17 @@ async fn the_listing_accepts_each_envelope_and_pages() {
     for (name, shape) in shapes {
         // 2,500 connections: three pages of 1,000 asked.
         let immuta = tenant(2500, None, shape).await;
-        let hits = client(&immuta.url).list_connections(0).await.unwrap();
+        let hits = client(&immuta.url).list_connections(0, 1).await.unwrap();
         assert_eq!(hits.len(), 2500, "{name}");
         assert_eq!(hits[2499].key(), Some("c2499"), "{name}");
         assert_eq!(immuta.seen().len(), 3, "{name}: pages read");
     }
     // A server with a smaller page than asked, and a count: pages until the count.
     let immuta = tenant(250, Some(100), |p, n| json!({"hits": p, "count": n})).await;
-    assert_eq!(client(&immuta.url).list_connections(0).await.unwrap().len(), 250);
+    assert_eq!(
+        client(&immuta.url).list_connections(0, 1).await.unwrap().len(),
+        250
+    );
     assert_eq!(immuta.seen().len(), 3);
 }
 
@@ -542,7 +545,7 @@ async fn the_listing_deduplicates_and_never_passes_off_a_part_as_the_whole() {
     })
     .await;
     let keys: Vec<String> = client(&immuta.url)
-        .list_connections(0)
+        .list_connections(0, 1)
         .await
         .unwrap()
         .iter()
@@ -556,7 +559,7 @@ async fn the_listing_deduplicates_and_never_passes_off_a_part_as_the_whole() {
         json_answer(StatusCode::OK, json!({"hits": all, "count": 5000}))
     })
     .await;
-    let err = client(&immuta.url).list_connections(0).await.unwrap_err();
+    let err = client(&immuta.url).list_connections(0, 1).await.unwrap_err();
     assert!(err.to_string().contains("stopped at 1000 of the 5000"), "{err}");
     assert_eq!(immuta.seen().len(), 2);
 
@@ -566,12 +569,12 @@ async fn the_listing_deduplicates_and_never_passes_off_a_part_as_the_whole() {
         json_answer(StatusCode::OK, Value::Array(all))
     })
     .await;
-    let err = client(&immuta.url).list_connections(0).await.unwrap_err();
+    let err = client(&immuta.url).list_connections(0, 1).await.unwrap_err();
     assert!(err.to_string().contains("ignore `offset`"), "{err}");
 
     // A count larger than what the pages hold: an error, not a short list.
     let immuta = tenant(30, None, |p, _| json!({"hits": p, "count": 31})).await;
-    let err = client(&immuta.url).list_connections(0).await.unwrap_err();
+    let err = client(&immuta.url).list_connections(0, 1).await.unwrap_err();
     assert!(err.to_string().contains("stopped at 30 of the 31"), "{err}");
 }
 
@@ -619,7 +622,7 @@ async fn the_listing_asks_the_pages_it_expects_at_once() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
-    let hits = client(&url).list_connections(2500).await.unwrap();
+    let hits = client(&url).list_connections(2500, 8).await.unwrap();
     assert_eq!(hits.len(), 2500);
     assert_eq!(hits[2499].key(), Some("c2499"));
 }
@@ -629,7 +632,7 @@ async fn pages_asked_ahead_are_used_only_where_they_fit() {
     // A server with smaller pages than asked: the pages asked ahead (1000, 2000) start past
     // where the listing stands, so they are dropped and it goes on page by page.
     let immuta = tenant(250, Some(100), |p, n| json!({"hits": p, "count": n})).await;
-    let hits = client(&immuta.url).list_connections(2500).await.unwrap();
+    let hits = client(&immuta.url).list_connections(2500, 8).await.unwrap();
     assert_eq!(hits.len(), 250);
     assert_eq!(hits[249].key(), Some("c0249"));
     let mut asked = offsets(&immuta);
@@ -652,7 +655,7 @@ async fn pages_asked_ahead_are_used_only_where_they_fit() {
     })
     .await;
     assert_eq!(
-        client(&immuta.url).list_connections(2000).await.unwrap().len(),
+        client(&immuta.url).list_connections(2000, 8).await.unwrap().len(),
         900
     );
 
@@ -662,7 +665,7 @@ async fn pages_asked_ahead_are_used_only_where_they_fit() {
         json_answer(StatusCode::OK, json!({"hits": all, "count": 5000}))
     })
     .await;
-    let err = client(&immuta.url).list_connections(5000).await.unwrap_err();
+    let err = client(&immuta.url).list_connections(5000, 8).await.unwrap_err();
     assert!(err.to_string().contains("stopped at 1000 of the 5000"), "{err}");
     let mut asked = offsets(&immuta);
     asked.sort_unstable();
@@ -681,7 +684,7 @@ async fn an_unreadable_listing_is_an_error_never_an_empty_tenant() {
     ] {
         let answer = body.clone();
         let immuta = Server::start(move |_, _| json_answer(StatusCode::OK, answer.clone())).await;
-        let err = client(&immuta.url).list_connections(0).await.unwrap_err();
+        let err = client(&immuta.url).list_connections(0, 1).await.unwrap_err();
         assert!(
             matches!(err, ApiError::UnexpectedAnswer { .. }),
             "{body}: {err:?}"
@@ -864,4 +867,60 @@ async fn the_current_user_is_read_only_from_an_answer_that_lists_permissions() {
             "{err}"
         );
     }
+}
+
+#[tokio::test]
+async fn the_pages_at_once_stay_within_the_requests_allowed_and_one_not_needed_holds_nothing_up() {
+    assert_eq!(connctl_immuta::pages_at_once(2500, 8), 3);
+    assert_eq!(connctl_immuta::pages_at_once(2500, 2), 2);
+    assert_eq!(connctl_immuta::pages_at_once(2500, 0), 1);
+    assert_eq!(connctl_immuta::pages_at_once(0, 8), 1);
+    assert_eq!(connctl_immuta::pages_at_once(100_000, 64), 4);
+
+    // One request allowed: the pages go one after another (never two in flight).
+    let now = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let most = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (n, m) = (now.clone(), most.clone());
+    let app = axum::Router::new().fallback(move |req: Request| {
+        let (now, most) = (n.clone(), m.clone());
+        async move {
+            use std::sync::atomic::Ordering::SeqCst;
+            let inside = now.fetch_add(1, SeqCst) + 1;
+            most.fetch_max(inside, SeqCst);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let offset: usize = req
+                .uri()
+                .query()
+                .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("offset=")))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            let page: Vec<Value> = (offset..2500.min(offset + 1000))
+                .map(|i| hit(&format!("c{i:04}")))
+                .collect();
+            now.fetch_sub(1, SeqCst);
+            json_answer(StatusCode::OK, json!({"hits": page, "count": 2500}))
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    assert_eq!(client(&url).list_connections(2500, 1).await.unwrap().len(), 2500);
+    assert_eq!(most.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    // A page asked ahead that never answers, while the first already holds the whole listing:
+    // the listing ends without it (bounded at 20 s here; the hung page would hold 10 minutes).
+    let app = axum::Router::new().fallback(move |req: Request| async move {
+        if req.uri().query().is_some_and(|q| !q.contains("offset=0&")) {
+            tokio::time::sleep(Duration::from_secs(600)).await;
+        }
+        let page: Vec<Value> = (0..900).map(|i| hit(&format!("c{i:04}"))).collect();
+        json_answer(StatusCode::OK, json!({"hits": page, "count": 900}))
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let got = tokio::time::timeout(Duration::from_secs(20), client(&url).list_connections(2000, 8))
+        .await
+        .expect("the listing waited for a page it did not need");
+    assert_eq!(got.unwrap().len(), 900);
 }

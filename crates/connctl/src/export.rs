@@ -29,7 +29,7 @@ pub async fn export(
     }
     let keys: Vec<String> = if keys.is_empty() {
         client
-            .list_connections(0)
+            .list_connections(0, 1)
             .await?
             .iter()
             .filter_map(|h| h.key().map(str::to_owned))

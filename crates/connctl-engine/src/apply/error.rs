@@ -99,11 +99,12 @@ impl ApplyError {
             | ApplyError::NotInYaml { .. }
             | ApplyError::NoIntegration { .. }
             | ApplyError::RegistrationGaveUp { .. } => (None, None),
-            // The write was accepted; only the job that followed it (a crawl) did not finish.
+            // Immuta accepted the request; the job that carries it out did not do its work, so
+            // what it was to change may not have changed.
             ApplyError::JobFailed { bulk_id, .. } => (
                 None,
                 Some(format!(
-                    "the change itself was made; Immuta's job page (GET /jobs?bulkId={bulk_id}) says why its job did not complete. Objects a registration's job did not find: `connctl crawl KEY` once that is fixed"
+                    "Immuta accepted the request but its job did not do the work; GET /jobs?bulkId={bulk_id} (or Immuta's job page) says why. The next plan reads this connection again and shows what is still to do; after a registration, `connctl crawl KEY` looks for the objects its job missed"
                 )),
             ),
             ApplyError::ObjectMissing { key, .. } => (

@@ -207,7 +207,11 @@ fn script(sql: &str) -> Script {
 }
 
 impl Immuta for Fake {
-    async fn list_connections(&self, _expected: usize) -> Result<Vec<ObjectHit>, ApiError> {
+    async fn list_connections(
+        &self,
+        _expected: usize,
+        _in_flight: usize,
+    ) -> Result<Vec<ObjectHit>, ApiError> {
         let fault = self.enter(Call::ListConnections, "");
         let keys: Vec<String> = self.world().connections.keys().cloned().collect();
         answer(fault, Call::ListConnections, || {

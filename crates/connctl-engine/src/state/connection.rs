@@ -167,6 +167,16 @@ pub struct BulkRecord {
     pub job_state: Option<String>,
 }
 
+impl BulkRecord {
+    /// Its job was followed and ended without doing its work (failed, cancelled or expired):
+    /// whatever the write it carries was to change may not have happened.
+    pub fn did_not_complete(&self) -> bool {
+        self.job_state
+            .as_deref()
+            .is_some_and(|s| connctl_immuta::JobState::from(s).is_unsuccessful())
+    }
+}
+
 /// The sha256 of a script executed (never the script: it can hold passwords).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

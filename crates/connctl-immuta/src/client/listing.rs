@@ -10,10 +10,12 @@
 //! that many pages asked at once instead of one after another, so listing 2,000 connections
 //! costs one round trip, not two. A page asked ahead is used only when it starts exactly where
 //! the pages before it ended (each full, nothing dropped as a duplicate); otherwise it is
-//! dropped unread and the listing goes on page by page, as without the hint. A page asked ahead
-//! that was not needed is not read either, so an error it got fails nothing.
+//! dropped unread and the listing goes on page by page, as without the hint. Pages are taken in
+//! order as they arrive; once the listing is complete the rest are dropped (their requests
+//! cancelled), so a page that was not needed neither fails the listing nor holds it up.
 
-use futures_util::future::join_all;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesOrdered;
 use reqwest::Method;
 
 use super::{Call, ImmutaClient};
@@ -30,27 +32,43 @@ const SEARCH_MAX_PAGES: usize = 1000;
 /// flight, and on those wasted when the hint is far above what Immuta holds.
 const PAGES_AHEAD: usize = 4;
 
+/// How many pages a listing of `expected` objects asks at once with at most `in_flight`
+/// requests allowed: what a caller sharing its parallelism sets aside for the listing.
+pub fn pages_at_once(expected: usize, in_flight: usize) -> usize {
+    expected
+        .div_ceil(SEARCH_PAGE)
+        .clamp(1, PAGES_AHEAD.min(in_flight.max(1)))
+}
+
 impl ImmutaClient {
     /// `POST /data/object/search`, every page: the top-level objects, i.e. the connections.
-    /// `expected` is how many the caller expects (0 when it cannot tell): up to
-    /// [`PAGES_AHEAD`] pages covering that many are asked at once.
-    pub async fn list_connections(&self, expected: usize) -> Result<Vec<ObjectHit>, ApiError> {
-        self.search_all("/data/object/search", "connections", expected)
-            .await
+    /// `expected` is how many the caller expects (0 when it cannot tell): the pages covering
+    /// that many are asked at once, [`pages_at_once`] of them with `in_flight` allowed.
+    pub async fn list_connections(
+        &self,
+        expected: usize,
+        in_flight: usize,
+    ) -> Result<Vec<ObjectHit>, ApiError> {
+        let ahead = pages_at_once(expected, in_flight);
+        self.search_all("/data/object/search", "connections", ahead).await
     }
 
     /// Every page of the search at `search` (a path without query): the paging shared by the
-    /// connection and child listings. `what` names the listed things in errors.
+    /// connection and child listings; the first `ahead` pages are asked at once. `what` names
+    /// the listed things in errors.
     pub(super) async fn search_all(
         &self,
         search: &str,
         what: &str,
-        expected: usize,
+        ahead: usize,
     ) -> Result<Vec<ObjectHit>, ApiError> {
         let mut listing = Listing::new(search, what);
-        let ahead = expected.div_ceil(SEARCH_PAGE).clamp(1, PAGES_AHEAD);
-        let first = join_all((0..ahead).map(|i| self.search_page(search, i * SEARCH_PAGE))).await;
-        for (i, page) in first.into_iter().enumerate() {
+        let ahead = ahead.max(1);
+        let mut first: FuturesOrdered<_> = (0..ahead)
+            .map(|i| self.search_page(search, i * SEARCH_PAGE))
+            .collect();
+        let mut i = 0;
+        while let Some(page) = first.next().await {
             // A page asked ahead counts only where the listing stands: a server with smaller
             // pages, or one that repeated a hit, has its next page asked where it really starts.
             // Nor does its error count unless it was needed (a server may refuse an offset past
@@ -61,7 +79,9 @@ impl ImmutaClient {
             if listing.take(page?)? {
                 return Ok(listing.hits);
             }
+            i += 1;
         }
+        drop(first);
         for _ in ahead..SEARCH_MAX_PAGES {
             let page = self.search_page(search, listing.len()).await?;
             if listing.take(page)? {

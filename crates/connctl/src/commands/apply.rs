@@ -149,7 +149,10 @@ pub(super) async fn apply_locked(
         if !planned.learned.is_empty() {
             let store = StateStore::open(loaded, location.clone(), lock);
             record_learned(&store, &planned.learned).await?;
-            store.finish().await?;
+            // As after changes: the record is durable, so only the fold can fail here.
+            if let Err(e) = store.finish().await {
+                tracing::warn!("{e}");
+            }
         }
         if json {
             print!("{}", ApplyReport::no_changes().to_json());
