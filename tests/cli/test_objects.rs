@@ -417,3 +417,71 @@ fn a_new_connections_object_reached_by_a_cascade_is_a_prediction_then_applied() 
     let out = env.run(&["plan", "--detailed-exitcode", "c.yaml"]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
 }
+
+#[test]
+fn an_activation_over_objects_set_by_hand_is_high_risk_and_gated() {
+    let env = env();
+    spec(&env, false, "");
+    let out = env.run(&["apply", "--auto-approve", "--wait", "c.yaml"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // A person turns on a table the YAML does not list: an override below IMMUTA_DB.
+    env.set_object(
+        &["sf-prod", "IMMUTA_DB", "PUBLIC", "CUSTOMERS"],
+        serde_json::json!({"isActive": true}),
+    );
+    let before = object_puts(&env);
+    spec(&env, true, "");
+    let plan = env.run(&["plan", "--detailed-exitcode", "c.yaml"]);
+    assert_eq!(plan.code, 3, "{}\n{}", plan.stdout, plan.stderr);
+    let rows: Vec<&str> = plan
+        .stdout
+        .lines()
+        .filter(|l| l.contains("IMMUTA_DB  ") || l.contains("high-risk"))
+        .map(str::trim)
+        .collect();
+    insta::assert_snapshot!(rows.join("\n"), @"
+    ~ activate   IMMUTA_DB  (cascades to ≥ 3 child object(s) (a search's count))
+    # high-risk: objects below were set differently by hand (hasDescendantsWithOverrides); the cascade overrides them; apply needs --allow-cascade
+    ");
+    let out = env.run(&["apply", "--auto-approve", "c.yaml"]);
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr
+            .contains("refusing a high-risk change of data object(s) sf-prod/IMMUTA_DB"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(object_puts(&env), before, "nothing sent without --allow-cascade");
+}
+
+#[test]
+fn a_databricks_activation_carries_immutas_revoke_warning() {
+    let env = env();
+    env.write(
+        "c.yaml",
+        "version: 1
+connections:
+  - key: dbx-prod
+    technology: Databricks
+    workspaceUrl: dbc-objects.cloud.databricks.com
+    httpPath: /sql/1.0/warehouses/wobjects
+    catalog: immuta_objects
+    auth: { type: token, token: { env: CONNCTL_TEST_DBX_TOKEN } }
+    objects:
+      - path: immuta_objects
+        active: true
+",
+    );
+    let plan = env.snap(&["plan", "c.yaml"]);
+    let rows: Vec<&str> = plan
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("~ activate"))
+        .take_while(|l| !l.is_empty())
+        .collect();
+    insta::assert_snapshot!(rows.join("\n"), @"
+    ~ activate   immuta_objects  (cascades to child count unknown)
+        # active: (unknown) → true (config)
+        # set after the connection's registration job completes (the object exists after its first crawl)
+        # warning: Databricks: Immuta REVOKEs access in Databricks for all Immuta users to each enabled object that has no subscription policy
+    ");
+}
