@@ -120,3 +120,76 @@ fn preflight_with_an_unresolvable_token_names_the_reference() {
           docs: docs/security.md#secrets-are-references (set the variable, file or provider secret that `auth` names)
     ");
 }
+
+/// The status word preflight printed for check `title` of the one connection shown.
+fn verdict<'a>(stdout: &'a str, title: &str) -> &'a str {
+    stdout
+        .lines()
+        .find(|l| l.trim_end().ends_with(title))
+        .map(|l| l.trim_start().split_whitespace().next().unwrap_or_default())
+        .unwrap_or_else(|| panic!("no check `{title}`:\n{stdout}"))
+}
+
+/// A hostile network on each of preflight's Immuta reads (an HTML error page, a cut-off or
+/// non-JSON 200, a reset, every retry of it): the check that read it never passes, and never
+/// fails on what it could not read either: "not checked", except that an Immuta which does not
+/// answer fails its own check.
+#[test]
+fn preflight_never_passes_a_check_whose_answer_it_could_not_read() {
+    const PERMISSION: &str = "the API key's user holds CREATE_DATA_SOURCE and APPLICATION_ADMIN";
+    let cases = [
+        ("GET", "/bim/rpc/user/current", "truncated", PERMISSION, "n/a"),
+        ("GET", "/bim/rpc/user/current", "html502", PERMISSION, "n/a"),
+        (
+            "GET",
+            "/integrations",
+            "nonjson200",
+            "no integration exists on the host",
+            "n/a",
+        ),
+        (
+            "GET",
+            "/integrations",
+            "reset",
+            "Immuta answers and accepts the API key",
+            "FAIL",
+        ),
+        (
+            "POST",
+            "/data/object/search",
+            "html502",
+            "the connection API is available",
+            "n/a",
+        ),
+        (
+            "GET",
+            "/data/connection/sf-prod",
+            "truncated",
+            "the connection key is free",
+            "n/a",
+        ),
+    ];
+    // Each case waits out the client's retries (seconds): they run side by side.
+    std::thread::scope(|scope| {
+        for case in cases {
+            scope.spawn(move || hostile_preflight_case(case));
+        }
+    });
+}
+
+fn hostile_preflight_case((method, path, kind, title, want): (&str, &str, &str, &str, &str)) {
+    let env = env_with(vec![], vec![]);
+    env.admin(
+        "POST",
+        "/_emulator/faults",
+        serde_json::json!({"method": method, "path": path, "kind": kind, "count": 50}),
+    );
+    let out = env.run(&["preflight", "c", "--target", "sf-prod"]);
+    crate::support::assert_no_panic(&format!("{kind} on {method} {path}"), &out.stderr);
+    let got = verdict(&out.stdout, title);
+    assert_eq!(got, want, "{kind} on {method} {path}: `{title}`:\n{}", out.stdout);
+    assert!(
+        !out.stdout.contains(crate::support::API_KEY) && !out.stderr.contains(crate::support::API_KEY),
+        "the API key was printed"
+    );
+}
