@@ -126,7 +126,7 @@ fn verdict<'a>(stdout: &'a str, title: &str) -> &'a str {
     stdout
         .lines()
         .find(|l| l.trim_end().ends_with(title))
-        .map(|l| l.trim_start().split_whitespace().next().unwrap_or_default())
+        .map(|l| l.split_whitespace().next().unwrap_or_default())
         .unwrap_or_else(|| panic!("no check `{title}`:\n{stdout}"))
 }
 
