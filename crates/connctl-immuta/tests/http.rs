@@ -68,11 +68,8 @@ impl Server {
                 handler(&hit, n)
             }
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
         Server {
-            url: format!("http://{addr}"),
+            url: serve(app).await,
             seen: seen.clone(),
         }
     }
@@ -80,6 +77,14 @@ impl Server {
     fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
     }
+}
+
+/// Serves `app` on 127.0.0.1 (a free port) for the rest of the test; its base URL.
+async fn serve(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
 }
 
 fn client(url: &str) -> ImmutaClient {
@@ -619,9 +624,7 @@ async fn the_listing_asks_the_pages_it_expects_at_once() {
             json_answer(StatusCode::OK, json!({"hits": page, "count": 2500}))
         }
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let url = serve(app).await;
     let hits = client(&url).list_connections(2500, 8).await.unwrap();
     assert_eq!(hits.len(), 2500);
     assert_eq!(hits[2499].key(), Some("c2499"));
@@ -901,9 +904,7 @@ async fn the_pages_at_once_stay_within_the_requests_allowed_and_one_not_needed_h
             json_answer(StatusCode::OK, json!({"hits": page, "count": 2500}))
         }
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let url = serve(app).await;
     assert_eq!(client(&url).list_connections(2500, 1).await.unwrap().len(), 2500);
     assert_eq!(most.load(std::sync::atomic::Ordering::SeqCst), 1);
 
@@ -916,9 +917,7 @@ async fn the_pages_at_once_stay_within_the_requests_allowed_and_one_not_needed_h
         let page: Vec<Value> = (0..900).map(|i| hit(&format!("c{i:04}"))).collect();
         json_answer(StatusCode::OK, json!({"hits": page, "count": 900}))
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let url = serve(app).await;
     let got = tokio::time::timeout(Duration::from_secs(20), client(&url).list_connections(2000, 8))
         .await
         .expect("the listing waited for a page it did not need");
