@@ -209,6 +209,9 @@ pub struct LiveIntegration {
     pub id: Option<String>,
     #[serde(default)]
     pub status: Option<String>,
+    /// The technology, as `GET /integrations` names it (`Snowflake`, `Databricks`, …).
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
     #[serde(default)]
     pub config: Map<String, Value>,
     /// Some tenants put `userRolePattern` beside `config`.

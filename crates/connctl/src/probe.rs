@@ -39,15 +39,18 @@ impl ImmutaProbe for Immuta<'_> {
                 .into_iter()
                 .filter_map(|i| {
                     let text = |k: &str| i.config.get(k).and_then(|v| v.as_str()).map(str::to_owned);
-                    // A Databricks integration names its workspace `workspaceUrl`.
-                    let technology = if i.config.contains_key("workspaceUrl") {
-                        Some(Technology::Databricks)
-                    } else {
-                        None
+                    // Its documented `type`; without one, a Databricks integration still names
+                    // its workspace `workspaceUrl`.
+                    let named = i.kind.as_deref().map(Technology::from_name);
+                    let technology = match named {
+                        Some(t) => t,
+                        None if i.config.contains_key("workspaceUrl") => Some(Technology::Databricks),
+                        None => None,
                     };
                     Some(IntegrationSummary {
                         id: i.id?,
                         technology,
+                        other: matches!(named, Some(None)),
                         host: text("host"),
                     })
                 })

@@ -84,12 +84,21 @@ pub(super) async fn immuta_checks(immuta: &dyn ImmutaProbe, tenant: &Tenant, s: 
                     Ok(Some(existing)) => existing.integration_id.as_deref(),
                     _ => None,
                 };
-                match list.iter().find(|i| {
-                    i.technology != Some(Technology::Databricks)
-                        && i.host.as_deref().map(bare) == Some(host.clone())
-                        && Some(i.id.as_str()) != s.integration_id
-                        && Some(i.id.as_str()) != own
-                }) {
+                let others: Vec<&IntegrationSummary> = list
+                    .iter()
+                    .filter(|i| {
+                        i.technology != Some(Technology::Databricks)
+                            && !i.other
+                            && Some(i.id.as_str()) != s.integration_id
+                            && Some(i.id.as_str()) != own
+                    })
+                    .collect();
+                // One that names no host could be on this one: not a pass.
+                let hostless = others.iter().filter(|i| i.host.is_none()).count();
+                match others
+                    .iter()
+                    .find(|i| i.host.as_deref().map(bare) == Some(host.clone()))
+                {
                     Some(i) => fail(
                         format!(
                             "integration {} already exists on {host}; Immuta refuses a connection there (409)",
@@ -98,6 +107,9 @@ pub(super) async fn immuta_checks(immuta: &dyn ImmutaProbe, tenant: &Tenant, s: 
                         None,
                         "docs/preflight.md#immuta (upgrade it to a connection with Immuta's connection upgrade manager, or delete integration first)",
                     ),
+                    None if hostless > 0 => not_checked(format!(
+                        "{hostless} integration(s) in GET /integrations name no host (`config.host`); check in Immuta that none is on {host}"
+                    )),
                     None => Verdict::Pass,
                 }
             }

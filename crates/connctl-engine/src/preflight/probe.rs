@@ -39,7 +39,11 @@ impl std::fmt::Display for ProbeError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IntegrationSummary {
     pub id: String,
+    /// Snowflake or Databricks, when the listing says (its `type`, or a Databricks workspace).
     pub technology: Option<Technology>,
+    /// Its `type` names another technology: it cannot sit on a Snowflake host.
+    pub other: bool,
+    /// `config.host`, where the listing has it.
     pub host: Option<String>,
 }
 

@@ -242,6 +242,7 @@ async fn an_integration_on_the_host_fails_naming_its_id_unless_it_is_ours() {
     f.integrations.push(IntegrationSummary {
         id: "7".into(),
         technology: Some(Technology::Snowflake),
+        other: false,
         host: Some("ACME.snowflakecomputing.com".into()),
     });
     let r = report(&f, SNOWFLAKE, false).await;
@@ -256,6 +257,56 @@ async fn an_integration_on_the_host_fails_naming_its_id_unless_it_is_ours() {
         integration_id: Some("7"),
     }];
     assert!(!run(&f, &f, &ours, 4).await.failed());
+}
+
+/// The verdict of `no-existing-integration` for the Snowflake connection.
+async fn host_check(f: &Fake) -> Verdict {
+    let r = report(f, SNOWFLAKE, false).await;
+    r.connections[0]
+        .checks
+        .iter()
+        .find(|c| c.id == CheckId::NoExistingIntegration)
+        .map(|c| c.verdict.clone())
+        .expect("the host check ran")
+}
+
+fn integration(
+    id: &str,
+    technology: Option<Technology>,
+    other: bool,
+    host: Option<&str>,
+) -> IntegrationSummary {
+    IntegrationSummary {
+        id: id.into(),
+        technology,
+        other,
+        host: host.map(str::to_owned),
+    }
+}
+
+#[tokio::test]
+async fn an_integration_that_names_no_host_leaves_the_host_check_not_checked() {
+    // Another technology's integration, one on another host, a Databricks one: a pass.
+    let mut f = snowflake_fake();
+    f.integrations.push(integration("1", None, true, None));
+    f.integrations.push(integration(
+        "2",
+        Some(Technology::Snowflake),
+        false,
+        Some("other.snowflakecomputing.com"),
+    ));
+    f.integrations
+        .push(integration("3", Some(Technology::Databricks), false, None));
+    assert_eq!(host_check(&f).await, Verdict::Pass);
+    // A Snowflake (or untyped) integration whose host cannot be read might be on this host.
+    for technology in [Some(Technology::Snowflake), None] {
+        let mut f = snowflake_fake();
+        f.integrations.push(integration("4", technology, false, None));
+        match host_check(&f).await {
+            Verdict::NotChecked { why, .. } => assert!(why.contains("1 integration(s)"), "{why}"),
+            other => panic!("{technology:?}: {other:?}"),
+        }
+    }
 }
 
 #[tokio::test]
