@@ -207,7 +207,7 @@ pub fn adopt(
             .connections
             .entry(key.clone())
             .or_insert_with(|| ConnectionState::new(want.technology));
-        entry.applied = Some(want.fields.clone());
+        entry.applied = Some(want.fields.clone().into_owned());
         entry.step = Step::Registered;
         entry.protect = want.protect;
         entry.integration_id = seen.integration_id;
@@ -300,7 +300,7 @@ mod tests {
             .map(|k| {
                 let view = DesiredView {
                     technology: "Snowflake",
-                    fields: fields("WH"),
+                    fields: std::borrow::Cow::Owned(fields("WH")),
                     protect: k == "sf-other",
                 };
                 (k, view)

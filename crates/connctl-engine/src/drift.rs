@@ -16,12 +16,12 @@ pub fn applied<'a>(state: &'a State, only: Option<&BTreeSet<String>>) -> BTreeMa
         .iter()
         .filter(|(k, _)| only.is_none_or(|o| o.contains(*k)))
         .filter_map(|(k, s)| {
-            let fields = s.applied.clone()?;
+            let fields = s.applied.as_ref()?;
             Some((
                 k.clone(),
                 DesiredView {
                     technology: &s.technology,
-                    fields,
+                    fields: std::borrow::Cow::Borrowed(fields),
                     protect: s.protect,
                 },
             ))

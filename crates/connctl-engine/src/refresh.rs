@@ -75,7 +75,7 @@ pub fn select(
             && !s.last_bulk().is_some_and(|b| b.did_not_complete())
             && desired
                 .get(key)
-                .is_some_and(|w| s.applied.as_ref() == Some(&w.fields));
+                .is_some_and(|w| s.applied.as_ref() == Some(&*w.fields));
         if unchanged {
             keys.remove(key);
             not_read += 1;
@@ -433,7 +433,7 @@ mod tests {
         .map(|(k, wh)| {
             let view = DesiredView {
                 technology: "Snowflake",
-                fields: spec(wh),
+                fields: std::borrow::Cow::Owned(spec(wh)),
                 protect: false,
             };
             (k.to_owned(), view)

@@ -44,7 +44,7 @@ fn a_state_written_by_apply_loads_round_trips_and_plans_no_change() {
         .map(|c| {
             let view = DesiredView {
                 technology: c.technology().as_str(),
-                fields: fields[&c.key].clone(),
+                fields: std::borrow::Cow::Borrowed(&fields[&c.key]),
                 protect: c.protect,
             };
             (c.key.clone(), view)

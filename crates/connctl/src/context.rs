@@ -178,7 +178,7 @@ pub fn views(targets: &BTreeMap<String, Target>) -> BTreeMap<String, DesiredView
         .map(|(k, t)| {
             let view = DesiredView {
                 technology: t.connection.technology().as_str(),
-                fields: t.fields.clone(),
+                fields: std::borrow::Cow::Borrowed(&t.fields),
                 protect: t.connection.protect,
             };
             (k.clone(), view)

@@ -30,7 +30,7 @@ fn world(live_warehouse: &str, live_ids: Value, pending: Option<Pending>) -> Pla
         "k".to_owned(),
         DesiredView {
             technology: "Databricks",
-            fields: want,
+            fields: std::borrow::Cow::Owned(want),
             protect: false,
         },
     )]);
@@ -117,7 +117,7 @@ fn a_pending_update_found_complete_is_only_recorded() {
         "k".to_owned(),
         DesiredView {
             technology: "Snowflake",
-            fields: want.clone(),
+            fields: std::borrow::Cow::Owned(want.clone()),
             protect: false,
         },
     )]);
@@ -151,7 +151,7 @@ fn pending_delete(in_yaml: bool, prune: bool) -> Plan {
             "k".to_owned(),
             DesiredView {
                 technology: "Snowflake",
-                fields: fields(&[("warehouse", json!("WH"))]),
+                fields: std::borrow::Cow::Owned(fields(&[("warehouse", json!("WH"))])),
                 protect: false,
             },
         );
@@ -199,7 +199,7 @@ fn a_create_lists_every_attribute_it_sends_secrets_without_a_value() {
         "k".to_owned(),
         DesiredView {
             technology: "Snowflake",
-            fields: want,
+            fields: std::borrow::Cow::Owned(want),
             protect: true,
         },
     )]);

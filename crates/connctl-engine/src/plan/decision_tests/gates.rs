@@ -157,7 +157,7 @@ fn health_problems_are_carried_per_key_and_counted_once() {
         "k".to_owned(),
         DesiredView {
             technology: "Snowflake",
-            fields: base(),
+            fields: std::borrow::Cow::Owned(base()),
             protect: false,
         },
     )]);

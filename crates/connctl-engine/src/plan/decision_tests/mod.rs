@@ -54,7 +54,7 @@ impl Case {
                     "k".to_owned(),
                     DesiredView {
                         technology: self.technology.unwrap_or("Snowflake"),
-                        fields: f.clone(),
+                        fields: std::borrow::Cow::Owned(f.clone()),
                         protect: false,
                     },
                 )
