@@ -70,6 +70,16 @@ fn env() -> TestEnv {
     env
 }
 
+/// A plan's object rows, from the first `~ activate` to the blank line after them.
+fn object_rows(plan: &str) -> String {
+    let rows: Vec<&str> = plan
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("~ activate"))
+        .take_while(|l| !l.is_empty())
+        .collect();
+    rows.join("\n")
+}
+
 fn object_puts(env: &TestEnv) -> usize {
     crate::support::request_log(env)
         .iter()
@@ -396,13 +406,7 @@ fn a_new_connections_object_reached_by_a_cascade_is_a_prediction_then_applied() 
 "
         ),
     );
-    let plan = env.snap(&["plan", "c.yaml"]);
-    let rows: Vec<&str> = plan
-        .lines()
-        .skip_while(|l| !l.trim_start().starts_with("~ activate"))
-        .take_while(|l| !l.is_empty())
-        .collect();
-    insta::assert_snapshot!(rows.join("\n"), @"
+    insta::assert_snapshot!(object_rows(&env.snap(&["plan", "c.yaml"])), @"
     ~ activate   IMMUTA_DB  (cascades to child count unknown)
         # active: (unknown) → true (config)
         # set after the connection's registration job completes (the object exists after its first crawl)
@@ -472,13 +476,7 @@ connections:
         active: true
 ",
     );
-    let plan = env.snap(&["plan", "c.yaml"]);
-    let rows: Vec<&str> = plan
-        .lines()
-        .skip_while(|l| !l.trim_start().starts_with("~ activate"))
-        .take_while(|l| !l.is_empty())
-        .collect();
-    insta::assert_snapshot!(rows.join("\n"), @"
+    insta::assert_snapshot!(object_rows(&env.snap(&["plan", "c.yaml"])), @"
     ~ activate   immuta_objects  (cascades to child count unknown)
         # active: (unknown) → true (config)
         # set after the connection's registration job completes (the object exists after its first crawl)
