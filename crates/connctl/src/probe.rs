@@ -41,7 +41,11 @@ impl ImmutaProbe for Immuta<'_> {
                     let text = |k: &str| i.config.get(k).and_then(|v| v.as_str()).map(str::to_owned);
                     // Its documented `type`; without one, a Databricks integration still names
                     // its workspace `workspaceUrl`.
-                    let named = i.kind.as_deref().map(Technology::from_name);
+                    let named = i.kind.as_deref().map(|kind| {
+                        Technology::ALL
+                            .into_iter()
+                            .find(|t| t.as_str().eq_ignore_ascii_case(kind))
+                    });
                     let technology = match named {
                         Some(t) => t,
                         None if i.config.contains_key("workspaceUrl") => Some(Technology::Databricks),

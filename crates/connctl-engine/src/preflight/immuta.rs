@@ -88,13 +88,13 @@ pub(super) async fn immuta_checks(immuta: &dyn ImmutaProbe, tenant: &Tenant, s: 
                     .iter()
                     .filter(|i| {
                         i.technology != Some(Technology::Databricks)
-                            && !i.other
                             && Some(i.id.as_str()) != s.integration_id
                             && Some(i.id.as_str()) != own
                     })
                     .collect();
-                // One that names no host could be on this one: not a pass.
-                let hostless = others.iter().filter(|i| i.host.is_none()).count();
+                // One that names no host could be on this one (unless its type says it is of
+                // another technology): not a pass.
+                let hostless = others.iter().filter(|i| i.host.is_none() && !i.other).count();
                 match others
                     .iter()
                     .find(|i| i.host.as_deref().map(bare) == Some(host.clone()))

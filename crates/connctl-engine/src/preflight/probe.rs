@@ -41,7 +41,8 @@ pub struct IntegrationSummary {
     pub id: String,
     /// Snowflake or Databricks, when the listing says (its `type`, or a Databricks workspace).
     pub technology: Option<Technology>,
-    /// Its `type` names another technology: it cannot sit on a Snowflake host.
+    /// Its `type` names another technology: without a host, it is not taken for one that
+    /// could sit on a Snowflake host.
     pub other: bool,
     /// `config.host`, where the listing has it.
     pub host: Option<String>,

@@ -298,6 +298,15 @@ async fn an_integration_that_names_no_host_leaves_the_host_check_not_checked() {
     f.integrations
         .push(integration("3", Some(Technology::Databricks), false, None));
     assert_eq!(host_check(&f).await, Verdict::Pass);
+    // Whatever its type says, one on this very host is a conflict.
+    let mut f = snowflake_fake();
+    f.integrations
+        .push(integration("5", None, true, Some("ACME.snowflakecomputing.com")));
+    assert!(
+        matches!(host_check(&f).await, Verdict::Fail { .. }),
+        "{:?}",
+        host_check(&f).await
+    );
     // A Snowflake (or untyped) integration whose host cannot be read might be on this host.
     for technology in [Some(Technology::Snowflake), None] {
         let mut f = snowflake_fake();
